@@ -1,0 +1,55 @@
+"""Datasets by name: a registry of samplers that draw batches on the training device.
+
+Each entry names a builder and the pydantic model of its `[data]` parameters, so a suite's
+`[data]` table is checked against exactly what that dataset accepts.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+from pydantic import BaseModel, ConfigDict
+
+
+class Sampler(Protocol):
+    """Draws `n` samples on its device, from a seeded generator on that same device."""
+
+    shape: tuple[int, ...]  # shape of one sample
+
+    def sample(self, n: int, rng: torch.Generator) -> torch.Tensor: ...
+
+
+class NoParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass(frozen=True)
+class DatasetEntry:
+    build: Callable[..., Sampler]  # build(params, device) -> Sampler
+    params: type[BaseModel]
+
+
+DATASETS: dict[str, DatasetEntry] = {}
+
+
+def register_dataset(
+    name: str, build: Callable[..., Sampler], params: type[BaseModel] = NoParams
+) -> None:
+    if name in DATASETS:
+        raise ValueError(f"dataset {name!r} is registered twice")
+    DATASETS[name] = DatasetEntry(build, params)
+
+
+def dataset_entry(name: str) -> DatasetEntry:
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; known: {', '.join(sorted(DATASETS))}")
+    return DATASETS[name]
+
+
+def build_sampler(name: str, params: dict, device: torch.device) -> Sampler:
+    entry = dataset_entry(name)
+    return entry.build(entry.params(**params), device)
+
+
+from harness.data import toy  # noqa: E402,F401  (registers the toy sets)

@@ -1,0 +1,42 @@
+"""The toy networks of gan_toy.py: three hidden ReLU layers of `width` in G and in D."""
+
+import math
+
+from torch import Tensor, nn
+
+from harness.models import register_architecture
+
+
+def relu_mlp(d_in: int, width: int, d_out: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Linear(d_in, width), nn.ReLU(),
+        nn.Linear(width, width), nn.ReLU(),
+        nn.Linear(width, width), nn.ReLU(),
+        nn.Linear(width, d_out),
+    )  # fmt: skip
+
+
+class MlpGenerator(nn.Module):
+    def __init__(self, z_dim: int, width: int, sample_shape: tuple[int, ...]):
+        super().__init__()
+        self.z_dim, self.sample_shape = z_dim, sample_shape
+        self.net = relu_mlp(z_dim, width, math.prod(sample_shape))
+
+    def forward(self, z: Tensor) -> Tensor:
+        return self.net(z).view(-1, *self.sample_shape)
+
+
+class MlpCritic(nn.Module):
+    def __init__(self, width: int, sample_shape: tuple[int, ...]):
+        super().__init__()
+        self.net = relu_mlp(math.prod(sample_shape), width, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x.flatten(1)).squeeze(1)
+
+
+def build_mlp(spec, sample_shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:  # type: ignore[no-untyped-def]
+    return MlpGenerator(spec.z_dim, spec.width, sample_shape), MlpCritic(spec.width, sample_shape)
+
+
+register_architecture("mlp", build_mlp)

@@ -1,0 +1,144 @@
+"""The games: one small class per objective, the losses and the divergence estimate of each.
+
+The training loop calls these and never branches on an objective's name (REFERENCE.md, Objectives).
+"""
+
+import math
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+class Objective:
+    """Base: losses from the critic's raw scores (logits for `gan`), no penalty, no clipping."""
+
+    name: ClassVar[str]
+    params: ClassVar[tuple[str, ...]] = ()  # RunSpec fields this objective reads
+
+    def critic_loss(self, real_scores: Tensor, fake_scores: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def generator_loss(self, fake_scores: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def divergence_estimate(self, real_scores: Tensor, fake_scores: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def penalty(
+        self, critic: nn.Module, real: Tensor, fake: Tensor, rng: torch.Generator
+    ) -> Tensor | None:
+        """An extra critic-loss term that needs the critic itself; None when there is none."""
+        return None
+
+    def after_critic_step(self, critic: nn.Module) -> Tensor | None:
+        """Runs after each critic update; returns a per-step statistic to record, if any."""
+        return None
+
+
+class Gan(Objective):
+    """Goodfellow et al. 2014; the critic is a discriminator whose score is a logit."""
+
+    name = "gan"
+    params = ("variant",)
+
+    def __init__(self, variant: str = "non-saturating"):
+        if variant not in ("minimax", "non-saturating"):
+            raise ValueError(f"unknown gan variant {variant!r}")
+        self.variant = variant
+
+    def critic_loss(self, real_scores: Tensor, fake_scores: Tensor) -> Tensor:
+        # -E log D(x) - E log(1 - D(G(z))), with D = sigmoid(score), in the stable softplus form.
+        return F.softplus(-real_scores).mean() + F.softplus(fake_scores).mean()
+
+    def generator_loss(self, fake_scores: Tensor) -> Tensor:
+        if self.variant == "minimax":
+            return -F.softplus(fake_scores).mean()  # E log(1 - D(G(z)))
+        return F.softplus(-fake_scores).mean()  # -E log D(G(z))
+
+    def divergence_estimate(self, real_scores: Tensor, fake_scores: Tensor) -> Tensor:
+        # 1/2 (E log D(x) + E log(1 - D(G(z)))) + log 2: a lower bound on JS, at most log 2.
+        return math.log(2.0) - 0.5 * self.critic_loss(real_scores, fake_scores)
+
+
+class Wgan(Objective):
+    """Arjovsky et al. 2017: a critic kept Lipschitz by clamping every weight to [-clip, clip]."""
+
+    name = "wgan"
+    params = ("clip",)
+
+    def __init__(self, clip: float):
+        self.clip = clip
+
+    def critic_loss(self, real_scores: Tensor, fake_scores: Tensor) -> Tensor:
+        return fake_scores.mean() - real_scores.mean()
+
+    def generator_loss(self, fake_scores: Tensor) -> Tensor:
+        return -fake_scores.mean()
+
+    def divergence_estimate(self, real_scores: Tensor, fake_scores: Tensor) -> Tensor:
+        return real_scores.mean() - fake_scores.mean()
+
+    @torch.no_grad()
+    def after_critic_step(self, critic: nn.Module) -> Tensor:
+        """Clamp, and return the share of weights sitting at +-clip (saturation of the clip)."""
+        at_bound = torch.zeros((), device=next(critic.parameters()).device)
+        total = 0
+        for p in critic.parameters():
+            p.clamp_(-self.clip, self.clip)
+            at_bound += (p.abs() >= self.clip).sum()
+            total += p.numel()
+        return at_bound / total
+
+
+class WganGp(Wgan):
+    """Gulrajani et al. 2017: the Lipschitz constraint as a penalty on the gradient at x_hat."""
+
+    name = "wgan-gp"
+    params = ("gp_lambda",)
+
+    def __init__(self, gp_lambda: float):
+        self.gp_lambda = gp_lambda
+
+    def penalty(
+        self, critic: nn.Module, real: Tensor, fake: Tensor, rng: torch.Generator
+    ) -> Tensor:
+        """lambda E (||grad f(x_hat)||_2 - 1)^2, x_hat = eps x + (1 - eps) G(z), eps ~ U[0, 1]."""
+        eps_shape = (real.shape[0],) + (1,) * (real.dim() - 1)
+        eps = torch.rand(eps_shape, generator=rng, device=real.device, dtype=real.dtype)
+        x_hat = (eps * real.detach() + (1 - eps) * fake.detach()).requires_grad_(True)
+        (grad,) = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)
+        norms = grad.flatten(1).norm(dim=1)
+        return self.gp_lambda * ((norms - 1) ** 2).mean()
+
+    def after_critic_step(self, critic: nn.Module) -> None:
+        return None
+
+
+OBJECTIVES: dict[str, type[Objective]] = {}
+
+
+def register_objective(cls: type[Objective]) -> type[Objective]:
+    if cls.name in OBJECTIVES:
+        raise ValueError(f"objective {cls.name!r} is registered twice")
+    OBJECTIVES[cls.name] = cls
+    return cls
+
+
+for _cls in (Gan, Wgan, WganGp):
+    register_objective(_cls)
+
+
+def objective_params() -> dict[str, tuple[str, ...]]:
+    """Objective name -> the RunSpec fields only it reads (suite validation uses this)."""
+    return {name: cls.params for name, cls in OBJECTIVES.items()}
+
+
+def build_objective(name: str, settings: Mapping[str, Any]) -> Objective:
+    """The objective `name`, given the settings it reads (`params`) from a RunSpec's fields."""
+    if name not in OBJECTIVES:
+        raise ValueError(f"unknown objective {name!r}; known: {', '.join(OBJECTIVES)}")
+    cls = OBJECTIVES[name]
+    return cls(**{k: settings[k] for k in cls.params if settings.get(k) is not None})

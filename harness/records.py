@@ -1,0 +1,117 @@
+"""The run folder: the only code that reads or writes a run's files (DESIGN.md, Run folder).
+
+Every write goes to a temporary file first and is renamed into place, so a killed process
+leaves either the old file or the new one, never a torn one.
+"""
+
+import json
+import os
+import platform
+import shutil
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+TERMINAL_STATES = ("done", "diverged")  # a rerun skips these; "running" and "failed" resume
+
+
+def _atomic(path: Path, write: Any) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def versions() -> dict[str, str]:
+    names = ["harness", "torch", "pot", "numpy", "pandas"]
+    found = {n: metadata.version(n) for n in names if _installed(n)}
+    return {"python": platform.python_version(), **found}
+
+
+def _installed(name: str) -> bool:
+    try:
+        metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return False
+    return True
+
+
+class RunFolder:
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.spec_path = self.path / "spec.json"
+        self.status_path = self.path / "status.json"
+        self.steps_path = self.path / "steps.parquet"
+        self.evals_path = self.path / "evals.parquet"
+        self.samples_dir = self.path / "samples"
+        self.checkpoint_path = self.path / "checkpoint.pt"
+
+    def create(self) -> None:
+        self.samples_dir.mkdir(parents=True, exist_ok=True)
+
+    def clear(self) -> None:
+        """Forget everything of this run (`--force`)."""
+        if self.path.exists():
+            shutil.rmtree(self.path)
+
+    # --- spec and status -------------------------------------------------------------------
+
+    def write_spec(self, spec: dict[str, Any]) -> None:
+        _atomic(self.spec_path, lambda p: p.write_text(json.dumps(spec, indent=2) + "\n"))
+
+    def read_spec(self) -> dict[str, Any] | None:
+        return json.loads(self.spec_path.read_text()) if self.spec_path.exists() else None
+
+    def read_status(self) -> dict[str, Any] | None:
+        if not self.status_path.exists():
+            return None
+        return json.loads(self.status_path.read_text())
+
+    def write_status(self, **fields: Any) -> dict[str, Any]:
+        """Merge `fields` into status.json, stamping the time and the package versions."""
+        status = self.read_status() or {"versions": versions()}
+        status.update(fields, updated_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+        text = json.dumps(status, indent=2) + "\n"
+        _atomic(self.status_path, lambda p: p.write_text(text))
+        return status
+
+    # --- tables ------------------------------------------------------------------------------
+
+    def read_steps(self) -> pd.DataFrame | None:
+        return pd.read_parquet(self.steps_path) if self.steps_path.exists() else None
+
+    def read_evals(self) -> pd.DataFrame | None:
+        return pd.read_parquet(self.evals_path) if self.evals_path.exists() else None
+
+    def write_steps(self, frame: pd.DataFrame) -> None:
+        _atomic(self.steps_path, lambda p: frame.to_parquet(p, index=False))
+
+    def write_evals(self, frame: pd.DataFrame) -> None:
+        _atomic(self.evals_path, lambda p: frame.to_parquet(p, index=False))
+
+    # --- samples and checkpoint --------------------------------------------------------------
+
+    def sample_path(self, step: int, suffix: str) -> Path:
+        return self.samples_dir / f"step_{step:07d}{suffix}"
+
+    def save_samples(self, step: int, **arrays: np.ndarray) -> Path:
+        def write(tmp: Path) -> None:
+            with tmp.open("wb") as f:
+                np.savez_compressed(f, **arrays)
+
+        path = self.sample_path(step, ".npz")
+        _atomic(path, write)
+        return path
+
+    def save_checkpoint(self, state: dict[str, Any]) -> None:
+        _atomic(self.checkpoint_path, lambda p: torch.save(state, p))
+
+    def load_checkpoint(self, device: torch.device) -> dict[str, Any] | None:
+        if not self.checkpoint_path.exists():
+            return None
+        # weights_only: a results folder is data, never code (DESIGN.md, Conventions).
+        return torch.load(self.checkpoint_path, map_location=device, weights_only=True)

@@ -1,0 +1,101 @@
+"""A whole suite: each run in turn, finished ones skipped, unfinished ones resumed.
+
+One run failing (an exception) or diverging (NaN) is recorded in its folder; the suite goes on.
+"""
+
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from harness.errors import UserError
+from harness.records import TERMINAL_STATES, RunFolder
+from harness.suite import RunSpec, Suite
+from harness.train import resolve_device, train
+
+
+@dataclass
+class RunResult:
+    spec: RunSpec
+    folder: Path
+    state: str  # done | diverged | failed | skipped (finished earlier)
+    step: int
+    wall_time: float | None
+    final: dict[str, float]
+
+
+def suite_folder(results: Path, suite: Suite) -> Path:
+    return Path(results) / suite.name
+
+
+def pick_device(requested: str) -> torch.device:
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise UserError("device 'cuda' was asked for but no CUDA GPU is visible; use --device cpu")
+    return resolve_device(requested)
+
+
+def run_suite(
+    suite: Suite, results: Path, device_name: str | None = None, force: bool = False,
+    quiet: bool = False,
+) -> list[RunResult]:  # fmt: skip
+    results = Path(results)
+    if results.exists() and not results.is_dir():
+        raise UserError(f"--results {results}: is a file, not a folder")
+    device = pick_device(device_name or suite.device)
+    say = (lambda _msg: None) if quiet else tqdm.write
+    out: list[RunResult] = []
+    for k, spec in enumerate(suite.runs, 1):
+        folder = RunFolder(suite_folder(results, suite) / spec.run_id)
+        head = f"[{k}/{len(suite.runs)}] {spec.name} seed {spec.seed} ({spec.run_id})"
+        if force:
+            folder.clear()
+        status = folder.read_status() or {}
+        if status.get("state") in TERMINAL_STATES:
+            say(f"{head}: {status['state']} earlier, skipped")
+            out.append(_finished(spec, folder, status))
+            continue
+        folder.create()
+        folder.write_spec(spec.model_dump(mode="json") | {"run_id": spec.run_id})
+        bar = tqdm(total=spec.steps, initial=int(status.get("step", 0)), desc=head, unit="step",
+                   disable=quiet, leave=False, dynamic_ncols=True)  # fmt: skip
+
+        def progress(step: int, latest: dict[str, float], bar: tqdm = bar) -> None:
+            bar.update(step - bar.n)
+            bar.set_postfix({k: f"{v:.4f}" for k, v in latest.items()}, refresh=False)
+
+        try:
+            outcome = train(spec, folder, device, progress)
+        except UserError:
+            bar.close()
+            raise
+        except Exception as exc:  # a bug or a crash in one run must not end the suite
+            bar.close()
+            folder.write_status(state="failed", error=f"{type(exc).__name__}: {exc}",
+                                traceback=traceback.format_exc())  # fmt: skip
+            say(f"{head}: failed: {type(exc).__name__}: {exc}")
+            out.append(RunResult(spec, folder.path, "failed", 0, None, {}))
+            continue
+        bar.close()
+        result = RunResult(spec, folder.path, outcome.state, outcome.step, outcome.wall_time,
+                           outcome.final)  # fmt: skip
+        say(f"{head}: {describe(result)}")
+        out.append(result)
+    return out
+
+
+def _finished(spec: RunSpec, folder: RunFolder, status: dict) -> RunResult:  # type: ignore[type-arg]
+    evals = folder.read_evals()
+    final = {} if evals is None or evals.empty else evals.iloc[-1].to_dict()
+    return RunResult(spec, folder.path, "skipped", int(status.get("step", 0)),
+                     status.get("wall_time"), final)  # fmt: skip
+
+
+def describe(result: RunResult) -> str:
+    parts = [f"{result.state} at step {result.step}"]
+    if "exact_w1" in result.final:
+        parts.append(f"exact W1 {result.final['exact_w1']:.4f} (floor {result.final['floor_w1']:.4f})")
+    if result.wall_time is not None:
+        parts.append(f"{result.wall_time:.1f} s")
+    return ", ".join(parts)

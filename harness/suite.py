@@ -1,0 +1,312 @@
+"""Suite files: TOML read with tomllib, checked with pydantic, expanded into frozen RunSpecs.
+
+Every mistake becomes one line `<file>: <key path>: <what is wrong>`, raised as a SuiteError.
+"""
+
+import hashlib
+import itertools
+import json
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
+
+from harness.data import dataset_entry
+from harness.errors import SuiteError
+from harness.models import ARCHITECTURES
+from harness.objectives import OBJECTIVES, objective_params
+
+
+def _safe_name(value: str) -> str:
+    # Names become folder names and page text: letters, digits and - _ . + only, no "..".
+    ok = value and value[0].isalnum() and all(c.isalnum() or c in "-_.+" for c in value)
+    if not ok or ".." in value or not value.isascii():
+        raise ValueError("use letters, digits and - _ . + only, starting with a letter or digit")
+    return value
+
+
+def _known(registry: dict[str, Any], what: str):  # type: ignore[no-untyped-def]
+    def check(value: str) -> str:
+        if value not in registry:
+            raise ValueError(f"unknown {what} {value!r}; known: {', '.join(sorted(registry))}")
+        return value
+
+    return check
+
+
+Name = Annotated[str, Field(max_length=80), AfterValidator(_safe_name)]
+ObjectiveName = Annotated[str, AfterValidator(_known(OBJECTIVES, "objective"))]
+ArchitectureName = Annotated[str, AfterValidator(_known(ARCHITECTURES, "architecture"))]
+Positive = Annotated[float, Field(gt=0)]
+PositiveInt = Annotated[int, Field(gt=0)]
+Beta = Annotated[float, Field(ge=0, lt=1)]
+
+
+class RunFields(BaseModel):
+    """The settings of a run, each optional: what `[defaults]`, a `[[run]]` or a grid may set."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    objective: ObjectiveName | None = None
+    variant: Literal["minimax", "non-saturating"] | None = None  # gan
+    clip: Positive | None = None  # wgan
+    gp_lambda: Positive | None = None  # wgan-gp
+    n_critic: PositiveInt | None = None
+    critic_schedule: Literal["constant", "burst"] | None = None
+    optimizer: Literal["adam", "rmsprop"] | None = None
+    lr: Positive | None = None
+    betas: tuple[Beta, Beta] | None = None  # adam
+    batch_size: PositiveInt | None = None
+    steps: PositiveInt | None = None
+    architecture: ArchitectureName | None = None
+    width: PositiveInt | None = None
+    z_dim: PositiveInt | None = None
+    eval_every: PositiveInt | None = None
+    eval_samples: Annotated[int, Field(ge=2)] | None = None
+
+
+FALLBACKS: dict[str, Any] = {
+    "variant": "non-saturating",  # what practice uses (Goodfellow 2014, section 3)
+    "critic_schedule": "constant",
+    "eval_samples": 1024,
+}
+"""Used where neither [defaults] nor the run says; every other setting must be given."""
+
+
+class RunSpec(BaseModel):
+    """Everything one training run depends on. Its content hash (without the name) is its id."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    seed: int
+    data: dict[str, Any]  # {"name": ..., **params}, as in the suite's [data]
+    objective: str
+    variant: str | None = None
+    clip: float | None = None
+    gp_lambda: float | None = None
+    n_critic: int
+    critic_schedule: Literal["constant", "burst"]
+    optimizer: Literal["adam", "rmsprop"]
+    lr: float
+    betas: tuple[float, float] | None = None
+    batch_size: int
+    steps: int
+    architecture: str
+    width: int
+    z_dim: int
+    eval_every: int | None = None
+    eval_samples: int
+
+    @model_validator(mode="after")
+    def _objective_needs(self) -> "RunSpec":
+        for key in objective_params()[self.objective]:
+            if getattr(self, key) is None:
+                raise ValueError(f"objective {self.objective!r} needs {key}")
+        if self.optimizer == "adam" and self.betas is None:
+            raise ValueError("optimizer 'adam' needs betas")
+        return self
+
+    @property
+    def run_id(self) -> str:
+        content = json.dumps(self.model_dump(mode="json", exclude={"name"}), sort_keys=True)
+        return hashlib.sha256(content.encode()).hexdigest()[:12]
+
+    def eval_steps(self) -> list[int]:
+        """Step 0 (the untrained generator), every `eval_every` steps, and the last step."""
+        every = self.eval_every or self.steps
+        return sorted({0, *range(every, self.steps, every), self.steps})
+
+    def summary(self) -> str:
+        """The settings a reader scans for, in one short line."""
+        parts = [f"n_critic={self.n_critic}"]
+        parts += [f"{k}={getattr(self, k)}" for k in objective_params()[self.objective]]
+        parts.append(f"{self.optimizer} lr={self.lr:g}")
+        if self.betas:
+            parts.append(f"betas=({self.betas[0]:g}, {self.betas[1]:g})")
+        parts += [f"batch={self.batch_size}", f"steps={self.steps}"]
+        return " ".join(parts)
+
+
+class RunTable(RunFields):
+    name: Name | None = None
+    grid: dict[str, list[Any]] | None = None
+
+
+class SuiteTable(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: Name
+    description: str = ""
+    seeds: list[int] = Field(default=[0], min_length=1)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+
+class SuiteFile(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    suite: SuiteTable
+    data: dict[str, Any]
+    defaults: RunFields = RunFields()
+    run: list[RunTable] = Field(min_length=1)
+
+
+@dataclass(frozen=True)
+class Suite:
+    path: Path
+    name: str
+    description: str
+    device: str
+    runs: list[RunSpec]
+
+
+def _key_path(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _message(err: dict[str, Any]) -> str:
+    kind, ctx = err["type"], err.get("ctx", {})
+    if kind == "missing":
+        return "missing"
+    if kind == "extra_forbidden":
+        return "unknown key"
+    if kind == "greater_than":
+        text = f"must be > {ctx['gt']}"
+    elif kind == "greater_than_equal":
+        text = f"must be >= {ctx['ge']}"
+    elif kind == "less_than":
+        text = f"must be < {ctx['lt']}"
+    else:
+        text = err["msg"].removeprefix("Value error, ")
+        text = text[0].lower() + text[1:]
+    return f"{text} (got {err['input']!r})" if "input" in err and kind != "value_error" else text
+
+
+def _errors(path: Path, exc: ValidationError, prefix: tuple[Any, ...] = ()) -> SuiteError:
+    return SuiteError(
+        [f"{path}: {_key_path(prefix + tuple(e['loc'])) or '(top)'}: {_message(e)}" for e in exc.errors()]  # type: ignore[arg-type]
+    )
+
+
+def _validate_data(path: Path, table: dict[str, Any]) -> dict[str, Any]:
+    params = dict(table)
+    name = params.pop("name", None)
+    if not isinstance(name, str):
+        raise SuiteError([f"{path}: data.name: missing (a dataset name such as '8gaussians')"])
+    try:
+        entry = dataset_entry(name)
+    except ValueError as exc:
+        raise SuiteError([f"{path}: data.name: {exc}"]) from None
+    try:
+        checked = entry.params(**params)
+    except ValidationError as exc:
+        raise _errors(path, exc, ("data",)) from None
+    return {"name": name, **checked.model_dump(mode="json")}
+
+
+def _validate_grid(path: Path, i: int, grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
+    """The cartesian product of the grid's lists, each value checked like a run field."""
+    errors: list[str] = []
+    for key, values in grid.items():
+        where = f"{path}: run[{i}].grid.{key}"
+        if key not in RunFields.model_fields:
+            errors.append(f"{where}: unknown key")
+        elif not values:
+            errors.append(f"{where}: empty list")
+        for j, value in enumerate(values if key in RunFields.model_fields else []):
+            try:
+                RunFields.model_validate({key: value})
+            except ValidationError as exc:
+                errors += [f"{where}[{j}]: {_message(e)}" for e in exc.errors()]  # type: ignore[arg-type]
+    if errors:
+        raise SuiteError(errors)
+    keys = list(grid)
+    return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*grid.values())]
+
+
+def _expand_run(
+    path: Path, i: int, table: RunTable, defaults: RunFields, data: dict[str, Any], seeds: list[int]
+) -> list[RunSpec]:
+    run_fields = table.model_dump(exclude_none=True, exclude={"name", "grid"})
+    specs = []
+    for point in _validate_grid(path, i, table.grid or {}):
+        chosen = {**run_fields, **point}  # what this run says itself: must all apply
+        merged = {**FALLBACKS, **defaults.model_dump(exclude_none=True), **chosen}
+        objective = merged.get("objective")
+        if objective is None:
+            raise SuiteError([f"{path}: run[{i}].objective: missing"])
+        not_read = {p for ps in objective_params().values() for p in ps} - set(
+            objective_params()[objective]
+        )
+        if merged.get("optimizer") != "adam":
+            not_read.add("betas")
+        for key in sorted(not_read & chosen.keys()):
+            why = "used only with optimizer 'adam'" if key == "betas" else (
+                f"not used by objective {objective!r}")
+            raise SuiteError([f"{path}: run[{i}].{key}: {why}"])
+        for key in not_read:  # set in [defaults] for other runs: harmless here
+            merged.pop(key, None)
+        label = table.name or objective
+        if point:
+            label += "[" + ",".join(f"{k}={v}" for k, v in point.items()) + "]"
+        for seed in seeds:
+            try:
+                specs.append(RunSpec(name=label, seed=seed, data=data, **merged))
+            except ValidationError as exc:
+                lines = [
+                    f"{path}: run[{i}]{'.' + '.'.join(map(str, e['loc'])) if e['loc'] else ''}: "
+                    + (_message(e) + " (set it in [defaults] or in this run)" if e["type"] == "missing" else _message(e))  # type: ignore[arg-type]
+                    for e in exc.errors()
+                ]
+                raise SuiteError(lines) from None
+    return specs
+
+
+def load_suite(path: str | Path) -> Suite:
+    """Read, check and expand a suite file; raise SuiteError with one line per problem."""
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise SuiteError([f"{path}: no such file"]) from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise SuiteError([f"{path}: not valid TOML: {exc}"]) from None
+    try:
+        suite_file = SuiteFile.model_validate(raw)
+    except ValidationError as exc:
+        raise _errors(path, exc) from None
+    if len(set(suite_file.suite.seeds)) != len(suite_file.suite.seeds):
+        raise SuiteError([f"{path}: suite.seeds: a seed is listed twice"])
+    data = _validate_data(path, suite_file.data)
+
+    runs: list[RunSpec] = []
+    seen_names: dict[str, int] = {}
+    for i, table in enumerate(suite_file.run):
+        label = table.name or table.objective or suite_file.defaults.objective or ""
+        if label in seen_names:
+            raise SuiteError([f"{path}: run[{i}].name: {label!r} is taken by "
+                              f"run[{seen_names[label]}]; give each run its own name"])  # fmt: skip
+        seen_names[label] = i
+        runs += _expand_run(path, i, table, suite_file.defaults, data, suite_file.suite.seeds)
+
+    by_id: dict[str, RunSpec] = {}
+    for spec in runs:
+        if spec.run_id in by_id:
+            twin = by_id[spec.run_id]
+            raise SuiteError([f"{path}: run {spec.name!r} (seed {spec.seed}) has the same "
+                              f"settings as {twin.name!r}: nothing would differ"])  # fmt: skip
+        by_id[spec.run_id] = spec
+    s = suite_file.suite
+    return Suite(path=path, name=s.name, description=s.description, device=s.device, runs=runs)

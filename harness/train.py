@@ -1,0 +1,205 @@
+"""One training run, top to bottom: the file to open to see exactly what one step does.
+
+Per generator step: n_critic critic updates, one generator update, one row of records kept on
+the device; records are pulled to the host only every LOG_EVERY steps and at evals.
+"""
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+
+from harness.data import build_sampler
+from harness.evaluate import evaluate
+from harness.models import build_models
+from harness.objectives import build_objective
+from harness.records import RunFolder
+from harness.suite import RunSpec
+
+LOG_EVERY = 25  # steps between host syncs: progress, NaN checks
+STEP_COLUMNS = [  # recorded on the device, in this order, once per generator step
+    "critic_loss",  # the last critic update's loss, penalty included (what was minimised)
+    "generator_loss",
+    "divergence_estimate",  # mean over this step's critic updates
+    "divergence_estimate_last",  # after the last critic update's forward pass
+    "gradient_penalty",  # NaN where the objective has none
+    "grad_norm_real",  # mean ||grad_x f(x)|| over the batch's real points (raw score f)
+    "grad_norm_fake",  # the same at generated points
+    "clip_saturation",  # share of critic weights at +-clip (wgan), else NaN
+]
+MUST_BE_FINITE = ["critic_loss", "generator_loss"]
+
+Progress = Callable[[int, dict[str, float]], None]  # (step, latest values) -> None
+
+
+@dataclass
+class Outcome:
+    state: str  # done | diverged
+    step: int
+    wall_time: float
+    final: dict[str, float]  # the last evals row (empty if none)
+
+
+def n_critic_at(spec: RunSpec, step: int) -> int:
+    """Critic updates before generator step `step` (1-based).
+
+    `burst` is the WGAN code's schedule: 100 for the first 25 generator steps and every 500th.
+    """
+    gen_iterations = step - 1
+    if spec.critic_schedule == "burst" and (gen_iterations < 25 or gen_iterations % 500 == 0):
+        return 100
+    return spec.n_critic
+
+
+def make_optimizer(spec: RunSpec, params, device: torch.device) -> torch.optim.Optimizer:  # type: ignore[no-untyped-def]
+    if spec.optimizer == "adam":
+        assert spec.betas is not None
+        # fused: one kernel per step over all parameters, on the CPU as on CUDA
+        return torch.optim.Adam(params, lr=spec.lr, betas=spec.betas, fused=True)
+    return torch.optim.RMSprop(params, lr=spec.lr)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def train(
+    spec: RunSpec, folder: RunFolder, device: torch.device, progress: Progress | None = None
+) -> Outcome:
+    torch.manual_seed(spec.seed)  # model initialisation
+    data = build_sampler(spec.data["name"], {k: v for k, v in spec.data.items() if k != "name"}, device)
+    generator, critic = (m.to(device) for m in build_models(spec, data.shape))
+    objective = build_objective(spec.objective, spec.model_dump())
+    opt_g = make_optimizer(spec, generator.parameters(), device)
+    opt_d = make_optimizer(spec, critic.parameters(), device)
+    rng = torch.Generator(device).manual_seed(spec.seed)  # batches, noise, penalty mixing
+    nan = torch.tensor(float("nan"), device=device)
+    B, eval_steps = spec.batch_size, set(spec.eval_steps())
+
+    # --- resume from the last checkpoint; records past it are dropped and redone ---------------
+    steps_frame = pd.DataFrame()
+    evals_frame = pd.DataFrame()
+    start, elapsed = 0, 0.0
+    checkpoint = folder.load_checkpoint(device)
+    if checkpoint is not None:
+        generator.load_state_dict(checkpoint["generator"])
+        critic.load_state_dict(checkpoint["critic"])
+        opt_g.load_state_dict(checkpoint["opt_g"])
+        opt_d.load_state_dict(checkpoint["opt_d"])
+        rng.set_state(checkpoint["rng"].cpu())
+        start, elapsed = int(checkpoint["step"]), float(checkpoint["wall_time"])
+        for frame_name in ("steps", "evals"):
+            old = getattr(folder, f"read_{frame_name}")()
+            kept = old[old["step"] <= start] if old is not None else pd.DataFrame()
+            if frame_name == "steps":
+                steps_frame = kept
+            else:
+                evals_frame = kept
+    folder.write_status(state="running", step=start, device=str(device), steps=spec.steps)
+    clock = time.perf_counter() - elapsed  # wall_time = time.perf_counter() - clock
+
+    def run_eval(step: int) -> None:
+        nonlocal evals_frame
+        row = evaluate(step, seed=spec.seed, n=spec.eval_samples, z_dim=spec.z_dim, data=data,
+                       generator=generator, critic=critic, objective=objective, folder=folder,
+                       device=device)  # fmt: skip
+        row["wall_time"] = time.perf_counter() - clock
+        evals_frame = pd.concat([evals_frame, pd.DataFrame([row])], ignore_index=True)
+        # Tables first, then the checkpoint: a kill in between leaves tables ahead of the
+        # checkpoint, which resume trims; never a checkpoint ahead of its tables.
+        folder.write_steps(steps_frame)
+        folder.write_evals(evals_frame)
+        folder.save_checkpoint({
+            "step": step, "wall_time": row["wall_time"], "rng": rng.get_state(),
+            "generator": generator.state_dict(), "critic": critic.state_dict(),
+            "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
+        })  # fmt: skip
+        folder.write_status(state="running", step=step)
+
+    if start == 0:
+        run_eval(0)
+
+    pending: list[torch.Tensor] = []  # one stacked row of STEP_COLUMNS per step, on the device
+    pending_meta: list[tuple[int, int, float]] = []  # (step, n_critic, wall_time)
+    for step in range(start + 1, spec.steps + 1):
+        # --- critic: n updates, each on a fresh real batch and fresh generated batch ----------
+        critic.requires_grad_(True)
+        n = n_critic_at(spec, step)
+        estimate_sum = torch.zeros((), device=device)
+        for i in range(n):
+            last = i == n - 1
+            real = data.sample(B, rng)
+            with torch.no_grad():
+                fake = generator(torch.randn(B, spec.z_dim, generator=rng, device=device))
+            x = torch.cat([real, fake]).requires_grad_(last)  # one critic pass for both
+            scores = critic(x)
+            real_scores, fake_scores = scores[:B], scores[B:]
+            loss = objective.critic_loss(real_scores, fake_scores)
+            penalty = objective.penalty(critic, real, fake, rng)
+            if penalty is not None:
+                loss = loss + penalty
+            if last:  # ||grad_x f|| at the batch's points, recorded once per generator step
+                (grad_x,) = torch.autograd.grad(scores.sum(), x, retain_graph=True)
+                grad_norms = grad_x.detach().flatten(1).norm(dim=1)
+            opt_d.zero_grad(set_to_none=True)
+            loss.backward()
+            opt_d.step()
+            clip_saturation = objective.after_critic_step(critic)
+            estimate = objective.divergence_estimate(real_scores.detach(), fake_scores.detach())
+            estimate_sum += estimate
+
+        # --- generator: one update against the critic as it now stands -----------------------
+        critic.requires_grad_(False)
+        fake = generator(torch.randn(B, spec.z_dim, generator=rng, device=device))
+        generator_loss = objective.generator_loss(critic(fake))
+        opt_g.zero_grad(set_to_none=True)
+        generator_loss.backward()
+        opt_g.step()
+
+        pending.append(torch.stack([
+            loss.detach(), generator_loss.detach(), estimate_sum / n, estimate,
+            nan if penalty is None else penalty.detach(),
+            grad_norms[:B].mean(), grad_norms[B:].mean(),
+            nan if clip_saturation is None else clip_saturation,
+        ]))  # fmt: skip
+        pending_meta.append((step, n, time.perf_counter() - clock))
+
+        # --- host sync: records, divergence check, progress, evals --------------------------
+        if step % LOG_EVERY and step not in eval_steps:
+            continue
+        chunk = pd.DataFrame(torch.stack(pending).cpu().numpy(), columns=STEP_COLUMNS)
+        meta = np.array(pending_meta)
+        chunk.insert(0, "step", meta[:, 0].astype(np.int64))
+        chunk.insert(1, "n_critic", meta[:, 1].astype(np.int64))
+        chunk["wall_time"] = meta[:, 2]
+        pending.clear()
+        pending_meta.clear()
+        bad = ~np.isfinite(chunk[MUST_BE_FINITE].to_numpy()).all(axis=1)
+        if bad.any():
+            first = int(np.argmax(bad))
+            steps_frame = pd.concat([steps_frame, chunk.iloc[: first + 1]], ignore_index=True)
+            folder.write_steps(steps_frame)  # the last good checkpoint stays as it was
+            at = int(chunk["step"].iloc[first])
+            folder.write_status(state="diverged", step=at, diverged_at=at,
+                                error=f"non-finite loss at step {at}")  # fmt: skip
+            return Outcome("diverged", at, time.perf_counter() - clock, _last(evals_frame))
+        steps_frame = pd.concat([steps_frame, chunk], ignore_index=True)
+        if step in eval_steps:
+            run_eval(step)
+        if progress is not None:
+            latest = {"estimate": float(chunk["divergence_estimate"].iloc[-1])}
+            latest |= {k: v for k, v in _last(evals_frame).items() if k == "exact_w1"}
+            progress(step, latest)
+
+    wall_time = time.perf_counter() - clock
+    folder.write_status(state="done", step=spec.steps, wall_time=wall_time)
+    return Outcome("done", spec.steps, wall_time, _last(evals_frame))
+
+
+def _last(frame: pd.DataFrame) -> dict[str, float]:
+    return {} if frame.empty else {k: float(v) for k, v in frame.iloc[-1].items()}
