@@ -36,8 +36,10 @@ def _print_runs(suite: Suite, results: Path) -> None:
     click.echo(f"suite {suite.name}: {len(suite.runs)} runs -> {suite_folder(results, suite)}")
     width = max(len(s.name) for s in suite.runs)
     for k, spec in enumerate(suite.runs, 1):
-        click.echo(f"{k:>3}  {spec.name:<{width}}  {spec.objective:<8} seed {spec.seed:<3} "
-                   f"{spec.run_id}  {spec.summary()}")  # fmt: skip
+        click.echo(
+            f"{k:>3}  {spec.name:<{width}}  {spec.objective:<8} seed {spec.seed:<3} "
+            f"{spec.run_id}  {spec.summary()}"
+        )
 
 
 @main.command()
@@ -50,15 +52,25 @@ def validate(suite_file: str) -> None:
 
 @main.command()
 @click.argument("suite_file", type=click.Path(dir_okay=False))
-@click.option("--results", default="results", show_default=True, type=click.Path(),
-              help="Folder that receives <suite>/<run-id>/.")  # fmt: skip
+@click.option(
+    "--results",
+    default="results",
+    show_default=True,
+    type=click.Path(),
+    help="Folder that receives <suite>/<run-id>/.",
+)
 @click.option("--dry-run", is_flag=True, help="Print the expanded runs; train nothing.")
 @click.option("--force", is_flag=True, help="Start every run over, discarding earlier results.")
 @click.option("--quiet", is_flag=True, help="No progress bars or per-run lines.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None,
-              help="Overrides the suite's device (auto: CUDA when present).")  # fmt: skip
-def run(suite_file: str, results: str, dry_run: bool, force: bool, quiet: bool,
-        device: str | None) -> None:  # fmt: skip
+@click.option(
+    "--device",
+    type=click.Choice(["auto", "cpu", "cuda"]),
+    default=None,
+    help="Overrides the suite's device (auto: CUDA when present).",
+)
+def run(
+    suite_file: str, results: str, dry_run: bool, force: bool, quiet: bool, device: str | None
+) -> None:
     """Train every run of SUITE_FILE, skipping finished runs and resuming unfinished ones."""
     suite = _load(suite_file)
     if dry_run:

@@ -33,8 +33,11 @@ class Objective:
         """An extra critic-loss term that needs the critic itself; None when there is none."""
         return None
 
-    def after_critic_step(self, critic: nn.Module) -> Tensor | None:
-        """Runs after each critic update; returns a per-step statistic to record, if any."""
+    def after_critic_step(self, critic: nn.Module) -> None:
+        """Runs after each critic update (WGAN's clipping)."""
+
+    def clip_saturation(self, critic: nn.Module) -> Tensor | None:
+        """Share of critic weights held at the clip bound; None where nothing is clipped."""
         return None
 
 
@@ -63,14 +66,8 @@ class Gan(Objective):
         return math.log(2.0) - 0.5 * self.critic_loss(real_scores, fake_scores)
 
 
-class Wgan(Objective):
-    """Arjovsky et al. 2017: a critic kept Lipschitz by clamping every weight to [-clip, clip]."""
-
-    name = "wgan"
-    params = ("clip",)
-
-    def __init__(self, clip: float):
-        self.clip = clip
+class Wasserstein(Objective):
+    """The Kantorovich-Rubinstein game shared by WGAN and WGAN-GP; they differ in the constraint."""
 
     def critic_loss(self, real_scores: Tensor, fake_scores: Tensor) -> Tensor:
         return fake_scores.mean() - real_scores.mean()
@@ -81,19 +78,30 @@ class Wgan(Objective):
     def divergence_estimate(self, real_scores: Tensor, fake_scores: Tensor) -> Tensor:
         return real_scores.mean() - fake_scores.mean()
 
+
+class Wgan(Wasserstein):
+    """Arjovsky et al. 2017: a critic kept Lipschitz by clamping every weight to [-clip, clip]."""
+
+    name = "wgan"
+    params = ("clip",)
+
+    def __init__(self, clip: float):
+        self.clip = clip
+
     @torch.no_grad()
-    def after_critic_step(self, critic: nn.Module) -> Tensor:
-        """Clamp, and return the share of weights sitting at +-clip (saturation of the clip)."""
-        at_bound = torch.zeros((), device=next(critic.parameters()).device)
-        total = 0
+    def after_critic_step(self, critic: nn.Module) -> None:
         for p in critic.parameters():
             p.clamp_(-self.clip, self.clip)
-            at_bound += (p.abs() >= self.clip).sum()
-            total += p.numel()
-        return at_bound / total
+
+    @torch.no_grad()
+    def clip_saturation(self, critic: nn.Module) -> Tensor:
+        """Recorded once per generator step: a critic stuck at +-c has lost its capacity."""
+        params = list(critic.parameters())
+        at_bound = torch.stack([torch.count_nonzero(p.abs() >= self.clip) for p in params]).sum()
+        return at_bound / sum(p.numel() for p in params)
 
 
-class WganGp(Wgan):
+class WganGp(Wasserstein):
     """Gulrajani et al. 2017: the Lipschitz constraint as a penalty on the gradient at x_hat."""
 
     name = "wgan-gp"
@@ -112,9 +120,6 @@ class WganGp(Wgan):
         (grad,) = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)
         norms = grad.flatten(1).norm(dim=1)
         return self.gp_lambda * ((norms - 1) ** 2).mean()
-
-    def after_critic_step(self, critic: nn.Module) -> None:
-        return None
 
 
 OBJECTIVES: dict[str, type[Objective]] = {}

@@ -101,7 +101,7 @@ class RunFolder:
     def save_samples(self, step: int, **arrays: np.ndarray) -> Path:
         def write(tmp: Path) -> None:
             with tmp.open("wb") as f:
-                np.savez_compressed(f, **arrays)
+                np.savez_compressed(f, **arrays)  # type: ignore[arg-type]
 
         path = self.sample_path(step, ".npz")
         _atomic(path, write)

@@ -37,9 +37,12 @@ def pick_device(requested: str) -> torch.device:
 
 
 def run_suite(
-    suite: Suite, results: Path, device_name: str | None = None, force: bool = False,
+    suite: Suite,
+    results: Path,
+    device_name: str | None = None,
+    force: bool = False,
     quiet: bool = False,
-) -> list[RunResult]:  # fmt: skip
+) -> list[RunResult]:
     results = Path(results)
     if results.exists() and not results.is_dir():
         raise UserError(f"--results {results}: is a file, not a folder")
@@ -58,8 +61,15 @@ def run_suite(
             continue
         folder.create()
         folder.write_spec(spec.model_dump(mode="json") | {"run_id": spec.run_id})
-        bar = tqdm(total=spec.steps, initial=int(status.get("step", 0)), desc=head, unit="step",
-                   disable=quiet, leave=False, dynamic_ncols=True)  # fmt: skip
+        bar = tqdm(
+            total=spec.steps,
+            initial=int(status.get("step", 0)),
+            desc=head,
+            unit="step",
+            disable=quiet,
+            leave=False,
+            dynamic_ncols=True,
+        )
 
         def progress(step: int, latest: dict[str, float], bar: tqdm = bar) -> None:
             bar.update(step - bar.n)
@@ -72,14 +82,18 @@ def run_suite(
             raise
         except Exception as exc:  # a bug or a crash in one run must not end the suite
             bar.close()
-            folder.write_status(state="failed", error=f"{type(exc).__name__}: {exc}",
-                                traceback=traceback.format_exc())  # fmt: skip
+            folder.write_status(
+                state="failed",
+                error=f"{type(exc).__name__}: {exc}",
+                traceback=traceback.format_exc(),
+            )
             say(f"{head}: failed: {type(exc).__name__}: {exc}")
             out.append(RunResult(spec, folder.path, "failed", 0, None, {}))
             continue
         bar.close()
-        result = RunResult(spec, folder.path, outcome.state, outcome.step, outcome.wall_time,
-                           outcome.final)  # fmt: skip
+        result = RunResult(
+            spec, folder.path, outcome.state, outcome.step, outcome.wall_time, outcome.final
+        )
         say(f"{head}: {describe(result)}")
         out.append(result)
     return out
@@ -88,14 +102,17 @@ def run_suite(
 def _finished(spec: RunSpec, folder: RunFolder, status: dict) -> RunResult:  # type: ignore[type-arg]
     evals = folder.read_evals()
     final = {} if evals is None or evals.empty else evals.iloc[-1].to_dict()
-    return RunResult(spec, folder.path, "skipped", int(status.get("step", 0)),
-                     status.get("wall_time"), final)  # fmt: skip
+    return RunResult(
+        spec, folder.path, "skipped", int(status.get("step", 0)), status.get("wall_time"), final
+    )
 
 
 def describe(result: RunResult) -> str:
     parts = [f"{result.state} at step {result.step}"]
     if "exact_w1" in result.final:
-        parts.append(f"exact W1 {result.final['exact_w1']:.4f} (floor {result.final['floor_w1']:.4f})")
+        parts.append(
+            f"exact W1 {result.final['exact_w1']:.4f} (floor {result.final['floor_w1']:.4f})"
+        )
     if result.wall_time is not None:
         parts.append(f"{result.wall_time:.1f} s")
     return ", ".join(parts)

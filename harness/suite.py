@@ -19,6 +19,7 @@ from pydantic import (
     ValidationError,
     model_validator,
 )
+from pydantic_core import ErrorDetails
 
 from harness.data import dataset_entry
 from harness.errors import SuiteError
@@ -176,7 +177,7 @@ def _key_path(loc: tuple[Any, ...]) -> str:
     return out
 
 
-def _message(err: dict[str, Any]) -> str:
+def _message(err: ErrorDetails) -> str:
     kind, ctx = err["type"], err.get("ctx", {})
     if kind == "missing":
         return "missing"
@@ -196,7 +197,10 @@ def _message(err: dict[str, Any]) -> str:
 
 def _errors(path: Path, exc: ValidationError, prefix: tuple[Any, ...] = ()) -> SuiteError:
     return SuiteError(
-        [f"{path}: {_key_path(prefix + tuple(e['loc'])) or '(top)'}: {_message(e)}" for e in exc.errors()]  # type: ignore[arg-type]
+        [
+            f"{path}: {_key_path(prefix + tuple(e['loc'])) or '(top)'}: {_message(e)}"
+            for e in exc.errors()
+        ]
     )
 
 
@@ -229,7 +233,7 @@ def _validate_grid(path: Path, i: int, grid: dict[str, list[Any]]) -> list[dict[
             try:
                 RunFields.model_validate({key: value})
             except ValidationError as exc:
-                errors += [f"{where}[{j}]: {_message(e)}" for e in exc.errors()]  # type: ignore[arg-type]
+                errors += [f"{where}[{j}]: {_message(e)}" for e in exc.errors()]
     if errors:
         raise SuiteError(errors)
     keys = list(grid)
@@ -253,8 +257,11 @@ def _expand_run(
         if merged.get("optimizer") != "adam":
             not_read.add("betas")
         for key in sorted(not_read & chosen.keys()):
-            why = "used only with optimizer 'adam'" if key == "betas" else (
-                f"not used by objective {objective!r}")
+            why = (
+                "used only with optimizer 'adam'"
+                if key == "betas"
+                else (f"not used by objective {objective!r}")
+            )
             raise SuiteError([f"{path}: run[{i}].{key}: {why}"])
         for key in not_read:  # set in [defaults] for other runs: harmless here
             merged.pop(key, None)
@@ -267,7 +274,11 @@ def _expand_run(
             except ValidationError as exc:
                 lines = [
                     f"{path}: run[{i}]{'.' + '.'.join(map(str, e['loc'])) if e['loc'] else ''}: "
-                    + (_message(e) + " (set it in [defaults] or in this run)" if e["type"] == "missing" else _message(e))  # type: ignore[arg-type]
+                    + (
+                        _message(e) + " (set it in [defaults] or in this run)"
+                        if e["type"] == "missing"
+                        else _message(e)
+                    )
                     for e in exc.errors()
                 ]
                 raise SuiteError(lines) from None
@@ -296,8 +307,12 @@ def load_suite(path: str | Path) -> Suite:
     for i, table in enumerate(suite_file.run):
         label = table.name or table.objective or suite_file.defaults.objective or ""
         if label in seen_names:
-            raise SuiteError([f"{path}: run[{i}].name: {label!r} is taken by "
-                              f"run[{seen_names[label]}]; give each run its own name"])  # fmt: skip
+            raise SuiteError(
+                [
+                    f"{path}: run[{i}].name: {label!r} is taken by "
+                    f"run[{seen_names[label]}]; give each run its own name"
+                ]
+            )
         seen_names[label] = i
         runs += _expand_run(path, i, table, suite_file.defaults, data, suite_file.suite.seeds)
 
@@ -305,8 +320,12 @@ def load_suite(path: str | Path) -> Suite:
     for spec in runs:
         if spec.run_id in by_id:
             twin = by_id[spec.run_id]
-            raise SuiteError([f"{path}: run {spec.name!r} (seed {spec.seed}) has the same "
-                              f"settings as {twin.name!r}: nothing would differ"])  # fmt: skip
+            raise SuiteError(
+                [
+                    f"{path}: run {spec.name!r} (seed {spec.seed}) has the same "
+                    f"settings as {twin.name!r}: nothing would differ"
+                ]
+            )
         by_id[spec.run_id] = spec
     s = suite_file.suite
     return Suite(path=path, name=s.name, description=s.description, device=s.device, runs=runs)

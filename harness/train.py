@@ -72,7 +72,9 @@ def train(
     spec: RunSpec, folder: RunFolder, device: torch.device, progress: Progress | None = None
 ) -> Outcome:
     torch.manual_seed(spec.seed)  # model initialisation
-    data = build_sampler(spec.data["name"], {k: v for k, v in spec.data.items() if k != "name"}, device)
+    data = build_sampler(
+        spec.data["name"], {k: v for k, v in spec.data.items() if k != "name"}, device
+    )
     generator, critic = (m.to(device) for m in build_models(spec, data.shape))
     objective = build_objective(spec.objective, spec.model_dump())
     opt_g = make_optimizer(spec, generator.parameters(), device)
@@ -105,20 +107,35 @@ def train(
 
     def run_eval(step: int) -> None:
         nonlocal evals_frame
-        row = evaluate(step, seed=spec.seed, n=spec.eval_samples, z_dim=spec.z_dim, data=data,
-                       generator=generator, critic=critic, objective=objective, folder=folder,
-                       device=device)  # fmt: skip
+        row = evaluate(
+            step,
+            seed=spec.seed,
+            n=spec.eval_samples,
+            z_dim=spec.z_dim,
+            data=data,
+            generator=generator,
+            critic=critic,
+            objective=objective,
+            folder=folder,
+            device=device,
+        )
         row["wall_time"] = time.perf_counter() - clock
         evals_frame = pd.concat([evals_frame, pd.DataFrame([row])], ignore_index=True)
         # Tables first, then the checkpoint: a kill in between leaves tables ahead of the
         # checkpoint, which resume trims; never a checkpoint ahead of its tables.
         folder.write_steps(steps_frame)
         folder.write_evals(evals_frame)
-        folder.save_checkpoint({
-            "step": step, "wall_time": row["wall_time"], "rng": rng.get_state(),
-            "generator": generator.state_dict(), "critic": critic.state_dict(),
-            "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
-        })  # fmt: skip
+        folder.save_checkpoint(
+            {
+                "step": step,
+                "wall_time": row["wall_time"],
+                "rng": rng.get_state(),
+                "generator": generator.state_dict(),
+                "critic": critic.state_dict(),
+                "opt_g": opt_g.state_dict(),
+                "opt_d": opt_d.state_dict(),
+            }
+        )
         folder.write_status(state="running", step=step)
 
     if start == 0:
@@ -149,9 +166,11 @@ def train(
             opt_d.zero_grad(set_to_none=True)
             loss.backward()
             opt_d.step()
-            clip_saturation = objective.after_critic_step(critic)
+            objective.after_critic_step(critic)
             estimate = objective.divergence_estimate(real_scores.detach(), fake_scores.detach())
             estimate_sum += estimate
+
+        clip_saturation = objective.clip_saturation(critic)
 
         # --- generator: one update against the critic as it now stands -----------------------
         critic.requires_grad_(False)
@@ -161,12 +180,20 @@ def train(
         generator_loss.backward()
         opt_g.step()
 
-        pending.append(torch.stack([
-            loss.detach(), generator_loss.detach(), estimate_sum / n, estimate,
-            nan if penalty is None else penalty.detach(),
-            grad_norms[:B].mean(), grad_norms[B:].mean(),
-            nan if clip_saturation is None else clip_saturation,
-        ]))  # fmt: skip
+        pending.append(
+            torch.stack(
+                [
+                    loss.detach(),
+                    generator_loss.detach(),
+                    estimate_sum / n,
+                    estimate,
+                    nan if penalty is None else penalty.detach(),
+                    grad_norms[:B].mean(),
+                    grad_norms[B:].mean(),
+                    nan if clip_saturation is None else clip_saturation,
+                ]
+            )
+        )
         pending_meta.append((step, n, time.perf_counter() - clock))
 
         # --- host sync: records, divergence check, progress, evals --------------------------
@@ -185,8 +212,9 @@ def train(
             steps_frame = pd.concat([steps_frame, chunk.iloc[: first + 1]], ignore_index=True)
             folder.write_steps(steps_frame)  # the last good checkpoint stays as it was
             at = int(chunk["step"].iloc[first])
-            folder.write_status(state="diverged", step=at, diverged_at=at,
-                                error=f"non-finite loss at step {at}")  # fmt: skip
+            folder.write_status(
+                state="diverged", step=at, diverged_at=at, error=f"non-finite loss at step {at}"
+            )
             return Outcome("diverged", at, time.perf_counter() - clock, _last(evals_frame))
         steps_frame = pd.concat([steps_frame, chunk], ignore_index=True)
         if step in eval_steps:

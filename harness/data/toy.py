@@ -15,7 +15,7 @@ from harness.data import register_dataset
 class GaussianMixture:
     """Equal-weight isotropic Gaussians at fixed centres, the whole divided by `scale`."""
 
-    shape = (2,)
+    shape: tuple[int, ...] = (2,)
 
     def __init__(self, centres: torch.Tensor, std: float, scale: float, device: torch.device):
         self.centres = centres.to(device=device, dtype=torch.float32)
@@ -41,7 +41,7 @@ class Pool:
 
 
 class ParallelLines:
-    shape = (2,)
+    shape: tuple[int, ...] = (2,)
 
     def __init__(self, theta: float, device: torch.device):
         self.theta, self.device = theta, device

@@ -15,9 +15,10 @@ class NotOptimal(RuntimeError):
     """POT stopped before optimality; its value is not the exact distance."""
 
 
-def _emd2(cost: np.ndarray) -> float:
+def _emd2(cost: np.ndarray, max_iter: int | None = None) -> float:
     n = max(cost.shape)
-    max_iter = max(100_000, 50 * n * n)  # the default 100k stops early from n of about 4000
+    if max_iter is None:
+        max_iter = max(100_000, 50 * n * n)  # the default 100k stops early from n of about 4000
     with warnings.catch_warnings():
         warnings.filterwarnings("error", message="numItermax reached", category=UserWarning)
         try:

@@ -1,0 +1,136 @@
+"""Generator steps per second: the harness's training loop against a plain PyTorch WGAN-GP loop.
+
+Both use gan_toy.py's networks and settings (3x512 ReLU MLPs, batch 256, 5 critic steps,
+lambda 0.1, Adam 1e-4 betas (0.5, 0.9)) on 8gaussians, in this one process. The plain loop is
+written the way the public PyTorch ports of gan_toy.py write it: numpy batches, separate critic
+passes on real and fake, losses logged with .item() every iteration. The harness runs with
+its recording on (steps.parquet, grad norms) and evaluation only at the end.
+
+Run with `nox -s bench` (or `python benchmarks/toy_step.py`). Prints both rates and the ratio.
+"""
+
+import argparse
+import math
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from harness.records import RunFolder
+from harness.suite import RunSpec
+from harness.train import train
+
+WIDTH, BATCH, N_CRITIC, GP_LAMBDA, LR, BETAS = 512, 256, 5, 0.1, 1e-4, (0.5, 0.9)
+
+
+def eight_gaussians_numpy(rng: np.random.Generator, n: int) -> np.ndarray:
+    k = rng.integers(0, 8, size=n) * math.pi / 4
+    centres = 2.0 * np.stack([np.cos(k), np.sin(k)], axis=1)
+    return ((centres + 0.02 * rng.standard_normal((n, 2))) / 1.414).astype(np.float32)
+
+
+def mlp(d_in: int, d_out: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Linear(d_in, WIDTH),
+        nn.ReLU(),
+        nn.Linear(WIDTH, WIDTH),
+        nn.ReLU(),
+        nn.Linear(WIDTH, WIDTH),
+        nn.ReLU(),
+        nn.Linear(WIDTH, d_out),
+    )
+
+
+def plain_loop(steps: int, seed: int = 0) -> float:
+    """A reference-style WGAN-GP loop; returns wall seconds for `steps` generator steps."""
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    G, D = mlp(2, 2), mlp(2, 1)
+    opt_g = torch.optim.Adam(G.parameters(), lr=LR, betas=BETAS)
+    opt_d = torch.optim.Adam(D.parameters(), lr=LR, betas=BETAS)
+    log: list[tuple[float, float, float]] = []
+    start = time.perf_counter()
+    for _ in range(steps):
+        for p in D.parameters():
+            p.requires_grad = True
+        for _ in range(N_CRITIC):
+            real = torch.from_numpy(eight_gaussians_numpy(rng, BATCH))
+            D.zero_grad()
+            d_real = D(real).mean()
+            with torch.no_grad():
+                fake = G(torch.randn(BATCH, 2))
+            d_fake = D(fake).mean()
+            alpha = torch.rand(BATCH, 1)
+            interp = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
+            (grads,) = torch.autograd.grad(D(interp).sum(), interp, create_graph=True)
+            gp = GP_LAMBDA * ((grads.norm(2, dim=1) - 1) ** 2).mean()
+            d_cost = d_fake - d_real + gp
+            d_cost.backward()
+            opt_d.step()
+            log.append((d_cost.item(), (d_real - d_fake).item(), gp.item()))
+        for p in D.parameters():
+            p.requires_grad = False
+        G.zero_grad()
+        g_cost = -D(G(torch.randn(BATCH, 2))).mean()
+        g_cost.backward()
+        opt_g.step()
+        log.append((g_cost.item(), 0.0, 0.0))
+    return time.perf_counter() - start
+
+
+def harness_loop(steps: int, seed: int = 0) -> float:
+    """The harness's own training of the same run; returns wall seconds of the steps alone."""
+    spec = RunSpec(
+        name="bench",
+        seed=seed,
+        data={"name": "8gaussians"},
+        objective="wgan-gp",
+        gp_lambda=GP_LAMBDA,
+        n_critic=N_CRITIC,
+        critic_schedule="constant",
+        optimizer="adam",
+        lr=LR,
+        betas=BETAS,
+        batch_size=BATCH,
+        steps=steps,
+        architecture="mlp",
+        width=WIDTH,
+        z_dim=2,
+        eval_every=None,
+        eval_samples=256,
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = RunFolder(Path(tmp) / spec.run_id)
+        folder.create()
+        train(spec, folder, torch.device("cpu"))
+        steps_frame = folder.read_steps()
+        assert steps_frame is not None and len(steps_frame) == steps
+        evals = folder.read_evals()
+        assert evals is not None
+        # wall_time counts from before the step-0 eval: take the evals out.
+        return float(steps_frame["wall_time"].iloc[-1]) - float(evals["eval_seconds"].iloc[0])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=200, help="generator steps per timing")
+    parser.add_argument("--repeats", type=int, default=3, help="timings per loop; best kept")
+    args = parser.parse_args()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU")
+    plain_loop(10), harness_loop(10)  # warm up both
+    plain = min(plain_loop(args.steps) for _ in range(args.repeats))
+    ours = min(harness_loop(args.steps) for _ in range(args.repeats))
+    plain_rate, our_rate = args.steps / plain, args.steps / ours
+    print(f"toy WGAN-GP step ({args.steps} generator steps, best of {args.repeats}):")
+    print(f"  plain PyTorch loop : {plain_rate:8.1f} steps/s")
+    print(f"  harness (recording): {our_rate:8.1f} steps/s")
+    ratio = our_rate / plain_rate
+    verdict = "met" if ratio >= 1 else "NOT met"
+    print(f"  ratio harness/plain: {ratio:8.2f}  (target >= 1.00: {verdict})")
+
+
+if __name__ == "__main__":
+    main()

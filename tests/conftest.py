@@ -1,0 +1,39 @@
+"""Shared test helpers: small RunSpecs and the repository's suites folder."""
+
+from pathlib import Path
+
+import pytest
+
+from harness.suite import RunSpec
+
+SUITES = Path(__file__).resolve().parent.parent / "suites"
+
+
+def small_spec(**overrides: object) -> RunSpec:
+    """A WGAN-GP run on 8gaussians small enough to train in well under a second."""
+    fields: dict[str, object] = dict(
+        name="t",
+        seed=0,
+        data={"name": "8gaussians"},
+        objective="wgan-gp",
+        gp_lambda=1.0,
+        n_critic=2,
+        critic_schedule="constant",
+        optimizer="adam",
+        lr=1e-3,
+        betas=(0.5, 0.9),
+        batch_size=32,
+        steps=20,
+        architecture="mlp",
+        width=16,
+        z_dim=2,
+        eval_every=10,
+        eval_samples=64,
+    )
+    fields.update(overrides)
+    return RunSpec(**fields)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def suites() -> Path:
+    return SUITES

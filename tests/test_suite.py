@@ -1,0 +1,186 @@
+"""Suite files: expansion into RunSpecs, run ids, and one clear line for every mistake."""
+
+import textwrap
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from harness.cli import main
+from harness.errors import SuiteError
+from harness.suite import load_suite
+
+GOOD = """
+[suite]
+name = "s"
+seeds = [0, 1]
+
+[data]
+name = "8gaussians"
+
+[defaults]
+architecture = "mlp"
+width = 8
+z_dim = 2
+batch_size = 16
+steps = 10
+optimizer = "adam"
+lr = 1e-4
+betas = [0.5, 0.9]
+clip = 0.01
+n_critic = 5
+
+[[run]]
+name = "gan"
+objective = "gan"
+n_critic = 1
+
+[[run]]
+name = "wgan"
+objective = "wgan"
+optimizer = "rmsprop"
+lr = 5e-5
+
+[[run]]
+name = "gp"
+objective = "wgan-gp"
+
+[run.grid]
+gp_lambda = [0.1, 10.0]
+lr = [1e-4, 2e-4]
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "suite.toml"
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def test_expansion_seeds_grid_and_defaults(tmp_path):
+    suite = load_suite(write(tmp_path, GOOD))
+    assert len(suite.runs) == 2 * (1 + 1 + 4)
+    gan = suite.runs[0]
+    assert (gan.objective, gan.n_critic, gan.variant, gan.clip) == (
+        "gan",
+        1,
+        "non-saturating",
+        None,
+    )
+    wgan = suite.runs[2]
+    assert (wgan.optimizer, wgan.lr, wgan.clip, wgan.betas) == ("rmsprop", 5e-5, 0.01, None)
+    grid = [(r.gp_lambda, r.lr) for r in suite.runs if r.objective == "wgan-gp" and r.seed == 0]
+    assert grid == [(0.1, 1e-4), (0.1, 2e-4), (10.0, 1e-4), (10.0, 2e-4)]
+    assert suite.runs[4].name == "gp[gp_lambda=0.1,lr=0.0001]"
+    assert len({r.run_id for r in suite.runs}) == len(suite.runs)
+
+
+def test_run_id_is_the_content_hash_without_the_name(tmp_path):
+    a = load_suite(write(tmp_path, GOOD)).runs[0]
+    assert a.model_copy(update={"name": "renamed"}).run_id == a.run_id
+    assert a.model_copy(update={"lr": 3e-4}).run_id != a.run_id
+    assert load_suite(write(tmp_path, GOOD)).runs[0].run_id == a.run_id  # stable
+
+
+def test_repository_suites_are_valid(suites):
+    toy = load_suite(suites / "toy.toml")
+    assert {r.objective for r in toy.runs} == {"gan", "wgan", "wgan-gp"}
+    assert len(toy.runs) == 9
+    gp = next(r for r in toy.runs if r.objective == "wgan-gp")
+    # gan_toy.py: lambda 0.1, Adam 1e-4 betas (0.5, 0.9), 5 critic steps, batch 256, width 512
+    assert (gp.gp_lambda, gp.lr, gp.betas, gp.n_critic, gp.batch_size, gp.width) == (
+        0.1,
+        1e-4,
+        (0.5, 0.9),
+        5,
+        256,
+        512,
+    )
+    wgan = next(r for r in toy.runs if r.objective == "wgan")
+    assert (wgan.optimizer, wgan.lr, wgan.clip, wgan.n_critic) == ("rmsprop", 5e-5, 0.01, 5)
+    assert load_suite(suites / "smoke.toml").runs
+
+
+BAD = [  # (what to change in GOOD, the line expected)
+    (("clip = 0.01\nn_critic = 5", "clip = -1\nn_critic = 5"), "defaults.clip: must be > 0"),
+    (
+        ('name = "wgan"\nobjective = "wgan"', 'name = "wgan"\nobjective = "wgan"\nclip = 0'),
+        "run[1].clip: must be > 0",
+    ),
+    (
+        ('objective = "gan"', 'objective = "gan"\nclip = 0.1'),
+        "run[0].clip: not used by objective 'gan'",
+    ),
+    (
+        ("lr = 5e-5", "lr = 5e-5\nbetas = [0.5, 0.9]"),
+        "run[1].betas: used only with optimizer 'adam'",
+    ),
+    (('objective = "gan"', 'objective = "hinge"'), "run[0].objective: unknown objective 'hinge'"),
+    (
+        ('architecture = "mlp"', 'architecture = "vit"'),
+        "defaults.architecture: unknown architecture 'vit'",
+    ),
+    (("steps = 10", "stepz = 10"), "defaults.stepz: unknown key"),
+    (("steps = 10", 'steps = "ten"'), "defaults.steps: input should be a valid integer"),
+    (("steps = 10", ""), "run[0].steps: missing (set it in [defaults] or in this run)"),
+    (("n_critic = 1", "n_critic = 0"), "run[0].n_critic: must be > 0"),
+    (("gp_lambda = [0.1, 10.0]", "gp_lambda = [0.1, -1]"), "run[2].grid.gp_lambda[1]: must be > 0"),
+    (("gp_lambda = [0.1, 10.0]", "gp_lambdas = [0.1]"), "run[2].grid.gp_lambdas: unknown key"),
+    (('name = "8gaussians"', 'name = "mnist"'), "data.name: unknown dataset 'mnist'"),
+    (('name = "8gaussians"', 'name = "8gaussians"\ntheta = 1'), "data.theta: unknown key"),
+    (('name = "gp"', 'name = "gan"'), "run[2].name: 'gan' is taken by run[0]"),
+    (('name = "gp"', 'name = "a/b"'), "run[2].name: use letters, digits"),
+    (('name = "s"', 'name = "../up"'), "suite.name: use letters, digits"),
+    (('name = "gp"', 'name = "<b>x</b>"'), "run[2].name: use letters, digits"),
+    (("seeds = [0, 1]", "seeds = [1, 1]"), "suite.seeds: a seed is listed twice"),
+    (("seeds = [0, 1]", "seeds = []"), "suite.seeds: list should have at least 1 item"),
+    (("betas = [0.5, 0.9]", "betas = [0.5, 1.0]"), "defaults.betas[1]: must be < 1"),
+    (("[suite]", '[suite]\ncolour = "red"'), "suite.colour: unknown key"),
+    (("[suite]", "x = [\n[suite]"), "not valid TOML"),
+]
+
+
+@pytest.mark.parametrize(("change", "expected"), BAD, ids=[b[1] for b in BAD])
+def test_each_mistake_is_one_line_naming_file_and_key(tmp_path, change, expected):
+    old, new = change
+    assert old in GOOD
+    path = write(tmp_path, GOOD.replace(old, new, 1))
+    with pytest.raises(SuiteError) as caught:
+        load_suite(path)
+    assert len(caught.value.lines) == 1, caught.value.lines
+    assert caught.value.lines[0].startswith(f"{path}: ")
+    assert expected in caught.value.lines[0]
+
+
+def test_defaults_may_hold_settings_other_objectives_read(tmp_path):
+    """clip in [defaults] reaches the WGAN run and is dropped from the GAN run (not an error)."""
+    suite = load_suite(write(tmp_path, GOOD))
+    assert {r.objective: r.clip for r in suite.runs} == {"gan": None, "wgan": 0.01, "wgan-gp": None}
+
+
+def test_cli_validate_and_dry_run(tmp_path):
+    path = write(tmp_path, GOOD)
+    runner = CliRunner()
+    result = runner.invoke(main, ["validate", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "12 runs" in result.output and "gp[gp_lambda=10.0,lr=0.0002]" in result.output
+    results = tmp_path / "results"
+    dry = runner.invoke(main, ["run", str(path), "--dry-run", "--results", str(results)])
+    assert dry.exit_code == 0 and "wgan-gp" in dry.output
+    ids = {line.split()[5] for line in dry.output.splitlines()[1:]}
+    assert ids == {r.run_id for r in load_suite(path).runs}
+    assert not results.exists()  # a dry run writes nothing
+
+
+def test_cli_bad_suite_exits_2_with_one_line_and_no_traceback(tmp_path):
+    path = write(tmp_path, GOOD.replace("n_critic = 1", "n_critic = -3"))
+    result = CliRunner().invoke(main, ["run", str(path), "--results", str(tmp_path / "r")])
+    assert result.exit_code == 2
+    assert result.output.strip() == f"error: {path}: run[0].n_critic: must be > 0 (got -3)"
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "r").exists()
+
+
+def test_cli_missing_file_exits_2(tmp_path):
+    result = CliRunner().invoke(main, ["validate", str(tmp_path / "nope.toml")])
+    assert result.exit_code == 2 and "no such file" in result.output

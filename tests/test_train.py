@@ -1,0 +1,209 @@
+"""Training and the run folder: end to end, seeded, resumable, and safe when a run diverges."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from click.testing import CliRunner
+from conftest import small_spec
+
+from harness.cli import main
+from harness.objectives import Gan
+from harness.records import RunFolder
+from harness.runner import run_suite
+from harness.suite import load_suite
+from harness.train import STEP_COLUMNS, n_critic_at, train
+
+CPU = torch.device("cpu")
+
+
+def test_smoke_suite_end_to_end(tmp_path, suites):
+    """The real console script, into a temp folder: every run done, every file in place."""
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "harness",
+            "run",
+            str(suites / "smoke.toml"),
+            "--results",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    suite = load_suite(suites / "smoke.toml")
+    assert f"results in {tmp_path / 'smoke'}" in out.stdout
+    for spec in suite.runs:
+        folder = RunFolder(tmp_path / "smoke" / spec.run_id)
+        assert folder.read_status()["state"] == "done"
+        assert json.loads(folder.spec_path.read_text())["run_id"] == spec.run_id
+        steps, evals = folder.read_steps(), folder.read_evals()
+        assert list(steps["step"]) == list(range(1, spec.steps + 1))
+        assert set(STEP_COLUMNS) | {"step", "n_critic", "wall_time"} == set(steps.columns)
+        assert list(evals["step"]) == spec.eval_steps() == [0, 15, 30]
+        for column in ("exact_w1", "exact_w2", "floor_w1", "floor_w2", "sliced_w2"):
+            assert (evals[column] > 0).all()
+        for step in spec.eval_steps():
+            with np.load(folder.sample_path(step, ".npz")) as saved:
+                assert saved["fake"].shape == saved["real"].shape == (spec.eval_samples, 2)
+            assert folder.sample_path(step, ".png").stat().st_size > 1000
+        assert np.isfinite(steps[["critic_loss", "generator_loss", "grad_norm_real"]]).all().all()
+        has_penalty = spec.objective == "wgan-gp"
+        assert steps["gradient_penalty"].notna().all() == has_penalty
+        clipped = steps["clip_saturation"]
+        if spec.objective == "wgan":
+            assert ((clipped >= 0) & (clipped <= 1)).all()
+            assert list(steps["n_critic"][:26]) == [100] * 25 + [5]  # the burst schedule
+        else:
+            assert clipped.isna().all()
+
+
+def test_same_seed_gives_identical_records_on_the_cpu(tmp_path):
+    frames = []
+    for k in range(2):
+        folder = RunFolder(tmp_path / str(k))
+        folder.create()
+        train(small_spec(), folder, CPU)
+        frames.append((folder.read_steps(), folder.read_evals()))
+    (s0, e0), (s1, e1) = frames
+    timing = ["wall_time", "eval_seconds"]
+    pd.testing.assert_frame_equal(s0.drop(columns="wall_time"), s1.drop(columns="wall_time"))
+    pd.testing.assert_frame_equal(e0.drop(columns=timing), e1.drop(columns=timing))
+    other = RunFolder(tmp_path / "other")
+    other.create()
+    train(small_spec(seed=1), other, CPU)
+    assert not other.read_steps()["critic_loss"].equals(s0["critic_loss"])
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_resume_after_interruption_matches_an_uninterrupted_run(tmp_path):
+    spec = small_spec(steps=40, eval_every=10)
+    whole = RunFolder(tmp_path / "whole")
+    whole.create()
+    train(spec, whole, CPU)
+
+    cut = RunFolder(tmp_path / "cut")
+    cut.create()
+
+    def stop_at_25(step, latest):
+        if step >= 25:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        train(spec, cut, CPU, progress=stop_at_25)
+    assert cut.read_status()["state"] == "running"
+    assert torch.load(cut.checkpoint_path, weights_only=True)["step"] == 20
+    outcome = train(spec, cut, CPU)  # resumes from step 20
+    assert outcome.state == "done"
+    a, b = whole.read_steps(), cut.read_steps()
+    assert list(b["step"]) == list(range(1, 41))  # every step exactly once
+    pd.testing.assert_frame_equal(a.drop(columns="wall_time"), b.drop(columns="wall_time"))
+    timing = ["wall_time", "eval_seconds"]
+    pd.testing.assert_frame_equal(
+        whole.read_evals().drop(columns=timing), cut.read_evals().drop(columns=timing)
+    )
+
+
+def write_suite(tmp_path, runs: str) -> str:
+    path = tmp_path / "s.toml"
+    path.write_text(
+        '[suite]\nname = "s"\n[data]\nname = "8gaussians"\n[defaults]\narchitecture = "mlp"\n'
+        "width = 8\nz_dim = 2\nbatch_size = 16\nsteps = 20\neval_every = 10\neval_samples = 32\n"
+        'optimizer = "adam"\nlr = 1e-3\nbetas = [0.5, 0.9]\nn_critic = 1\n' + runs
+    )
+    return str(path)
+
+
+def test_rerun_skips_finished_runs_and_force_starts_over(tmp_path):
+    suite = load_suite(write_suite(tmp_path, '[[run]]\nobjective = "gan"\n'))
+    results = tmp_path / "results"
+    first = run_suite(suite, results, quiet=True)
+    assert [r.state for r in first] == ["done"]
+    stamp = (first[0].folder / "status.json").read_text()
+    again = run_suite(suite, results, quiet=True)
+    assert [r.state for r in again] == ["skipped"]
+    assert (first[0].folder / "status.json").read_text() == stamp
+    forced = run_suite(suite, results, force=True, quiet=True)
+    assert [r.state for r in forced] == ["done"]
+
+
+def test_nan_loss_marks_the_run_diverged_and_the_suite_goes_on(tmp_path, monkeypatch):
+    original, calls = Gan.generator_loss, {"n": 0}
+
+    def poisoned(self, fake_scores):
+        calls["n"] += 1
+        loss = original(self, fake_scores)
+        return loss * float("nan") if calls["n"] == 13 else loss
+
+    monkeypatch.setattr(Gan, "generator_loss", poisoned)
+    path = write_suite(
+        tmp_path, '[[run]]\nobjective = "gan"\n[[run]]\nobjective = "wgan-gp"\ngp_lambda = 1.0\n'
+    )
+    results = run_suite(load_suite(path), tmp_path / "r", quiet=True)
+    assert [r.state for r in results] == ["diverged", "done"]
+    folder = RunFolder(results[0].folder)
+    status = folder.read_status()
+    assert (status["state"], status["diverged_at"]) == ("diverged", 13)
+    steps = folder.read_steps()
+    assert list(steps["step"]) == list(range(1, 14)) and np.isnan(steps["generator_loss"].iloc[-1])
+    assert torch.load(folder.checkpoint_path, weights_only=True)["step"] == 10  # last good kept
+    assert [r.state for r in run_suite(load_suite(path), tmp_path / "r", quiet=True)] == [
+        "skipped",
+        "skipped",
+    ]
+
+
+def test_a_crashing_run_is_recorded_failed_and_the_suite_goes_on(tmp_path, monkeypatch):
+    def broken(self, critic):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr("harness.objectives.Wgan.after_critic_step", broken)
+    path = write_suite(
+        tmp_path, '[[run]]\nobjective = "wgan"\nclip = 0.01\n[[run]]\nobjective = "gan"\n'
+    )
+    results = run_suite(load_suite(path), tmp_path / "r", quiet=True)
+    assert [r.state for r in results] == ["failed", "done"]
+    status = RunFolder(results[0].folder).read_status()
+    assert status["state"] == "failed" and "RuntimeError: boom" in status["error"]
+
+
+def test_burst_schedule():
+    spec = small_spec(critic_schedule="burst", n_critic=5)
+    assert [n_critic_at(spec, s) for s in (1, 25, 26, 27, 500, 501, 502)] == [
+        100,
+        100,
+        5,
+        5,
+        5,
+        100,
+        5,
+    ]
+    assert n_critic_at(small_spec(n_critic=3), 1) == 3
+
+
+def test_quiet_prints_nothing_and_a_file_as_results_is_refused(tmp_path):
+    path = write_suite(tmp_path, '[[run]]\nobjective = "gan"\n')
+    runner = CliRunner()
+    quiet = runner.invoke(main, ["run", path, "--quiet", "--results", str(tmp_path / "r")])
+    assert quiet.exit_code == 0 and quiet.output == ""
+    (tmp_path / "file").write_text("x")
+    bad = runner.invoke(main, ["run", path, "--results", str(tmp_path / "file")])
+    assert bad.exit_code == 2 and "is a file, not a folder" in bad.output
+
+
+def test_asking_for_cuda_without_one_is_a_clear_error(tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present: the error cannot happen here")
+    path = write_suite(tmp_path, '[[run]]\nobjective = "gan"\n')
+    result = CliRunner().invoke(main, ["run", path, "--device", "cuda", "--results", str(tmp_path)])
+    assert result.exit_code == 2 and "no CUDA GPU is visible" in result.output
