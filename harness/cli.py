@@ -82,5 +82,6 @@ def run(
         _fail(exc)
     if not quiet:
         click.echo(f"\nsuite {suite.name}: results in {suite_folder(Path(results), suite)}")
+        width = max((len(r.spec.name) for r in outcomes), default=0)
         for r in outcomes:
-            click.echo(f"  {r.spec.name:<16} seed {r.spec.seed:<3} {describe(r)}")
+            click.echo(f"  {r.spec.name:<{width}}  seed {r.spec.seed:<3} {describe(r)}")
