@@ -6,6 +6,7 @@ One run failing (an exception) or diverging (NaN) is recorded in its folder; the
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from tqdm import tqdm
@@ -99,7 +100,7 @@ def run_suite(
     return out
 
 
-def _finished(spec: RunSpec, folder: RunFolder, status: dict) -> RunResult:  # type: ignore[type-arg]
+def _finished(spec: RunSpec, folder: RunFolder, status: dict[str, Any]) -> RunResult:
     evals = folder.read_evals()
     final = {} if evals is None or evals.empty else evals.iloc[-1].to_dict()
     return RunResult(

@@ -7,6 +7,7 @@ import hashlib
 import itertools
 import json
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -35,7 +36,7 @@ def _safe_name(value: str) -> str:
     return value
 
 
-def _known(registry: dict[str, Any], what: str):  # type: ignore[no-untyped-def]
+def _known(registry: dict[str, Any], what: str) -> Callable[[str], str]:
     def check(value: str) -> str:
         if value not in registry:
             raise ValueError(f"unknown {what} {value!r}; known: {', '.join(sorted(registry))}")

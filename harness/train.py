@@ -5,12 +5,13 @@ the device; records are pulled to the host only every LOG_EVERY steps and at eva
 """
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import torch
+from torch import nn
 
 from harness.data import build_sampler
 from harness.evaluate import evaluate
@@ -54,7 +55,7 @@ def n_critic_at(spec: RunSpec, step: int) -> int:
     return spec.n_critic
 
 
-def make_optimizer(spec: RunSpec, params, device: torch.device) -> torch.optim.Optimizer:  # type: ignore[no-untyped-def]
+def make_optimizer(spec: RunSpec, params: Iterable[nn.Parameter]) -> torch.optim.Optimizer:
     if spec.optimizer == "adam":
         assert spec.betas is not None
         # fused: one kernel per step over all parameters, on the CPU as on CUDA
@@ -72,20 +73,16 @@ def train(
     spec: RunSpec, folder: RunFolder, device: torch.device, progress: Progress | None = None
 ) -> Outcome:
     torch.manual_seed(spec.seed)  # model initialisation
-    data = build_sampler(
-        spec.data["name"], {k: v for k, v in spec.data.items() if k != "name"}, device
-    )
+    data = build_sampler(spec.data, device)
     generator, critic = (m.to(device) for m in build_models(spec, data.shape))
     objective = build_objective(spec.objective, spec.model_dump())
-    opt_g = make_optimizer(spec, generator.parameters(), device)
-    opt_d = make_optimizer(spec, critic.parameters(), device)
+    opt_g = make_optimizer(spec, generator.parameters())
+    opt_d = make_optimizer(spec, critic.parameters())
     rng = torch.Generator(device).manual_seed(spec.seed)  # batches, noise, penalty mixing
     nan = torch.tensor(float("nan"), device=device)
     B, eval_steps = spec.batch_size, set(spec.eval_steps())
 
     # --- resume from the last checkpoint; records past it are dropped and redone ---------------
-    steps_frame = pd.DataFrame()
-    evals_frame = pd.DataFrame()
     start, elapsed = 0, 0.0
     checkpoint = folder.load_checkpoint(device)
     if checkpoint is not None:
@@ -95,13 +92,8 @@ def train(
         opt_d.load_state_dict(checkpoint["opt_d"])
         rng.set_state(checkpoint["rng"].cpu())
         start, elapsed = int(checkpoint["step"]), float(checkpoint["wall_time"])
-        for frame_name in ("steps", "evals"):
-            old = getattr(folder, f"read_{frame_name}")()
-            kept = old[old["step"] <= start] if old is not None else pd.DataFrame()
-            if frame_name == "steps":
-                steps_frame = kept
-            else:
-                evals_frame = kept
+    steps_frame = _up_to(folder.read_steps() if checkpoint else None, start)
+    evals_frame = _up_to(folder.read_evals() if checkpoint else None, start)
     folder.write_status(state="running", step=start, device=str(device), steps=spec.steps)
     clock = time.perf_counter() - elapsed  # wall_time = time.perf_counter() - clock
 
@@ -227,6 +219,10 @@ def train(
     wall_time = time.perf_counter() - clock
     folder.write_status(state="done", step=spec.steps, wall_time=wall_time)
     return Outcome("done", spec.steps, wall_time, _last(evals_frame))
+
+
+def _up_to(frame: pd.DataFrame | None, step: int) -> pd.DataFrame:
+    return pd.DataFrame() if frame is None else frame[frame["step"] <= step]
 
 
 def _last(frame: pd.DataFrame) -> dict[str, float]:

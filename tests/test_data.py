@@ -13,7 +13,7 @@ CPU = torch.device("cpu")
 
 
 def draw(name: str, n: int = 20000, **params: object) -> np.ndarray:
-    sampler = build_sampler(name, params, CPU)
+    sampler = build_sampler({"name": name, **params}, CPU)
     return sampler.sample(n, torch.Generator().manual_seed(0)).numpy().astype(np.float64)
 
 

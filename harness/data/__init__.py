@@ -6,7 +6,7 @@ Each entry names a builder and the pydantic model of its `[data]` parameters, so
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
 from pydantic import BaseModel, ConfigDict
@@ -47,8 +47,10 @@ def dataset_entry(name: str) -> DatasetEntry:
     return DATASETS[name]
 
 
-def build_sampler(name: str, params: dict, device: torch.device) -> Sampler:
-    entry = dataset_entry(name)
+def build_sampler(data: dict[str, Any], device: torch.device) -> Sampler:
+    """The sampler for a RunSpec's `data`: {"name": ..., **the dataset's parameters}."""
+    params = {k: v for k, v in data.items() if k != "name"}
+    entry = dataset_entry(data["name"])
     return entry.build(entry.params(**params), device)
 
 

@@ -84,4 +84,4 @@ def parallel_lines(params: ParallelLinesParams, device: torch.device) -> Paralle
 register_dataset("8gaussians", eight_gaussians)
 register_dataset("25gaussians", twenty_five_gaussians)
 register_dataset("swissroll", swissroll)
-register_dataset("parallel-lines", parallel_lines, ParallelLinesParams)  # type: ignore[arg-type]
+register_dataset("parallel-lines", parallel_lines, ParallelLinesParams)

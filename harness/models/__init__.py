@@ -5,8 +5,12 @@ per sample (a logit for `gan`), shape (batch,).
 """
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from torch import nn
+
+if TYPE_CHECKING:
+    from harness.suite import RunSpec
 
 ModelBuilder = Callable[..., tuple[nn.Module, nn.Module]]  # (spec, sample_shape) -> (G, D)
 
@@ -19,7 +23,7 @@ def register_architecture(name: str, build: ModelBuilder) -> None:
     ARCHITECTURES[name] = build
 
 
-def build_models(spec, sample_shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:  # type: ignore[no-untyped-def]
+def build_models(spec: "RunSpec", sample_shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
     if spec.architecture not in ARCHITECTURES:
         known = ", ".join(sorted(ARCHITECTURES))
         raise ValueError(f"unknown architecture {spec.architecture!r}; known: {known}")

@@ -1,10 +1,14 @@
 """The toy networks of gan_toy.py: three hidden ReLU layers of `width` in G and in D."""
 
 import math
+from typing import TYPE_CHECKING
 
 from torch import Tensor, nn
 
 from harness.models import register_architecture
+
+if TYPE_CHECKING:
+    from harness.suite import RunSpec
 
 
 def relu_mlp(d_in: int, width: int, d_out: int) -> nn.Sequential:
@@ -35,7 +39,7 @@ class MlpCritic(nn.Module):
         return self.net(x.flatten(1)).squeeze(1)
 
 
-def build_mlp(spec, sample_shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:  # type: ignore[no-untyped-def]
+def build_mlp(spec: "RunSpec", sample_shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
     return MlpGenerator(spec.z_dim, spec.width, sample_shape), MlpCritic(spec.width, sample_shape)
 
 
