@@ -40,6 +40,13 @@ def _installed(name: str) -> bool:
     return True
 
 
+def last_row(frame: pd.DataFrame | None) -> dict[str, float]:
+    """The latest row of a table as plain floats (empty when there is none)."""
+    if frame is None or frame.empty:
+        return {}
+    return {str(k): float(v) for k, v in frame.iloc[-1].items()}
+
+
 class RunFolder:
     def __init__(self, path: Path):
         self.path = Path(path)

@@ -12,7 +12,7 @@ import torch
 from tqdm import tqdm
 
 from harness.errors import UserError
-from harness.records import TERMINAL_STATES, RunFolder
+from harness.records import TERMINAL_STATES, RunFolder, last_row
 from harness.suite import RunSpec, Suite
 from harness.train import resolve_device, train
 
@@ -101,8 +101,7 @@ def run_suite(
 
 
 def _finished(spec: RunSpec, folder: RunFolder, status: dict[str, Any]) -> RunResult:
-    evals = folder.read_evals()
-    final = {} if evals is None or evals.empty else evals.iloc[-1].to_dict()
+    final = last_row(folder.read_evals())
     return RunResult(
         spec, folder.path, "skipped", int(status.get("step", 0)), status.get("wall_time"), final
     )

@@ -17,7 +17,7 @@ from harness.data import build_sampler
 from harness.evaluate import evaluate
 from harness.models import build_models
 from harness.objectives import build_objective
-from harness.records import RunFolder
+from harness.records import RunFolder, last_row
 from harness.suite import RunSpec
 
 LOG_EVERY = 25  # steps between host syncs: progress, NaN checks
@@ -207,23 +207,19 @@ def train(
             folder.write_status(
                 state="diverged", step=at, diverged_at=at, error=f"non-finite loss at step {at}"
             )
-            return Outcome("diverged", at, time.perf_counter() - clock, _last(evals_frame))
+            return Outcome("diverged", at, time.perf_counter() - clock, last_row(evals_frame))
         steps_frame = pd.concat([steps_frame, chunk], ignore_index=True)
         if step in eval_steps:
             run_eval(step)
         if progress is not None:
             latest = {"estimate": float(chunk["divergence_estimate"].iloc[-1])}
-            latest |= {k: v for k, v in _last(evals_frame).items() if k == "exact_w1"}
+            latest |= {k: v for k, v in last_row(evals_frame).items() if k == "exact_w1"}
             progress(step, latest)
 
     wall_time = time.perf_counter() - clock
     folder.write_status(state="done", step=spec.steps, wall_time=wall_time)
-    return Outcome("done", spec.steps, wall_time, _last(evals_frame))
+    return Outcome("done", spec.steps, wall_time, last_row(evals_frame))
 
 
 def _up_to(frame: pd.DataFrame | None, step: int) -> pd.DataFrame:
     return pd.DataFrame() if frame is None else frame[frame["step"] <= step]
-
-
-def _last(frame: pd.DataFrame) -> dict[str, float]:
-    return {} if frame.empty else {k: float(v) for k, v in frame.iloc[-1].items()}
