@@ -4,6 +4,7 @@ The training loop calls these and never branches on an objective's name (REFEREN
 """
 
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -12,20 +13,20 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 
-class Objective:
+class Objective(ABC):
     """Base: losses from the critic's raw scores (logits for `gan`), no penalty, no clipping."""
 
     name: ClassVar[str]
     params: ClassVar[tuple[str, ...]] = ()  # RunSpec fields this objective reads
 
-    def critic_loss(self, real_scores: Tensor, fake_scores: Tensor) -> Tensor:
-        raise NotImplementedError
+    @abstractmethod
+    def critic_loss(self, real_scores: Tensor, fake_scores: Tensor) -> Tensor: ...
 
-    def generator_loss(self, fake_scores: Tensor) -> Tensor:
-        raise NotImplementedError
+    @abstractmethod
+    def generator_loss(self, fake_scores: Tensor) -> Tensor: ...
 
-    def divergence_estimate(self, real_scores: Tensor, fake_scores: Tensor) -> Tensor:
-        raise NotImplementedError
+    @abstractmethod
+    def divergence_estimate(self, real_scores: Tensor, fake_scores: Tensor) -> Tensor: ...
 
     def penalty(
         self, critic: nn.Module, real: Tensor, fake: Tensor, rng: torch.Generator
@@ -34,7 +35,8 @@ class Objective:
         return None
 
     def after_critic_step(self, critic: nn.Module) -> None:
-        """Runs after each critic update (WGAN's clipping)."""
+        """Runs after each critic update (WGAN's clipping); nothing by default."""
+        return None
 
     def clip_saturation(self, critic: nn.Module) -> Tensor | None:
         """Share of critic weights held at the clip bound; None where nothing is clipped."""
