@@ -216,7 +216,8 @@ def train(
             run_eval(step)
         if progress is not None:
             latest = {"estimate": float(chunk["divergence_estimate"].iloc[-1])}
-            latest |= {k: v for k, v in last_row(evals_frame).items() if k == "exact_w1"}
+            if not evals_frame.empty:
+                latest["exact_w1"] = float(evals_frame["exact_w1"].iloc[-1])
             progress(step, latest)
 
     wall_time = time.perf_counter() - clock
