@@ -68,8 +68,28 @@ def validate(suite_file: str) -> None:
     default=None,
     help="Overrides the suite's device (auto: CUDA when present).",
 )
+@click.option(
+    "--compile/--no-compile",
+    "compile_",
+    default=None,
+    help="torch.compile the networks (default: the suite's `compile`).",
+)
+@click.option(
+    "--feature-weights",
+    type=click.Path(dir_okay=False, exists=True),
+    envvar="HARNESS_FEATURE_WEIGHTS",
+    help="Inception weights file for FID/IS/KID without network (default: torch-fidelity's "
+    "download). Env: HARNESS_FEATURE_WEIGHTS.",
+)
 def run(
-    suite_file: str, results: str, dry_run: bool, force: bool, quiet: bool, device: str | None
+    suite_file: str,
+    results: str,
+    dry_run: bool,
+    force: bool,
+    quiet: bool,
+    device: str | None,
+    compile_: bool | None,
+    feature_weights: str | None,
 ) -> None:
     """Train every run of SUITE_FILE, skipping finished runs and resuming unfinished ones."""
     suite = _load(suite_file)
@@ -77,7 +97,15 @@ def run(
         _print_runs(suite, Path(results))
         return
     try:
-        outcomes = run_suite(suite, Path(results), device, force=force, quiet=quiet)
+        outcomes = run_suite(
+            suite,
+            Path(results),
+            device,
+            force=force,
+            quiet=quiet,
+            feature_weights=feature_weights,
+            compile=compile_,
+        )
     except UserError as exc:
         _fail(exc)
     if not quiet:

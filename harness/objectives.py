@@ -18,6 +18,7 @@ class Objective(ABC):
 
     name: ClassVar[str]
     params: ClassVar[tuple[str, ...]] = ()  # RunSpec fields this objective reads
+    tolerates_bf16: ClassVar[bool] = True  # may its critic and generator run under bf16 autocast
 
     @abstractmethod
     def critic_loss(self, real_scores: Tensor, fake_scores: Tensor) -> Tensor: ...
@@ -108,6 +109,8 @@ class WganGp(Wasserstein):
 
     name = "wgan-gp"
     params = ("gp_lambda",)
+    # (||grad|| - 1)^2 through a double backward loses the precision it penalises in bf16
+    tolerates_bf16 = False
 
     def __init__(self, gp_lambda: float):
         self.gp_lambda = gp_lambda

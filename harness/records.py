@@ -40,11 +40,12 @@ def _installed(name: str) -> bool:
     return True
 
 
-def last_row(frame: pd.DataFrame | None) -> dict[str, float]:
-    """The latest row of a table as plain floats (empty when there is none)."""
+def last_row(frame: pd.DataFrame | None) -> dict[str, Any]:
+    """The latest row of a table, numbers as plain floats (empty when there is none)."""
     if frame is None or frame.empty:
         return {}
-    return {str(k): float(v) for k, v in frame.iloc[-1].items()}
+    row = frame.iloc[-1].items()
+    return {str(k): float(v) if isinstance(v, int | float | np.number) else v for k, v in row}
 
 
 class RunFolder:

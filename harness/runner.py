@@ -14,7 +14,7 @@ from tqdm import tqdm
 from harness.errors import UserError
 from harness.records import TERMINAL_STATES, RunFolder, last_row
 from harness.suite import RunSpec, Suite
-from harness.train import resolve_device, train
+from harness.train import RunOptions, resolve_device, train
 
 
 @dataclass
@@ -24,7 +24,7 @@ class RunResult:
     state: str  # done | diverged | failed | skipped (finished earlier)
     step: int
     wall_time: float | None
-    final: dict[str, float]
+    final: dict[str, Any]
 
 
 def suite_folder(results: Path, suite: Suite) -> Path:
@@ -43,11 +43,17 @@ def run_suite(
     device_name: str | None = None,
     force: bool = False,
     quiet: bool = False,
+    feature_weights: str | None = None,
+    compile: bool | None = None,
 ) -> list[RunResult]:
+    """Train every run of `suite` under `results`; `compile` None means the suite's setting."""
     results = Path(results)
     if results.exists() and not results.is_dir():
         raise UserError(f"--results {results}: is a file, not a folder")
     device = pick_device(device_name or suite.device)
+    options = RunOptions(
+        compile=suite.compile if compile is None else compile, feature_weights=feature_weights
+    )
     say = (lambda _msg: None) if quiet else tqdm.write
     out: list[RunResult] = []
     for k, spec in enumerate(suite.runs, 1):
@@ -77,7 +83,7 @@ def run_suite(
             bar.set_postfix({k: f"{v:.4f}" for k, v in latest.items()}, refresh=False)
 
         try:
-            outcome = train(spec, folder, device, progress)
+            outcome = train(spec, folder, device, progress, options)
         except UserError:
             bar.close()
             raise
@@ -109,6 +115,10 @@ def _finished(spec: RunSpec, folder: RunFolder, status: dict[str, Any]) -> RunRe
 
 def describe(result: RunResult) -> str:
     parts = [f"{result.state} at step {result.step}"]
+    final = result.final
+    if "fid" in final:
+        parts.append(f"FID {final['fid']:.2f}, IS {final['inception_score']:.2f}")
+        parts.append(f"KID {final['kid']:.4f} (n={int(final['fid_generated_samples'])})")
     if "exact_w1" in result.final:
         parts.append(
             f"exact W1 {result.final['exact_w1']:.4f} (floor {result.final['floor_w1']:.4f})"

@@ -22,9 +22,9 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails
 
-from harness.data import dataset_entry
+from harness.data import LOCATION_KEYS, dataset_entry
 from harness.errors import SuiteError
-from harness.models import ARCHITECTURES
+from harness.models import ARCHITECTURES, check_critic_norm
 from harness.objectives import OBJECTIVES, objective_params
 
 
@@ -51,6 +51,8 @@ ArchitectureName = Annotated[str, AfterValidator(_known(ARCHITECTURES, "architec
 Positive = Annotated[float, Field(gt=0)]
 PositiveInt = Annotated[int, Field(gt=0)]
 Beta = Annotated[float, Field(ge=0, lt=1)]
+CriticNorm = Literal["batch", "layer", "none"]
+Projection = Literal["inception-pca", "pixel-pca", "random"]
 
 
 class RunFields(BaseModel):
@@ -74,14 +76,34 @@ class RunFields(BaseModel):
     z_dim: PositiveInt | None = None
     eval_every: PositiveInt | None = None
     eval_samples: Annotated[int, Field(ge=2)] | None = None
+    critic_norm: CriticNorm | None = None
+    generator_batch_size: PositiveInt | None = None
+    lr_decay: Literal["none", "linear"] | None = None
+    precision: Literal["fp32", "bf16"] | None = None
+    # image data only
+    fid_samples: Annotated[int, Field(ge=10)] | None = None
+    fid_samples_final: Annotated[int, Field(ge=10)] | None = None
+    projections: Annotated[list[Projection], Field(min_length=1)] | None = None
+    projection_dims: Annotated[list[PositiveInt], Field(min_length=1)] | None = None
 
 
 FALLBACKS: dict[str, Any] = {
     "variant": "non-saturating",  # what practice uses (Goodfellow 2014, section 3)
     "critic_schedule": "constant",
     "eval_samples": 1024,
+    "critic_norm": "none",
+    "lr_decay": "none",
+    "precision": "fp32",
 }
 """Used where neither [defaults] nor the run says; every other setting must be given."""
+
+IMAGE_FALLBACKS: dict[str, Any] = {
+    "fid_samples": 10_000,  # during training; fewer samples bias FID upwards (REFERENCE.md)
+    "fid_samples_final": 50_000,  # at the last step: Heusel et al.'s 50k convention
+    "projections": ["inception-pca", "pixel-pca", "random"],
+    "projection_dims": [2, 8, 32],
+}
+IMAGE_ONLY = tuple(IMAGE_FALLBACKS)
 
 
 class RunSpec(BaseModel):
@@ -108,6 +130,14 @@ class RunSpec(BaseModel):
     z_dim: int
     eval_every: int | None = None
     eval_samples: int
+    critic_norm: CriticNorm = "none"
+    generator_batch_size: int | None = None  # None: batch_size
+    lr_decay: Literal["none", "linear"] = "none"
+    precision: Literal["fp32", "bf16"] = "fp32"
+    fid_samples: int | None = None  # image data only, as the three below
+    fid_samples_final: int | None = None
+    projections: tuple[Projection, ...] | None = None
+    projection_dims: tuple[int, ...] | None = None
 
     @model_validator(mode="after")
     def _objective_needs(self) -> "RunSpec":
@@ -116,12 +146,29 @@ class RunSpec(BaseModel):
                 raise ValueError(f"objective {self.objective!r} needs {key}")
         if self.optimizer == "adam" and self.betas is None:
             raise ValueError("optimizer 'adam' needs betas")
+        if self.objective == "wgan-gp" and self.critic_norm == "batch":
+            # batch norm mixes the samples of a batch; the penalty is on each sample's gradient
+            raise ValueError("critic_norm 'batch' is not valid with wgan-gp (Gulrajani 2017, 4)")
+        if self.precision == "bf16" and not OBJECTIVES[self.objective].tolerates_bf16:
+            raise ValueError(f"precision 'bf16' is not tolerated by objective {self.objective!r}")
+        check_critic_norm(self.architecture, self.critic_norm)
+        fid_counts = [n for n in (self.fid_samples, self.fid_samples_final) if n is not None]
+        if fid_counts and self.eval_samples > min(fid_counts):
+            # exact W and the critic's values use the first eval_samples of the FID draw
+            raise ValueError(f"eval_samples ({self.eval_samples}) must be <= fid_samples")
         return self
 
     @property
     def run_id(self) -> str:
-        content = json.dumps(self.model_dump(mode="json", exclude={"name"}), sort_keys=True)
-        return hashlib.sha256(content.encode()).hexdigest()[:12]
+        """Hash of what the run depends on: no name, no unset field, not where the data lies."""
+        content = self.model_dump(mode="json", exclude={"name"}, exclude_none=True)
+        content["data"] = {k: v for k, v in self.data.items() if k not in LOCATION_KEYS}
+        text = json.dumps(content, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+    @property
+    def images(self) -> bool:
+        return dataset_entry(self.data["name"]).images
 
     def eval_steps(self) -> list[int]:
         """Step 0 (the untrained generator), every `eval_every` steps, and the last step."""
@@ -151,6 +198,7 @@ class SuiteTable(BaseModel):
     description: str = ""
     seeds: list[int] = Field(default=[0], min_length=1)
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    compile: bool = False  # torch.compile the networks (not the penalty's double backward)
 
 
 class SuiteFile(BaseModel):
@@ -168,6 +216,7 @@ class Suite:
     name: str
     description: str
     device: str
+    compile: bool
     runs: list[RunSpec]
 
 
@@ -245,10 +294,16 @@ def _expand_run(
     path: Path, i: int, table: RunTable, defaults: RunFields, data: dict[str, Any], seeds: list[int]
 ) -> list[RunSpec]:
     run_fields = table.model_dump(exclude_none=True, exclude={"name", "grid"})
+    images = dataset_entry(data["name"]).images
+    fallbacks = FALLBACKS | (IMAGE_FALLBACKS if images else {})
     specs = []
     for point in _validate_grid(path, i, table.grid or {}):
         chosen = {**run_fields, **point}  # what this run says itself: must all apply
-        merged = {**FALLBACKS, **defaults.model_dump(exclude_none=True), **chosen}
+        merged = {**fallbacks, **defaults.model_dump(exclude_none=True), **chosen}
+        if not images:
+            for key in sorted(set(IMAGE_ONLY) & merged.keys()):
+                where = f"run[{i}].{key}" if key in chosen else f"defaults.{key}"
+                raise SuiteError([f"{path}: {where}: used only with image data"])
         objective = merged.get("objective")
         if objective is None:
             raise SuiteError([f"{path}: run[{i}].objective: missing"])
@@ -329,4 +384,11 @@ def load_suite(path: str | Path) -> Suite:
             )
         by_id[spec.run_id] = spec
     s = suite_file.suite
-    return Suite(path=path, name=s.name, description=s.description, device=s.device, runs=runs)
+    return Suite(
+        path=path,
+        name=s.name,
+        description=s.description,
+        device=s.device,
+        compile=s.compile,
+        runs=runs,
+    )

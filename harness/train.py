@@ -4,9 +4,11 @@ Per generator step: n_critic critic updates, one generator update, one row of re
 the device; records are pulled to the host only every LOG_EVERY steps and at evals.
 """
 
+import contextlib
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -14,7 +16,7 @@ import torch
 from torch import nn
 
 from harness.data import build_sampler
-from harness.evaluate import evaluate
+from harness.evaluate import build_evaluator
 from harness.models import build_models
 from harness.objectives import build_objective
 from harness.records import RunFolder, last_row
@@ -32,8 +34,17 @@ STEP_COLUMNS = [  # recorded on the device, in this order, once per generator st
     "clip_saturation",  # share of critic weights at +-clip (wgan), else NaN
 ]
 MUST_BE_FINITE = ["critic_loss", "generator_loss"]
+PROGRESS_COLUMNS = ["fid", "exact_w1"]  # the latest evals shown beside the bar, where present
 
 Progress = Callable[[int, dict[str, float]], None]  # (step, latest values) -> None
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How to execute a run, not what it is: none of these is part of the run id."""
+
+    compile: bool = False  # torch.compile G and D (the penalty's double backward stays eager)
+    feature_weights: str | None = None  # Inception weights file for machines without network
 
 
 @dataclass
@@ -41,7 +52,7 @@ class Outcome:
     state: str  # done | diverged
     step: int
     wall_time: float
-    final: dict[str, float]  # the last evals row (empty if none)
+    final: dict[str, Any]  # the last evals row (empty if none)
 
 
 def n_critic_at(spec: RunSpec, step: int) -> int:
@@ -63,6 +74,26 @@ def make_optimizer(spec: RunSpec, params: Iterable[nn.Parameter]) -> torch.optim
     return torch.optim.RMSprop(params, lr=spec.lr)
 
 
+def make_schedulers(
+    spec: RunSpec, *optimizers: torch.optim.Optimizer
+) -> list[torch.optim.lr_scheduler.LRScheduler]:
+    """`linear`: the lr falls linearly to 0 over the run's generator steps (WGAN-GP ResNet)."""
+    if spec.lr_decay == "none":
+        return []
+    return [
+        torch.optim.lr_scheduler.LambdaLR(opt, lambda it: max(0.0, 1.0 - it / spec.steps))
+        for opt in optimizers
+    ]
+
+
+def speed_up(device: torch.device) -> None:
+    """TF32 matmuls and convolutions for training on CUDA (evaluation turns them off again)."""
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cudnn.benchmark = True
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -70,17 +101,37 @@ def resolve_device(name: str) -> torch.device:
 
 
 def train(
-    spec: RunSpec, folder: RunFolder, device: torch.device, progress: Progress | None = None
+    spec: RunSpec,
+    folder: RunFolder,
+    device: torch.device,
+    progress: Progress | None = None,
+    options: RunOptions = RunOptions(),
 ) -> Outcome:
+    speed_up(device)
     torch.manual_seed(spec.seed)  # model initialisation
     data = build_sampler(spec.data, device)
     generator, critic = (m.to(device) for m in build_models(spec, data.shape))
+    # channels_last: the layout CUDA's convolution kernels are fastest in
+    layout = torch.channels_last if device.type == "cuda" and len(data.shape) == 3 else None
+    if layout is not None:
+        generator, critic = (m.to(memory_format=layout) for m in (generator, critic))
     objective = build_objective(spec.objective, spec.model_dump())
     opt_g = make_optimizer(spec, generator.parameters())
     opt_d = make_optimizer(spec, critic.parameters())
+    schedulers = make_schedulers(spec, opt_g, opt_d)
+    evaluate = build_evaluator(spec, data, device, options.feature_weights)
+    # Compiled modules share the eager ones' parameters; the penalty keeps the eager critic.
+    G = torch.compile(generator) if options.compile else generator
+    D = torch.compile(critic) if options.compile else critic
+    autocast = (
+        (lambda: torch.autocast(device.type, dtype=torch.bfloat16))
+        if spec.precision == "bf16"
+        else contextlib.nullcontext
+    )
     rng = torch.Generator(device).manual_seed(spec.seed)  # batches, noise, penalty mixing
     nan = torch.tensor(float("nan"), device=device)
     B, eval_steps = spec.batch_size, set(spec.eval_steps())
+    B_g = spec.generator_batch_size or B
 
     # --- resume from the last checkpoint; records past it are dropped and redone ---------------
     start, elapsed = 0, 0.0
@@ -90,6 +141,8 @@ def train(
         critic.load_state_dict(checkpoint["critic"])
         opt_g.load_state_dict(checkpoint["opt_g"])
         opt_d.load_state_dict(checkpoint["opt_d"])
+        for scheduler, state in zip(schedulers, checkpoint.get("schedulers", []), strict=True):
+            scheduler.load_state_dict(state)
         rng.set_state(checkpoint["rng"].cpu())
         start, elapsed = int(checkpoint["step"]), float(checkpoint["wall_time"])
     steps_frame = _up_to(folder.read_steps() if checkpoint else None, start)
@@ -99,18 +152,7 @@ def train(
 
     def run_eval(step: int) -> None:
         nonlocal evals_frame
-        row = evaluate(
-            step,
-            seed=spec.seed,
-            n=spec.eval_samples,
-            z_dim=spec.z_dim,
-            data=data,
-            generator=generator,
-            critic=critic,
-            objective=objective,
-            folder=folder,
-            device=device,
-        )
+        row = evaluate(step, generator, critic, objective, folder)
         row["wall_time"] = time.perf_counter() - clock
         evals_frame = pd.concat([evals_frame, pd.DataFrame([row])], ignore_index=True)
         # Tables first, then the checkpoint: a kill in between leaves tables ahead of the
@@ -126,6 +168,7 @@ def train(
                 "critic": critic.state_dict(),
                 "opt_g": opt_g.state_dict(),
                 "opt_d": opt_d.state_dict(),
+                "schedulers": [scheduler.state_dict() for scheduler in schedulers],
             }
         )
         folder.write_status(state="running", step=step)
@@ -143,12 +186,15 @@ def train(
         for i in range(n):
             last = i == n - 1
             real = data.sample(B, rng)
-            with torch.no_grad():
-                fake = generator(torch.randn(B, spec.z_dim, generator=rng, device=device))
+            if layout is not None:
+                real = real.contiguous(memory_format=layout)
+            with torch.no_grad(), autocast():
+                fake = G(torch.randn(B, spec.z_dim, generator=rng, device=device)).float()
             # Separate passes, as the papers' code does: batch statistics stay per batch, and
             # on the CPU two half-size passes stay in cache where one concatenated pass does not.
             real, fake = real.requires_grad_(last), fake.requires_grad_(last)
-            real_scores, fake_scores = critic(real), critic(fake)
+            with autocast():
+                real_scores, fake_scores = D(real).float(), D(fake).float()
             loss = objective.critic_loss(real_scores, fake_scores)
             penalty = objective.penalty(critic, real, fake, rng)
             if penalty is not None:
@@ -169,11 +215,14 @@ def train(
 
         # --- generator: one update against the critic as it now stands -----------------------
         critic.requires_grad_(False)
-        fake = generator(torch.randn(B, spec.z_dim, generator=rng, device=device))
-        generator_loss = objective.generator_loss(critic(fake))
+        with autocast():
+            fake = G(torch.randn(B_g, spec.z_dim, generator=rng, device=device))
+            generator_loss = objective.generator_loss(D(fake).float())
         opt_g.zero_grad(set_to_none=True)
         generator_loss.backward()
         opt_g.step()
+        for scheduler in schedulers:
+            scheduler.step()
 
         pending.append(
             torch.stack(
@@ -216,8 +265,9 @@ def train(
             run_eval(step)
         if progress is not None:
             latest = {"estimate": float(chunk["divergence_estimate"].iloc[-1])}
-            if not evals_frame.empty:
-                latest["exact_w1"] = float(evals_frame["exact_w1"].iloc[-1])
+            for column in PROGRESS_COLUMNS:
+                if column in evals_frame:
+                    latest[column] = float(evals_frame[column].iloc[-1])
             progress(step, latest)
 
     wall_time = time.perf_counter() - clock

@@ -37,3 +37,30 @@ def small_spec(**overrides: object) -> RunSpec:
 @pytest.fixture
 def suites() -> Path:
     return SUITES
+
+
+@pytest.fixture(scope="session")
+def inception_weights(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Random-init Inception weights in torch-fidelity's format: FID/IS/KID with no download."""
+    from unittest import mock
+
+    import torch
+    from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+
+    module = "torch_fidelity.feature_extractor_inceptionv3"
+    with (
+        mock.patch(f"{module}.load_state_dict_from_url", lambda *a, **k: {}),
+        mock.patch.object(FeatureExtractorInceptionV3, "load_state_dict", lambda self, sd: None),
+    ):
+        torch.manual_seed(0)
+        model = FeatureExtractorInceptionV3("inception-v3-compat", ["2048"])
+    path = tmp_path_factory.mktemp("weights") / "inception-random.pth"
+    torch.save(model.state_dict(), path)
+    return str(path)
+
+
+@pytest.fixture
+def fidelity_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """torch-fidelity's cache in a temp folder, never in the user's home."""
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache" / "fidelity"

@@ -101,6 +101,40 @@ def test_repository_suites_are_valid(suites):
     assert load_suite(suites / "smoke.toml").runs
 
 
+def test_image_suites_carry_the_papers_settings(suites):
+    cifar = load_suite(suites / "cifar.toml")
+    assert len(cifar.runs) == 9 and {r.data["name"] for r in cifar.runs} == {"cifar10"}
+    by = {r.objective: r for r in cifar.runs}
+    assert all((r.architecture, r.width, r.batch_size) == ("dcgan", 128, 64) for r in cifar.runs)
+    assert all((r.steps, r.eval_every) == (100_000, 5_000) for r in cifar.runs)
+    assert all((r.fid_samples, r.fid_samples_final) == (10_000, 50_000) for r in cifar.runs)
+    gan, wgan, gp = by["gan"], by["wgan"], by["wgan-gp"]
+    assert (gan.optimizer, gan.lr, gan.betas, gan.n_critic) == ("adam", 2e-4, (0.5, 0.999), 1)
+    assert (wgan.optimizer, wgan.lr, wgan.clip, wgan.n_critic) == ("rmsprop", 5e-5, 0.01, 5)
+    assert (gp.optimizer, gp.lr, gp.betas, gp.gp_lambda, gp.n_critic, gp.critic_norm) == (
+        "adam", 1e-4, (0.0, 0.9), 10.0, 5, "none",
+    )  # fmt: skip
+    (resnet, *_) = load_suite(suites / "cifar-resnet.toml").runs
+    assert (resnet.architecture, resnet.width, resnet.lr, resnet.betas) == (
+        "resnet", 128, 2e-4, (0.0, 0.9),
+    )  # fmt: skip
+    assert (resnet.lr_decay, resnet.generator_batch_size, resnet.steps) == ("linear", 128, 100_000)
+    digits = load_suite(suites / "digits.toml")
+    assert {r.objective for r in digits.runs} == {"gan", "wgan", "wgan-gp"}
+
+
+def test_run_id_ignores_where_the_data_lies(tmp_path):
+    text = GOOD.replace('name = "8gaussians"', 'name = "digits"\nsize = 16').replace(
+        'architecture = "mlp"', 'architecture = "mlp"\nfid_samples = 100\neval_samples = 50'
+    )
+    a = load_suite(write(tmp_path, text)).runs[0]
+    assert a.projections == ("inception-pca", "pixel-pca", "random")  # image defaults applied
+    moved = a.model_copy(update={"data": {**a.data, "root": "/elsewhere", "download": False}})
+    assert moved.run_id == a.run_id
+    assert a.model_copy(update={"data": {**a.data, "size": 8}}).run_id != a.run_id
+
+
+GP_RUN = 'name = "gp"\nobjective = "wgan-gp"'
 BAD = [  # (what to change in GOOD, the line expected)
     (("clip = 0.01\nn_critic = 5", "clip = -1\nn_critic = 5"), "defaults.clip: must be > 0"),
     (
@@ -137,6 +171,21 @@ BAD = [  # (what to change in GOOD, the line expected)
     (("betas = [0.5, 0.9]", "betas = [0.5, 1.0]"), "defaults.betas[1]: must be < 1"),
     (("[suite]", '[suite]\ncolour = "red"'), "suite.colour: unknown key"),
     (("[suite]", "x = [\n[suite]"), "not valid TOML"),
+    (
+        (GP_RUN, GP_RUN + '\ncritic_norm = "batch"'),
+        "run[2]: critic_norm 'batch' is not valid with wgan-gp",
+    ),
+    (
+        ('objective = "gan"', 'objective = "gan"\ncritic_norm = "layer"'),
+        "run[0]: architecture 'mlp' supports critic_norm 'none' only",
+    ),
+    (
+        (GP_RUN, GP_RUN + '\nprecision = "bf16"'),
+        "run[2]: precision 'bf16' is not tolerated by objective 'wgan-gp'",
+    ),
+    (("steps = 10", "steps = 10\nfid_samples = 100"), "defaults.fid_samples: used only with image"),
+    (("steps = 10", 'steps = 10\nlr_decay = "cosine"'), "defaults.lr_decay: input should be"),
+    (("steps = 10", "steps = 10\ngenerator_batch_size = 0"), "generator_batch_size: must be > 0"),
 ]
 
 

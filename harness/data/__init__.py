@@ -20,25 +20,33 @@ class Sampler(Protocol):
     def sample(self, n: int, rng: torch.Generator) -> torch.Tensor: ...
 
 
+# `[data]` keys that say where the files are, not what the data is (left out of run ids).
+LOCATION_KEYS = ("root", "download")
+
+
 class NoParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 @dataclass(frozen=True)
 class DatasetEntry:
-    build: Callable[..., Sampler]  # build(params, device) -> Sampler
+    build: Callable[..., Sampler]  # build(params, device, split) -> Sampler; split "train"/"test"
     params: type[BaseModel]
+    images: bool  # (C, H, W) uint8 images, not points: picks the image-only defaults
 
 
 DATASETS: dict[str, DatasetEntry] = {}
 
 
 def register_dataset(
-    name: str, build: Callable[..., Sampler], params: type[BaseModel] = NoParams
+    name: str,
+    build: Callable[..., Sampler],
+    params: type[BaseModel] = NoParams,
+    images: bool = False,
 ) -> None:
     if name in DATASETS:
         raise ValueError(f"dataset {name!r} is registered twice")
-    DATASETS[name] = DatasetEntry(build, params)
+    DATASETS[name] = DatasetEntry(build, params, images)
 
 
 def dataset_entry(name: str) -> DatasetEntry:
@@ -47,11 +55,20 @@ def dataset_entry(name: str) -> DatasetEntry:
     return DATASETS[name]
 
 
-def build_sampler(data: dict[str, Any], device: torch.device) -> Sampler:
-    """The sampler for a RunSpec's `data`: {"name": ..., **the dataset's parameters}."""
+SPLITS = ("train", "test")
+
+
+def build_sampler(data: dict[str, Any], device: torch.device, split: str = "train") -> Sampler:
+    """The sampler for a RunSpec's `data`: {"name": ..., **the dataset's parameters}.
+
+    `split` is "train" for training or "test" for held-out data the critic never trained on.
+    """
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; known: {', '.join(SPLITS)}")
     params = {k: v for k, v in data.items() if k != "name"}
     entry = dataset_entry(data["name"])
-    return entry.build(entry.params(**params), device)
+    return entry.build(entry.params(**params), device, split)
 
 
-from harness.data import toy  # noqa: E402,F401  (registers the toy sets)
+from harness.data import images as image_sets  # noqa: E402,F401  (registers the datasets)
+from harness.data import toy  # noqa: E402,F401

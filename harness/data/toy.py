@@ -1,6 +1,7 @@
 """Toy 2-D data exactly as gan_toy.py makes it (REFERENCE.md, Toy data), sampled on the device.
 
 `parallel-lines` is WGAN's Example 1: the law of (theta, Z), Z ~ U[0, 1].
+Builders ignore the split: each distribution is infinite, so a fresh draw is already held out.
 """
 
 import math
@@ -51,13 +52,13 @@ class ParallelLines:
         return torch.cat([torch.full_like(z, self.theta), z], dim=1)
 
 
-def eight_gaussians(params: BaseModel, device: torch.device) -> GaussianMixture:
+def eight_gaussians(params: BaseModel, device: torch.device, split: str) -> GaussianMixture:
     k = torch.arange(8, dtype=torch.float64) * math.pi / 4
     centres = 2.0 * torch.stack([torch.cos(k), torch.sin(k)], dim=1)
     return GaussianMixture(centres, std=0.02, scale=1.414, device=device)
 
 
-def twenty_five_gaussians(params: BaseModel, device: torch.device) -> GaussianMixture:
+def twenty_five_gaussians(params: BaseModel, device: torch.device, split: str) -> GaussianMixture:
     grid = torch.arange(-2, 3, dtype=torch.float64) * 2.0
     centres = torch.cartesian_prod(grid, grid)
     return GaussianMixture(centres, std=0.05, scale=2.828, device=device)
@@ -66,7 +67,7 @@ def twenty_five_gaussians(params: BaseModel, device: torch.device) -> GaussianMi
 SWISSROLL_POOL = 1 << 20  # ~1M points: far more than any batch or eval draws at once
 
 
-def swissroll(params: BaseModel, device: torch.device) -> Pool:
+def swissroll(params: BaseModel, device: torch.device, split: str) -> Pool:
     # A fixed random_state: the pool is the dataset; the run's seed decides what is drawn from it.
     points, _ = make_swiss_roll(n_samples=SWISSROLL_POOL, noise=0.25, random_state=0)
     return Pool(torch.from_numpy(points[:, [0, 2]] / 7.5), device)
@@ -77,7 +78,7 @@ class ParallelLinesParams(BaseModel):
     theta: float = 0.0
 
 
-def parallel_lines(params: ParallelLinesParams, device: torch.device) -> ParallelLines:
+def parallel_lines(params: ParallelLinesParams, device: torch.device, split: str) -> ParallelLines:
     return ParallelLines(params.theta, device)
 
 

@@ -46,15 +46,15 @@ def sliced_w2(x: np.ndarray, y: np.ndarray, seed: int, n_projections: int = 256)
 
 
 def transport_metrics(
-    real: np.ndarray, fake: np.ndarray, real_again: np.ndarray, seed: int, prefix: str = ""
+    real: np.ndarray, fake: np.ndarray, real_again: np.ndarray, seed: int, suffix: str = ""
 ) -> dict[str, float]:
     """Exact W1/W2 of generated against real, and the real-vs-real floor at the same n."""
     return {
-        f"exact_w1{prefix}": exact_w1(real, fake),
-        f"exact_w2{prefix}": exact_w2(real, fake),
-        f"floor_w1{prefix}": exact_w1(real, real_again),
-        f"floor_w2{prefix}": exact_w2(real, real_again),
-        f"sliced_w2{prefix}": sliced_w2(real, fake, seed),
+        f"exact_w1{suffix}": exact_w1(real, fake),
+        f"exact_w2{suffix}": exact_w2(real, fake),
+        f"floor_w1{suffix}": exact_w1(real, real_again),
+        f"floor_w2{suffix}": exact_w2(real, real_again),
+        f"sliced_w2{suffix}": sliced_w2(real, fake, seed),
     }
 
 

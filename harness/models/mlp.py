@@ -43,4 +43,4 @@ def build_mlp(spec: "RunSpec", sample_shape: tuple[int, ...]) -> tuple[nn.Module
     return MlpGenerator(spec.z_dim, spec.width, sample_shape), MlpCritic(spec.width, sample_shape)
 
 
-register_architecture("mlp", build_mlp)
+register_architecture("mlp", build_mlp, critic_norms=("none",))  # gan_toy.py: none

@@ -1,0 +1,172 @@
+"""Image datasets held whole on the training device as uint8 (N, C, H, W), sampled by index.
+
+A batch is an index draw from the run's generator and a conversion to [-1, 1] on the device: no
+DataLoader, no workers, no host-to-device copy per step. Each set has a fixed train/test split so
+evaluation can score the critic on images it never trained on.
+"""
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+import torchvision
+import torchvision.transforms.functional as TF
+from PIL import Image
+from pydantic import BaseModel, ConfigDict, Field
+from sklearn.datasets import load_digits
+
+from harness.data import register_dataset
+from harness.errors import UserError
+
+SPLIT_SEED = 0  # the permutation that splits digits and image folders: part of the dataset
+
+
+class ImageSet:
+    """uint8 images on the device; batches are drawn by index and converted there."""
+
+    def __init__(self, images: torch.Tensor, device: torch.device):
+        if images.dtype != torch.uint8 or images.ndim != 4:
+            shape = tuple(images.shape)
+            raise ValueError(f"images must be uint8 (N, C, H, W), not {images.dtype} {shape}")
+        self.images = images.to(device)
+        self.shape: tuple[int, ...] = tuple(self.images.shape[1:])
+        self.device = device
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def sample(self, n: int, rng: torch.Generator) -> torch.Tensor:
+        """n images drawn with replacement, as float32 in [-1, 1]."""
+        idx = torch.randint(len(self.images), (n,), generator=rng, device=self.device)
+        return self.images[idx].float() / 127.5 - 1
+
+    def draw(self, n: int, rng: torch.Generator) -> torch.Tensor:
+        """n distinct images as stored (uint8): evaluation compares sets without repeats."""
+        if n > len(self.images):
+            raise ValueError(f"cannot draw {n} distinct images from a set of {len(self.images)}")
+        idx = torch.randperm(len(self.images), generator=rng, device=rng.device)[:n]
+        return self.images[idx.to(self.device)]
+
+
+def split_by_permutation(images: torch.Tensor, n_test: int, split: str) -> torch.Tensor:
+    """A fixed shuffle, then the last `n_test` are held out: the same split on every machine."""
+    order = torch.randperm(len(images), generator=torch.Generator().manual_seed(SPLIT_SEED))
+    n_train = len(images) - n_test
+    return images[order[n_train:]] if split == "test" else images[order[:n_train]]
+
+
+def data_root(root: str | None) -> Path:
+    """Where downloaded sets live: `[data] root`, else $HARNESS_DATA, else a per-user cache."""
+    if root is not None:
+        return Path(root).expanduser()
+    env = os.environ.get("HARNESS_DATA")
+    return Path(env if env else "~/.cache/harness/data").expanduser()
+
+
+class Cifar10Params(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    root: str | None = None
+    download: bool = True
+
+
+class _Cifar10Files(torchvision.datasets.CIFAR10):
+    """torchvision's CIFAR-10 reader, accepting any copy whose files are all present."""
+
+    def _check_integrity(self) -> bool:
+        """Presence only: per-file md5s reject re-packed or test-made copies, while a download is
+        still md5-checked by torchvision's archive download before it is extracted."""
+        folder = Path(self.root) / self.base_folder
+        return all((folder / name).is_file() for name, _ in self.train_list + self.test_list)
+
+    def _load_meta(self) -> None:
+        """Class names are never used here: skip batches.meta, which torchvision md5-checks."""
+        self.classes: list[str] = []
+        self.class_to_idx: dict[str, int] = {}
+
+
+def one_line(error: BaseException) -> str:
+    """An exception's message on one line: the CLI prints UserErrors as exactly one line."""
+    return " ".join(str(error).split()) or type(error).__name__
+
+
+def cifar10(params: Cifar10Params, device: torch.device, split: str) -> ImageSet:
+    root = data_root(params.root)
+    where = f"cifar10: no CIFAR-10 under {root} (looked for {_Cifar10Files.base_folder}/)"
+    try:
+        data = _Cifar10Files(str(root), train=split == "train", download=params.download).data
+    except (OSError, RuntimeError) as e:  # no files and no download, or no network (URLError)
+        if not params.download:
+            raise UserError(f"{where}; set [data] root, $HARNESS_DATA, or download = true") from e
+        raise UserError(
+            f"{where}; download failed: {one_line(e)}; "
+            "set [data] root, $HARNESS_DATA, or download = true with network"
+        ) from e
+    images = torch.from_numpy(data).permute(0, 3, 1, 2)  # torchvision's NHWC view -> NCHW
+    return ImageSet(images.contiguous(), device)
+
+
+class DigitsParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    size: int = Field(default=32, ge=8)
+
+
+DIGITS_TEST_FRACTION = 0.2
+
+
+def digits(params: DigitsParams, device: torch.device, split: str) -> ImageSet:
+    # scikit-learn's bundled 8x8 digits (values 0..16): a small image set that needs no download.
+    raw = torch.from_numpy(load_digits().images).unsqueeze(1)  # (1797, 1, 8, 8) float64
+    pixels = torch.round(raw * 255 / 16)
+    if params.size != 8:
+        size = (params.size, params.size)
+        pixels = torch.nn.functional.interpolate(
+            pixels, size=size, mode="bilinear", align_corners=False, antialias=False
+        ).round()
+    images = pixels.clamp(0, 255).to(torch.uint8)
+    n_test = len(images) - int(len(images) * (1 - DIGITS_TEST_FRACTION))
+    return ImageSet(split_by_permutation(images, n_test, split), device)
+
+
+class ImageFolderParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    path: str
+    size: int = Field(default=32, ge=1)
+    heldout_fraction: float = Field(default=0.1, gt=0, lt=1)
+
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+
+def read_square(file: Path, size: int) -> torch.Tensor:
+    """One RGB image, short side resized to `size`, centre-cropped to size x size, (3, H, W)."""
+    try:
+        with Image.open(file) as im:
+            rgb = im.convert("RGB")
+    except OSError as e:  # unreadable or not an image (PIL's UnidentifiedImageError is one)
+        raise UserError(f"image-folder: cannot read {file}: {one_line(e)}") from e
+    square = TF.center_crop(TF.resize(rgb, size), [size, size])
+    return torch.from_numpy(np.asarray(square, dtype=np.uint8).copy()).permute(2, 0, 1)
+
+
+def image_folder(params: ImageFolderParams, device: torch.device, split: str) -> ImageSet:
+    folder = Path(params.path).expanduser()
+    if not folder.is_dir():
+        raise UserError(f"image-folder: no folder {folder}; set [data] path to a folder of images")
+    files = sorted(
+        (f for f in folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file()),
+        key=lambda f: f.name,
+    )
+    if len(files) < 2:
+        raise UserError(
+            f"image-folder: {folder} holds {len(files)} .png/.jpg/.jpeg images; "
+            "need at least 2 (one to train on, one held out)"
+        )
+    images = torch.stack([read_square(f, params.size) for f in files])
+    n_test = min(len(files) - 1, max(1, round(len(files) * params.heldout_fraction)))
+    return ImageSet(split_by_permutation(images, n_test, split), device)
+
+
+register_dataset("cifar10", cifar10, Cifar10Params, images=True)
+register_dataset("digits", digits, DigitsParams, images=True)
+register_dataset("image-folder", image_folder, ImageFolderParams, images=True)

@@ -1,0 +1,204 @@
+"""FID, IS and KID through torch-fidelity, with the generator fed to it directly (no PNGs).
+
+One feature pass per eval gives all three metrics and the Inception pool features that the
+`inception-pca` projection needs. The real side's features and FID statistics are cached by
+torch-fidelity under a name that says what they are, so later runs and suites reuse them.
+"""
+
+import contextlib
+import hashlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch_fidelity
+from torch import Tensor, nn
+from torch.utils.data import Dataset
+from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+from torch_fidelity.metric_fid import (
+    KEY_METRIC_FID,
+    fid_featuresdict_to_statistics,
+    fid_featuresdict_to_statistics_cached,
+    fid_statistics_to_metric,
+)
+from torch_fidelity.metric_isc import (
+    KEY_METRIC_ISC_MEAN,
+    KEY_METRIC_ISC_STD,
+    isc_featuresdict_to_metric,
+)
+from torch_fidelity.metric_kid import (
+    KEY_METRIC_KID_MEAN,
+    KEY_METRIC_KID_STD,
+    kid_featuresdict_to_metric,
+)
+from torch_fidelity.utils import (
+    create_feature_extractor,
+    extract_featuresdict_from_input_id_cached,
+    get_featuresdict_from_generative_model,
+)
+
+FEATURE_EXTRACTOR = "inception-v3-compat"  # torch-fidelity's port of the TF Inception of FID/IS
+FEATURE_LAYERS = {
+    metric: FeatureExtractorInceptionV3.get_default_feature_layer_for_metric(metric)
+    for metric in ("isc", "fid", "kid")
+}
+POOL = FEATURE_LAYERS["fid"]  # the 2048-d pool features: FID, KID and the inception-pca projection
+COLUMNS = {  # evals.parquet column <- torch-fidelity key
+    "fid": KEY_METRIC_FID,
+    "inception_score": KEY_METRIC_ISC_MEAN,
+    "inception_score_std": KEY_METRIC_ISC_STD,
+    "kid": KEY_METRIC_KID_MEAN,
+    "kid_std": KEY_METRIC_KID_STD,
+}
+
+
+def cache_root() -> Path:
+    """Where reference features live: `$HARNESS_CACHE/fidelity`, else ~/.cache/harness/fidelity."""
+    base = os.environ.get("HARNESS_CACHE") or Path.home() / ".cache" / "harness"
+    return Path(base) / "fidelity"
+
+
+def to_uint8(x: Tensor) -> Tensor:
+    """[-1, 1] floats to the 0..255 integers torch-fidelity measures (the inverse of the data's)."""
+    return ((x.float() + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
+
+
+def to_rgb(x: Tensor) -> Tensor:
+    """Gray images repeated to 3 channels, as the Inception network wants them."""
+    return x.expand(*x.shape[:-3], 3, *x.shape[-2:]) if x.shape[-3] == 1 else x
+
+
+class UInt8Images(Dataset[Tensor]):
+    """A fixed set of uint8 images (N, C, H, W) as torch-fidelity reads a dataset: 3xHxW each."""
+
+    def __init__(self, images: Tensor):
+        self.images = images.cpu()
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> Tensor:
+        return to_rgb(self.images[i])
+
+
+class QuantisedGenerator(nn.Module):
+    """The generator as torch-fidelity takes it (uint8 Bx3xHxW); keeps its first `keep` outputs.
+
+    The kept floats are the very samples the metrics saw, for exact W, the critic and the npz.
+    """
+
+    def __init__(self, generator: nn.Module, device: torch.device, keep: int):
+        super().__init__()
+        self.generator, self.device, self.keep = generator, device, keep
+        self.kept: list[Tensor] = []
+        self.n_kept = 0
+
+    def forward(self, z: Tensor) -> Tensor:
+        x = self.generator(z.to(self.device))
+        if self.n_kept < self.keep:
+            self.kept.append(x[: self.keep - self.n_kept].float())
+            self.n_kept += len(self.kept[-1])
+        return to_rgb(to_uint8(x))
+
+
+@contextlib.contextmanager
+def full_fp32() -> Iterator[None]:
+    """TF32 off while the Inception network runs: the metrics' numbers must not depend on it."""
+    matmul, cudnn = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = matmul, cudnn
+
+
+def weights_tag(weights_path: str | None) -> str:
+    """Names the extractor's weights: torch-fidelity's release, or a file by its content."""
+    if weights_path is None:
+        return "release"
+    digest = hashlib.sha256(Path(weights_path).read_bytes()).hexdigest()[:12]
+    return f"file-{digest}"
+
+
+class Fidelity:
+    """torch-fidelity's metrics against one fixed real reference set, its features computed once.
+
+    `reference` is the real images (uint8, N x C x H x W); `name` says what they are (dataset,
+    parameters, split) and, with their count, content hash and the weights, names the cache entry.
+    """
+
+    def __init__(
+        self,
+        reference: Tensor,
+        name: str,
+        device: torch.device,
+        weights_path: str | None = None,
+        cache: Path | None = None,
+        batch_size: int | None = None,
+    ):
+        self.cuda = device.type == "cuda"
+        self.weights = weights_tag(weights_path)
+        self.options: dict[str, Any] = {
+            "cuda": self.cuda,
+            "batch_size": batch_size or (250 if self.cuda else 50),
+            "feature_extractor_weights_path": weights_path,
+            "cache_root": str(cache or cache_root()),
+            "cache": True,
+            "save_cpu_ram": True,  # the reference is in memory: no DataLoader worker processes
+            "verbose": False,
+        }
+        self.extractor = create_feature_extractor(
+            FEATURE_EXTRACTOR, sorted(set(FEATURE_LAYERS.values())), **self.options
+        )
+        content = hashlib.sha256(reference.cpu().numpy().tobytes()).hexdigest()[:12]
+        self.reference_name = f"harness-{name}-n{len(reference)}-{content}-{self.weights}"
+        self.reference_count = len(reference)
+        with full_fp32():
+            self.real = extract_featuresdict_from_input_id_cached(
+                2,
+                self.extractor,
+                input2=UInt8Images(reference),
+                input2_cache_name=self.reference_name,
+                **self.options,
+            )
+            self.real_stats = fid_featuresdict_to_statistics_cached(
+                self.real, self.reference_name, self.extractor, POOL, **self.options
+            )
+
+    def generated(
+        self, generator: nn.Module, z_dim: int, n: int, seed: int, keep: int, device: torch.device
+    ) -> tuple[dict[str, Tensor], Tensor]:
+        """Features of n samples of `generator` (noise from torch-fidelity's seeded stream) and
+        the first `keep` of those samples as floats in [-1, 1]."""
+        module = QuantisedGenerator(generator, device, keep)
+        wrapped = torch_fidelity.GenerativeModelModuleWrapper(
+            module, z_dim, "normal", 0, make_eval=False
+        )
+        with full_fp32():
+            features = get_featuresdict_from_generative_model(
+                wrapped, self.extractor, n, self.options["batch_size"], self.cuda, seed, False
+            )
+        return features, torch.cat(module.kept)
+
+    def metrics(self, generated: dict[str, Tensor], seed: int) -> dict[str, float]:
+        """FID, IS and KID of generated features against the reference, torch-fidelity's way."""
+        n = min(len(generated[POOL]), self.reference_count)
+        options = self.options | {"rng_seed": seed, "kid_subset_size": min(1000, n)}
+        out = isc_featuresdict_to_metric(generated, FEATURE_LAYERS["isc"], **options)
+        stats = fid_featuresdict_to_statistics(generated, POOL)
+        out |= fid_statistics_to_metric(stats, self.real_stats, False)
+        out |= kid_featuresdict_to_metric(generated, self.real, FEATURE_LAYERS["kid"], **options)
+        return {column: float(out[key]) for column, key in COLUMNS.items()}
+
+    def protocol(self, generated_count: int) -> dict[str, Any]:
+        """How the numbers were made, stored beside them."""
+        return {
+            "fid_generated_samples": generated_count,
+            "fid_real_samples": self.reference_count,
+            "fid_real_split": "train",
+            "feature_extractor": FEATURE_EXTRACTOR,
+            "feature_weights": self.weights,
+            "torch_fidelity_version": torch_fidelity.__version__,
+        }

@@ -1,0 +1,134 @@
+"""Evaluation of image data: FID / IS / KID, exact W on projections, the critic held out, grids.
+
+Built once per run (the feature extractor, the cached real statistics, the fitted projections,
+a fixed noise batch for the grids); called at each eval step for one evals row.
+"""
+
+import time
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import Tensor, nn
+from torchvision.utils import make_grid
+
+from harness.data import LOCATION_KEYS
+from harness.errors import UserError
+from harness.evaluate.fidelity import POOL, Fidelity, to_uint8
+from harness.evaluate.points import eval_rng
+from harness.evaluate.projections import fit_projections
+from harness.evaluate.transport import transport_metrics
+from harness.objectives import Objective
+from harness.records import RunFolder
+from harness.suite import RunSpec
+
+GRID = 64  # samples in each eval's picture, from one fixed noise batch per run
+CRITIC_CHUNK = 256  # images per critic forward pass at evaluation
+
+
+def data_name(data: dict[str, Any]) -> str:
+    """What the images are, for cache names: the dataset and its parameters, not their place."""
+    params = [f"{k}{v}" for k, v in sorted(data.items()) if k not in (*LOCATION_KEYS, "name")]
+    return "-".join([data["name"], *params]).replace("/", "_")
+
+
+def as_float(images: Tensor) -> Tensor:
+    return images.float() / 127.5 - 1
+
+
+class ImageEvaluator:
+    def __init__(
+        self,
+        spec: RunSpec,
+        train: Any,  # harness.data.images.ImageSet: uint8 `images` on the device
+        heldout: Any,
+        device: torch.device,
+        weights_path: str | None = None,
+    ):
+        self.spec, self.train, self.heldout, self.device = spec, train, heldout, device
+        n, total = spec.eval_samples, len(train.images)
+        if 2 * n > total:
+            raise UserError(
+                f"eval_samples {n}: the train split has {total} images and the real-vs-real "
+                f"floor needs 2 x eval_samples distinct ones; lower eval_samples"
+            )
+        name = data_name(spec.data) + "-train"
+        self.fidelity = Fidelity(train.images, name, device, weights_path)
+        fit_rng = torch.Generator().manual_seed(0)  # the same projections for every run and seed
+        fit_index = torch.randperm(total, generator=fit_rng)[:10_000]
+        real = {
+            "pixels": as_float(train.images[fit_index.to(device)]).cpu().numpy(),
+            "inception": self.fidelity.real[POOL][fit_index].numpy(),
+        }
+        self.projections = fit_projections(spec.projections or (), spec.projection_dims or (), real)
+        grid_rng = torch.Generator(device).manual_seed(spec.seed)
+        self.grid_z = torch.randn(GRID, spec.z_dim, generator=grid_rng, device=device)
+
+    @torch.no_grad()
+    def __call__(
+        self,
+        step: int,
+        generator: nn.Module,
+        critic: nn.Module,
+        objective: Objective,
+        folder: RunFolder,
+    ) -> dict[str, Any]:
+        started = time.perf_counter()
+        spec, n = self.spec, self.spec.eval_samples
+        n_fid = spec.fid_samples_final if step == spec.steps else spec.fid_samples
+        assert n_fid is not None
+        generator.eval()  # batch-norm running statistics, so a sample does not depend on its batch
+        try:
+            features, fake = self.fidelity.generated(
+                generator, spec.z_dim, n_fid, spec.seed, keep=n, device=self.device
+            )
+            grid = generator(self.grid_z)
+        finally:
+            generator.train()
+        row: dict[str, Any] = {"step": step, "eval_samples": n}
+        row |= self.fidelity.metrics(features, seed=spec.seed)
+        row |= self.fidelity.protocol(n_fid)
+
+        # Exact W between n generated and n real training images, and real against real.
+        cpu_rng = eval_rng(spec.seed, step, torch.device("cpu"))
+        index = torch.randperm(len(self.train.images), generator=cpu_rng)
+        real_i, again_i = index[:n], index[n : 2 * n]
+        fake_u8 = to_uint8(fake)
+        real_px, again_px = (
+            self._pixels(self.train.images[i.to(self.device)]) for i in (real_i, again_i)
+        )
+        pool = self.fidelity.real[POOL]
+        sources = {
+            "pixels": (real_px, self._pixels(fake_u8), again_px),
+            "inception": (pool[real_i].numpy(), features[POOL][:n].numpy(), pool[again_i].numpy()),
+        }
+        for p in self.projections:
+            real, gen, again = (p(x) for x in sources[p.source])
+            row |= transport_metrics(real, gen, again, seed=spec.seed + step, suffix=f"_{p.name}")
+
+        # The critic on held-out real images and on training images, against the same fakes:
+        # a gap between the two is the critic overfitting its training set (WGAN-GP, 5.6).
+        heldout = self.heldout.images[: min(n, len(self.heldout.images))]
+        m = len(heldout)
+        fake_scores = self._scores(critic, fake[:m])
+        row["heldout_estimate"] = objective.divergence_estimate(
+            self._scores(critic, as_float(heldout)), fake_scores
+        ).item()
+        row["train_estimate"] = objective.divergence_estimate(
+            self._scores(critic, as_float(self.train.images[real_i[:m].to(self.device)])),
+            fake_scores,
+        ).item()
+
+        folder.save_samples(step, fake=fake_u8.cpu().numpy(), real_index=real_i.numpy())
+        picture = make_grid(to_uint8(grid).cpu(), nrow=8, padding=1).permute(1, 2, 0).numpy()
+        Image.fromarray(picture).save(folder.sample_path(step, ".png"))
+        row["eval_seconds"] = time.perf_counter() - started
+        return row
+
+    def _scores(self, critic: nn.Module, x: Tensor) -> Tensor:
+        return torch.cat([critic(chunk) for chunk in x.split(CRITIC_CHUNK)]).float()
+
+    @staticmethod
+    def _pixels(images: Tensor) -> np.ndarray:
+        return as_float(images).cpu().numpy()

@@ -1,0 +1,168 @@
+"""Image runs end to end on a CIFAR-10 folder made by the tests: FID / IS / KID parity with
+torch-fidelity, exact W on projections, held-out estimates, grids, cached reference statistics."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch_fidelity
+from fake_cifar import write_fake_cifar10
+from torch.utils.data import Dataset
+
+from harness.data import build_sampler
+from harness.records import RunFolder
+from harness.runner import run_suite
+from harness.suite import load_suite
+
+SUITE = """
+[suite]
+name = "tiny-cifar"
+seeds = [3]
+
+[data]
+name = "cifar10"
+root = "{root}"
+download = false
+
+[defaults]
+architecture = "dcgan"
+width = 8
+z_dim = 16
+batch_size = 8
+steps = 4
+eval_every = 2
+eval_samples = 24
+fid_samples = 24
+fid_samples_final = 30
+projections = ["inception-pca", "pixel-pca", "random"]
+projection_dims = [2, 4]
+
+[[run]]
+name = "gan"
+objective = "gan"
+critic_norm = "batch"
+n_critic = 1
+optimizer = "adam"
+lr = 2e-4
+betas = [0.5, 0.999]
+
+[[run]]
+name = "wgan-gp"
+objective = "wgan-gp"
+gp_lambda = 10.0
+n_critic = 2
+optimizer = "adam"
+lr = 1e-4
+betas = [0.0, 0.9]
+lr_decay = "linear"
+"""
+
+
+class Saved(Dataset):
+    """uint8 images as torch-fidelity reads a dataset: 3xHxW tensors."""
+
+    def __init__(self, images: np.ndarray):
+        self.images = torch.from_numpy(images)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return self.images[i]
+
+
+@pytest.fixture
+def tiny_suite(tmp_path: Path) -> Path:
+    root = write_fake_cifar10(tmp_path / "data", n_train=100, n_test=40)
+    path = tmp_path / "tiny.toml"
+    path.write_text(SUITE.format(root=root))
+    return path
+
+
+def test_image_suite_end_to_end_matches_torch_fidelity(
+    tiny_suite, tmp_path, inception_weights, fidelity_cache
+):
+    suite = load_suite(tiny_suite)
+    results = run_suite(suite, tmp_path / "r", quiet=True, feature_weights=inception_weights)
+    assert [r.state for r in results] == ["done", "done"]
+    train_images = build_sampler(suite.runs[0].data, torch.device("cpu")).images.numpy()
+
+    for spec, result in zip(suite.runs, results, strict=True):
+        folder = RunFolder(result.folder)
+        evals = folder.read_evals()
+        assert list(evals["step"]) == [0, 2, 4]
+        assert list(evals["fid_generated_samples"]) == [24, 24, 30]  # 50k-style final count
+        assert (evals["fid_real_samples"] == 100).all()
+        assert (evals["feature_extractor"] == "inception-v3-compat").all()
+        assert (evals["torch_fidelity_version"] == torch_fidelity.__version__).all()
+        for kind in ("inception_pca", "pixel_pca", "random"):
+            for d in (2, 4):
+                assert (evals[f"exact_w1_{kind}{d}"] > 0).all()
+                assert (evals[f"floor_w1_{kind}{d}"] > 0).all()
+                assert (evals[f"exact_w2_{kind}{d}"] >= evals[f"exact_w1_{kind}{d}"] - 1e-9).all()
+        assert np.isfinite(evals[["heldout_estimate", "train_estimate", "kid"]]).all().all()
+        for step in (0, 2, 4):
+            png = folder.sample_path(step, ".png")
+            assert png.read_bytes()[:4] == b"\x89PNG"
+
+        # The final eval's saved samples are exactly what the metrics saw when eval_samples
+        # equals the FID count; torch-fidelity on them must give the same numbers.
+        first = evals.iloc[1]  # step 2: 24 FID samples, all saved
+        with np.load(folder.sample_path(2, ".npz")) as saved:
+            fake = saved["fake"]
+        assert fake.shape == (24, 3, 32, 32) and fake.dtype == np.uint8
+        reference = torch_fidelity.calculate_metrics(
+            input1=Saved(fake),
+            input2=Saved(train_images),
+            isc=True,
+            fid=True,
+            kid=True,
+            kid_subset_size=24,
+            rng_seed=spec.seed,
+            cuda=False,
+            cache=False,
+            save_cpu_ram=True,  # no DataLoader worker processes
+            verbose=False,
+            feature_extractor_weights_path=inception_weights,
+        )
+        assert first["fid"] == pytest.approx(reference["frechet_inception_distance"], rel=1e-4)
+        assert first["inception_score"] == pytest.approx(
+            reference["inception_score_mean"], rel=1e-5
+        )
+        assert first["kid"] == pytest.approx(
+            reference["kernel_inception_distance_mean"], rel=1e-3, abs=1e-6
+        )
+
+    # The real side's features were computed once and cached for every later run.
+    cached = sorted(p.name for p in fidelity_cache.iterdir())
+    assert any("stat-fid" in name for name in cached)
+    assert len([n for n in cached if "stat-fid" in n]) == 1
+
+
+def test_image_suite_through_the_cli(tiny_suite, tmp_path, inception_weights):
+    env = {**os.environ, "HARNESS_CACHE": str(tmp_path / "cache")}
+    command = ["run", str(tiny_suite), "--results", str(tmp_path / "r")]
+    command += ["--feature-weights", inception_weights]
+    out = subprocess.run(
+        [sys.executable, "-m", "harness", *command],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "FID" in out.stdout and "KID" in out.stdout
+
+
+def test_missing_cifar_is_one_line_and_exit_2(tmp_path):
+    path = tmp_path / "s.toml"
+    path.write_text(SUITE.format(root=tmp_path / "nowhere"))
+    command = [sys.executable, "-m", "harness", "run", str(path), "--results", str(tmp_path / "r")]
+    out = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 2
+    errors = [line for line in out.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "nowhere" in errors[0] and "Traceback" not in out.stderr
