@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from harness.data import Sampler, build_sampler
+from harness.data.images import ImageSet
 from harness.evaluate.images import ImageEvaluator
 from harness.evaluate.points import PointsEvaluator
 from harness.objectives import Objective
@@ -35,4 +36,5 @@ def build_evaluator(
     if not spec.images:
         return PointsEvaluator(spec.seed, spec.eval_samples, spec.z_dim, train, device)
     heldout = build_sampler(spec.data, device, split="test")
+    assert isinstance(train, ImageSet) and isinstance(heldout, ImageSet)
     return ImageEvaluator(spec, train, heldout, device, weights_path)

@@ -14,10 +14,11 @@ from torch import Tensor, nn
 from torchvision.utils import make_grid
 
 from harness.data import LOCATION_KEYS
+from harness.data.images import ImageSet
 from harness.errors import UserError
 from harness.evaluate.fidelity import POOL, Fidelity, to_uint8
 from harness.evaluate.points import eval_rng
-from harness.evaluate.projections import fit_projections
+from harness.evaluate.projections import PCA_FIT_SAMPLES, fit_projections
 from harness.evaluate.transport import transport_metrics
 from harness.objectives import Objective
 from harness.records import RunFolder
@@ -41,8 +42,8 @@ class ImageEvaluator:
     def __init__(
         self,
         spec: RunSpec,
-        train: Any,  # harness.data.images.ImageSet: uint8 `images` on the device
-        heldout: Any,
+        train: ImageSet,
+        heldout: ImageSet,
         device: torch.device,
         weights_path: str | None = None,
     ):
@@ -56,7 +57,7 @@ class ImageEvaluator:
         name = data_name(spec.data) + "-train"
         self.fidelity = Fidelity(train.images, name, device, weights_path)
         fit_rng = torch.Generator().manual_seed(0)  # the same projections for every run and seed
-        fit_index = torch.randperm(total, generator=fit_rng)[:10_000]
+        fit_index = torch.randperm(total, generator=fit_rng)[:PCA_FIT_SAMPLES]
         real = {
             "pixels": as_float(train.images[fit_index.to(device)]).cpu().numpy(),
             "inception": self.fidelity.real[POOL][fit_index].numpy(),
