@@ -27,7 +27,6 @@ import torch
 import torch_fidelity
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
-from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 
 from harness.evaluate.fidelity import Fidelity, UInt8Images, to_uint8
 from harness.models import build_models
@@ -37,6 +36,7 @@ from harness.train import RunOptions, train
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from fake_cifar import write_fake_cifar10  # noqa: E402  (the tests' CIFAR-10 folder writer)
+from fake_inception import write_random_inception  # noqa: E402
 
 BATCH, N_CRITIC, GP_LAMBDA, LR, BETAS, Z_DIM = 64, 5, 10.0, 1e-4, (0.0, 0.9), 128
 
@@ -183,17 +183,6 @@ def eval_rates(
     return direct, via_png
 
 
-def random_inception(path: Path) -> str:
-    module = "torch_fidelity.feature_extractor_inceptionv3"
-    with (
-        mock.patch(f"{module}.load_state_dict_from_url", lambda *a, **k: {}),
-        mock.patch.object(FeatureExtractorInceptionV3, "load_state_dict", lambda self, sd: None),
-    ):
-        model = FeatureExtractorInceptionV3("inception-v3-compat", ["2048"])
-    torch.save(model.state_dict(), path)
-    return str(path)
-
-
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -217,7 +206,7 @@ def main() -> None:
     print(f"torch {torch.__version__}, {name}")
     with tempfile.TemporaryDirectory() as tmp:
         root = write_fake_cifar10(Path(tmp), n_train=4 * BATCH, n_test=100)
-        weights = args.feature_weights or random_inception(Path(tmp) / "inception.pth")
+        weights = args.feature_weights or write_random_inception(Path(tmp) / "inception.pth")
         shape = (args.eval_images, 3, 32, 32)  # the reference set, as many as generated
         images = torch.from_numpy(np.random.default_rng(0).integers(0, 256, shape, np.uint8))
         for architecture in ("dcgan", "resnet"):

@@ -42,21 +42,9 @@ def suites() -> Path:
 @pytest.fixture(scope="session")
 def inception_weights(tmp_path_factory: pytest.TempPathFactory) -> str:
     """Random-init Inception weights in torch-fidelity's format: FID/IS/KID with no download."""
-    from unittest import mock
+    from fake_inception import write_random_inception
 
-    import torch
-    from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
-
-    module = "torch_fidelity.feature_extractor_inceptionv3"
-    with (
-        mock.patch(f"{module}.load_state_dict_from_url", lambda *a, **k: {}),
-        mock.patch.object(FeatureExtractorInceptionV3, "load_state_dict", lambda self, sd: None),
-    ):
-        torch.manual_seed(0)
-        model = FeatureExtractorInceptionV3("inception-v3-compat", ["2048"])
-    path = tmp_path_factory.mktemp("weights") / "inception-random.pth"
-    torch.save(model.state_dict(), path)
-    return str(path)
+    return write_random_inception(tmp_path_factory.mktemp("weights") / "inception-random.pth")
 
 
 @pytest.fixture

@@ -129,6 +129,7 @@ def test_image_suite_end_to_end_matches_torch_fidelity(
             verbose=False,
             feature_extractor_weights_path=inception_weights,
         )
+        assert first["fid"] > 0 and first["inception_score"] > 1  # features that differ
         assert first["fid"] == pytest.approx(reference["frechet_inception_distance"], rel=1e-4)
         assert first["inception_score"] == pytest.approx(
             reference["inception_score_mean"], rel=1e-5
