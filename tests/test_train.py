@@ -86,6 +86,14 @@ class Interrupt(Exception):
     pass
 
 
+def stop_at(last: int):  # a progress callback that interrupts the run at step `last` or later
+    def progress(step, latest):
+        if step >= last:
+            raise Interrupt
+
+    return progress
+
+
 def test_resume_after_interruption_matches_an_uninterrupted_run(tmp_path):
     spec = small_spec(steps=40, eval_every=10)
     whole = RunFolder(tmp_path / "whole")
@@ -95,12 +103,8 @@ def test_resume_after_interruption_matches_an_uninterrupted_run(tmp_path):
     cut = RunFolder(tmp_path / "cut")
     cut.create()
 
-    def stop_at_25(step, latest):
-        if step >= 25:
-            raise Interrupt
-
     with pytest.raises(Interrupt):
-        train(spec, cut, CPU, progress=stop_at_25)
+        train(spec, cut, CPU, progress=stop_at(25))
     assert cut.read_status()["state"] == "running"
     assert torch.load(cut.checkpoint_path, weights_only=True)["step"] == 20
     outcome = train(spec, cut, CPU)  # resumes from step 20
@@ -214,12 +218,8 @@ def test_linear_lr_decay_reaches_zero_and_resumes_on_schedule(tmp_path):
     folder = RunFolder(tmp_path / "run")
     folder.create()
 
-    def stop_at_25(step, latest):
-        if step >= 25:
-            raise Interrupt
-
     with pytest.raises(Interrupt):
-        train(spec, folder, CPU, progress=stop_at_25)
+        train(spec, folder, CPU, progress=stop_at(25))
     halfway = torch.load(folder.checkpoint_path, weights_only=True)
     assert halfway["step"] == 20
     for opt in ("opt_g", "opt_d"):

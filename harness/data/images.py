@@ -22,6 +22,11 @@ from harness.errors import UserError
 SPLIT_SEED = 0  # the permutation that splits digits and image folders: part of the dataset
 
 
+def to_float(images: torch.Tensor) -> torch.Tensor:
+    """uint8 0..255 to the [-1, 1] floats the networks see (to_uint8 in evaluation inverts it)."""
+    return images.float() / 127.5 - 1
+
+
 class ImageSet:
     """uint8 images on the device; batches are drawn by index and converted there."""
 
@@ -39,14 +44,7 @@ class ImageSet:
     def sample(self, n: int, rng: torch.Generator) -> torch.Tensor:
         """n images drawn with replacement, as float32 in [-1, 1]."""
         idx = torch.randint(len(self.images), (n,), generator=rng, device=self.device)
-        return self.images[idx].float() / 127.5 - 1
-
-    def draw(self, n: int, rng: torch.Generator) -> torch.Tensor:
-        """n distinct images as stored (uint8): evaluation compares sets without repeats."""
-        if n > len(self.images):
-            raise ValueError(f"cannot draw {n} distinct images from a set of {len(self.images)}")
-        idx = torch.randperm(len(self.images), generator=rng, device=rng.device)[:n]
-        return self.images[idx.to(self.device)]
+        return to_float(self.images[idx])
 
 
 def split_by_permutation(images: torch.Tensor, n_test: int, split: str) -> torch.Tensor:

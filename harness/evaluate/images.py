@@ -14,7 +14,7 @@ from torch import Tensor, nn
 from torchvision.utils import make_grid
 
 from harness.data import LOCATION_KEYS
-from harness.data.images import ImageSet
+from harness.data.images import ImageSet, to_float
 from harness.errors import UserError
 from harness.evaluate.fidelity import POOL, Fidelity, to_uint8
 from harness.evaluate.points import eval_rng
@@ -32,10 +32,6 @@ def data_name(data: dict[str, Any]) -> str:
     """What the images are, for cache names: the dataset and its parameters, not their place."""
     params = [f"{k}{v}" for k, v in sorted(data.items()) if k not in (*LOCATION_KEYS, "name")]
     return "-".join([data["name"], *params]).replace("/", "_")
-
-
-def as_float(images: Tensor) -> Tensor:
-    return images.float() / 127.5 - 1
 
 
 class ImageEvaluator:
@@ -59,7 +55,7 @@ class ImageEvaluator:
         fit_rng = torch.Generator().manual_seed(0)  # the same projections for every run and seed
         fit_index = torch.randperm(total, generator=fit_rng)[:PCA_FIT_SAMPLES]
         real = {
-            "pixels": as_float(train.images[fit_index.to(device)]).cpu().numpy(),
+            "pixels": to_float(train.images[fit_index.to(device)]).cpu().numpy(),
             "inception": self.fidelity.real[POOL][fit_index].numpy(),
         }
         self.projections = fit_projections(spec.projections or (), spec.projection_dims or (), real)
@@ -114,10 +110,10 @@ class ImageEvaluator:
         m = len(heldout)
         fake_scores = self._scores(critic, fake[:m])
         row["heldout_estimate"] = objective.divergence_estimate(
-            self._scores(critic, as_float(heldout)), fake_scores
+            self._scores(critic, to_float(heldout)), fake_scores
         ).item()
         row["train_estimate"] = objective.divergence_estimate(
-            self._scores(critic, as_float(self.train.images[real_i[:m].to(self.device)])),
+            self._scores(critic, to_float(self.train.images[real_i[:m].to(self.device)])),
             fake_scores,
         ).item()
 
@@ -132,4 +128,4 @@ class ImageEvaluator:
 
     @staticmethod
     def _pixels(images: Tensor) -> np.ndarray:
-        return as_float(images).cpu().numpy()
+        return to_float(images).cpu().numpy()
