@@ -1,5 +1,8 @@
 """Sessions: tests, lint (ruff), typecheck (mypy), bench (speed against a plain loop)."""
 
+import os
+import shutil
+
 import nox
 
 nox.options.sessions = ["tests", "lint", "typecheck"]
@@ -9,7 +12,20 @@ nox.options.reuse_existing_virtualenvs = True
 @nox.session
 def tests(session: nox.Session) -> None:
     session.install("-e", ".[test]")
+    install_chromium(session)
     session.run("pytest", *session.posargs)
+
+
+def install_chromium(session: nox.Session) -> None:
+    """The report test renders the page in headless Chromium: Debian's package, as root."""
+    if os.environ.get("HARNESS_CHROMIUM") or shutil.which("chromium"):
+        return
+    if shutil.which("apt-get") and os.geteuid() == 0:
+        quiet = {"DEBIAN_FRONTEND": "noninteractive"}
+        session.run("apt-get", "update", "-qq", external=True, env=quiet)
+        session.run("apt-get", "install", "-y", "-qq", "chromium", external=True, env=quiet)
+    else:
+        session.warn("no chromium: install it or set HARNESS_CHROMIUM (tests/test_report.py)")
 
 
 @nox.session

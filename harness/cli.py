@@ -113,3 +113,42 @@ def run(
         width = max((len(r.spec.name) for r in outcomes), default=0)
         for r in outcomes:
             click.echo(f"  {r.spec.name:<{width}}  seed {r.spec.seed:<3} {describe(r)}")
+
+
+@main.command()
+@click.argument("results_dir", type=click.Path())
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["html", "markdown", "csv", "json"]),
+    default="html",
+    show_default=True,
+)
+@click.option(
+    "--out",
+    type=click.Path(),
+    default=None,
+    help="File (html, markdown, json) or folder (csv). Default: RESULTS_DIR/report.<ext>.",
+)
+@click.option(
+    "--window",
+    type=int,
+    default=101,
+    show_default=True,
+    help="Median-filter window (generator steps) applied to the divergence estimate.",
+)
+def report(results_dir: str, fmt: str, out: str | None, window: int) -> None:
+    """Tables, correlations and plots of every run under RESULTS_DIR."""
+    from harness.report import NoRuns, build_report
+    from harness.report.render import write
+    from harness.report.tables import states
+
+    try:
+        built = build_report(Path(results_dir), window)
+    except NoRuns as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    except UserError as exc:
+        _fail(exc)
+    path = write(built, fmt, Path(out) if out else None)
+    click.echo(f"{len(built.results.runs)} runs ({states(built.results.runs)}) -> {path}")

@@ -15,6 +15,8 @@ from torch.utils.data import Dataset
 
 from harness.data import build_sampler
 from harness.records import RunFolder
+from harness.report import build_report
+from harness.report.render import render_html
 from harness.runner import run_suite
 from harness.suite import load_suite
 
@@ -157,6 +159,18 @@ def test_image_suite_through_the_cli(tiny_suite, tmp_path, inception_weights):
     )
     assert out.returncode == 0, out.stderr
     assert "FID" in out.stdout and "KID" in out.stdout
+
+    # The report of an image suite: FID in the tables, each run name's last grid on the page.
+    report = build_report(tmp_path / "r")
+    (section,) = report.sections
+    assert section.measure == "fid"
+    assert sorted(p.name for p in section.plots if p.name.endswith("-grid")) == [
+        "tiny-cifar-gan-grid",
+        "tiny-cifar-wgan-gp-grid",
+    ]
+    page = render_html(report)
+    assert page.count('src="data:image/png;base64,') == len(section.plots)
+    assert "fid_best" in report.frames["summary"] and "inception_score" in page
 
 
 def test_missing_cifar_is_one_line_and_exit_2(tmp_path):

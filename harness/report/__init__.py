@@ -1,0 +1,84 @@
+"""`harness report`: every run under a results folder, read into tidy frames, summarised per
+suite (tables, correlations of estimate with quality, plots) and rendered to one format."""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from harness.errors import UserError
+from harness.report import correlation, tables
+from harness.report.load import Results, load_results
+from harness.report.plots import (
+    Plot,
+    curves,
+    estimate_vs_quality,
+    image_grids,
+    point_samples,
+    wall_time_vs_quality,
+)
+
+
+@dataclass
+class SuiteSection:
+    suite: str
+    data: str
+    measure: str | None  # the quality measure the plots show
+    frames: dict[str, pd.DataFrame]  # this suite's rows of the report's frames
+    plots: list[Plot] = field(default_factory=list)
+
+
+@dataclass
+class Report:
+    results: Results
+    window: int
+    frames: dict[str, pd.DataFrame]  # tidy frames, as csv/json write them
+    sections: list[SuiteSection]
+
+
+class NoRuns(UserError):
+    """The folder holds no run (exit code 1, not 2: nothing was wrong with the input)."""
+
+
+def build_report(root: Path, window: int = correlation.WINDOW) -> Report:
+    root = Path(root)
+    if not root.is_dir():
+        raise UserError(f"{root}: no such folder")
+    if window < 1:
+        raise UserError(f"--window {window}: must be >= 1")
+    results = load_results(root)
+    if results.empty:
+        raise NoRuns(f"{root}: no runs found (no spec.json below it); run `harness run` first")
+    steps = correlation.filtered(results.steps, window)
+    series = correlation.eval_series(results.steps, results.evals, window)
+    within = correlation.within_runs(series)
+    frames = {
+        "runs": results.runs,
+        "summary": tables.summary(results.runs, series),
+        "correlation_by_objective": correlation.by_objective(within),
+        "correlation_within_runs": within,
+        "correlation_across_runs": correlation.across_runs(series, results.runs),
+        "heldout_gap": correlation.heldout_gap(series),
+        "js_saturation": correlation.js_saturation(results.steps, window),
+        "evals": series,
+        "steps": steps,
+    }
+    sections = [_section(suite, frames, results) for suite in dict.fromkeys(results.runs["suite"])]
+    return Report(results, window, frames, sections)
+
+
+def _section(suite: str, frames: dict[str, pd.DataFrame], results: Results) -> SuiteSection:
+    own = {name: f[f["suite"] == suite] if "suite" in f else f for name, f in frames.items()}
+    runs, series = own["runs"], own["evals"].dropna(axis=1, how="all")
+    measure = correlation.primary_measure(series.columns)
+    section = SuiteSection(suite, ", ".join(dict.fromkeys(runs["data"])), measure, own)
+    if measure is None or series.empty:
+        return section
+    section.plots += [
+        curves(suite, own["steps"], series, measure),
+        estimate_vs_quality(suite, series, measure),
+        wall_time_vs_quality(suite, series, measure),
+    ]
+    samples = point_samples(suite, series, results.folders)
+    section.plots += [samples] if samples else image_grids(suite, series, results.folders)
+    return section

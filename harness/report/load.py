@@ -1,0 +1,117 @@
+"""Run folders under a results folder, read into tidy pandas frames: one row per run, per
+generator step and per eval, each keyed by suite, run_id, name, objective and seed."""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from harness.objectives import OBJECTIVES
+from harness.records import RunFolder
+
+KEYS = ["suite", "run_id", "name", "objective", "seed"]
+SETTINGS = [  # spec fields shown beside each run (the rest stay in spec.json)
+    "variant",
+    "clip",
+    "gp_lambda",
+    "n_critic",
+    "critic_schedule",
+    "optimizer",
+    "lr",
+    "batch_size",
+    "steps",
+    "architecture",
+    "width",
+    "critic_norm",
+    "precision",
+]
+
+RUN_COLUMNS = [*KEYS, "data", "state", "step", "wall_time", "error", *SETTINGS]
+
+
+@dataclass
+class Results:
+    root: Path
+    runs: pd.DataFrame  # one row per run: KEYS, data, state, step, wall_time, error, settings
+    steps: pd.DataFrame  # one row per (run, generator step)
+    evals: pd.DataFrame  # one row per (run, eval step)
+    folders: dict[str, Path] = field(default_factory=dict)  # run_id -> run folder
+
+    @property
+    def empty(self) -> bool:
+        return self.runs.empty
+
+
+def find_run_folders(root: Path) -> list[Path]:
+    """Every folder holding a spec.json at or below `root`, in a stable order."""
+    root = Path(root)
+    return sorted(p.parent for p in root.rglob("spec.json") if p.is_file())
+
+
+def load_results(root: Path) -> Results:
+    read = [(_read_run(RunFolder(path)), path) for path in find_run_folders(root)]
+    # Suites in name order; within one, the objectives as the papers came, then name and seed.
+    known = {name: k for k, name in enumerate(OBJECTIVES)}
+    read.sort(
+        key=lambda r: (
+            r[0][0]["suite"],
+            known.get(r[0][0]["objective"], len(known)),
+            r[0][0]["name"],
+            r[0][0]["seed"],
+        )
+    )
+    runs, steps, evals, folders = [], [], [], {}
+    for (row, run_steps, run_evals), path in read:
+        runs.append(row)
+        folders[row["run_id"]] = path
+        keys = {k: row[k] for k in KEYS}
+        if run_steps is not None:
+            steps.append(run_steps.assign(**keys))
+        if run_evals is not None:
+            evals.append(run_evals.assign(**keys))
+    return Results(
+        root=Path(root),
+        runs=pd.DataFrame(runs, columns=RUN_COLUMNS),
+        steps=_keyed(steps),
+        evals=_keyed(evals),
+        folders=folders,
+    )
+
+
+def _read_run(folder: RunFolder) -> tuple[dict[str, Any], pd.DataFrame | None, pd.DataFrame | None]:
+    """One run's row and tables. A run whose files cannot be read is kept, state 'unreadable'."""
+    row: dict[str, Any] = {"suite": folder.path.parent.name, "run_id": folder.path.name}
+    try:
+        spec = folder.read_spec() or {}
+        status = folder.read_status() or {}
+        run_steps, run_evals = folder.read_steps(), folder.read_evals()
+    except Exception as exc:  # a torn or foreign file: show the run, never crash the report
+        spec, status, run_steps, run_evals = {}, {}, None, None
+        status = {"state": "unreadable", "error": f"{type(exc).__name__}: {exc}"}
+    row.update(
+        run_id=spec.get("run_id", folder.path.name),
+        name=spec.get("name", folder.path.name),
+        objective=spec.get("objective", "?"),
+        seed=spec.get("seed", -1),
+        data=(spec.get("data") or {}).get("name", "?"),
+        state=status.get("state", "pending"),  # spec written, training never started
+        step=status.get("step", 0),
+        wall_time=status.get("wall_time", _last(run_evals, "wall_time")),
+        error=status.get("error", ""),
+    )
+    row.update({key: spec.get(key) for key in SETTINGS})
+    return row, run_steps, run_evals
+
+
+def _last(frame: pd.DataFrame | None, column: str) -> float | None:
+    if frame is None or frame.empty or column not in frame:
+        return None
+    return float(frame[column].iloc[-1])
+
+
+def _keyed(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    if not frames:
+        return pd.DataFrame(columns=[*KEYS, "step"])
+    frame = pd.concat(frames, ignore_index=True)
+    return frame[KEYS + [c for c in frame.columns if c not in KEYS]]

@@ -1,0 +1,191 @@
+"""The report's figures, drawn with matplotlib's object API (no pyplot state, no display) and
+returned as PNG bytes, so the same picture is written to a file and inlined in the page."""
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from harness.records import RunFolder
+from harness.report.correlation import LOG2
+
+COLOURS = {"gan": "C0", "wgan": "C1", "wgan-gp": "C2"}
+SAMPLE_COLUMNS = 6  # eval steps shown in the toy-samples figure
+PANEL = (3.2, 2.6)  # inches per subplot
+
+
+@dataclass
+class Plot:
+    name: str  # file name stem: <suite>-<kind>
+    title: str
+    png: bytes
+
+
+def colour(objective: str) -> str:
+    return COLOURS.get(objective, "C7")
+
+
+def _png(fig: Figure) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+    return buffer.getvalue()
+
+
+def _configs(frame: pd.DataFrame) -> list[tuple[str, str]]:
+    """(name, objective) pairs in the order the suite declared them."""
+    pairs = frame[["name", "objective"]].drop_duplicates()
+    return [(str(n), str(o)) for n, o in pairs.itertuples(index=False)]
+
+
+def _band(ax: Axes, frame: pd.DataFrame, column: str, objective: str, label: str) -> None:
+    """Median over seeds, and the band between the lowest and highest seed."""
+    table = frame.pivot_table(index="step", columns="seed", values=column, aggfunc="first")
+    if table.empty:
+        return
+    steps = table.index.to_numpy()
+    ax.plot(steps, table.median(axis=1), color=colour(objective), label=label)
+    ax.fill_between(
+        steps, table.min(axis=1), table.max(axis=1), color=colour(objective), alpha=0.2, linewidth=0
+    )
+
+
+def curves(suite: str, steps: pd.DataFrame, series: pd.DataFrame, measure: str) -> Plot:
+    """Per run name: the filtered estimate (top) and the quality measure (bottom) over steps."""
+    configs = _configs(series)
+    fig = Figure(figsize=(PANEL[0] * len(configs), PANEL[1] * 2), layout="constrained")
+    axes = fig.subplots(2, len(configs), squeeze=False, sharex="col")
+    for k, (name, objective) in enumerate(configs):
+        top, bottom = axes[0, k], axes[1, k]
+        _band(
+            top, steps[steps["name"] == name], "divergence_estimate_filtered", objective, "estimate"
+        )
+        if objective == "gan":
+            top.axhline(LOG2, color="k", linestyle=":", linewidth=1, label="log 2")
+            top.legend(fontsize=7)
+        top.set_title(f"{name} ({objective})", fontsize=9)
+        top.set_ylabel("divergence estimate\n(median-filtered)", fontsize=8)
+        runs = series[series["name"] == name]
+        _band(bottom, runs, measure, objective, measure)
+        floor = measure.replace("exact_", "floor_")
+        if floor != measure and floor in runs:
+            bottom.plot(
+                *_median_line(runs, floor),
+                color="k",
+                linestyle=":",
+                linewidth=1,
+                label="real-vs-real floor",
+            )
+            bottom.legend(fontsize=7)
+        bottom.set_ylabel(measure, fontsize=8)
+        bottom.set_xlabel("generator step", fontsize=8)
+    fig.suptitle(
+        f"{suite}: estimate and {measure} against step (median and range over seeds)", fontsize=10
+    )
+    return Plot(f"{suite}-curves", f"Estimate and {measure} against step", _png(fig))
+
+
+def _median_line(frame: pd.DataFrame, column: str) -> tuple[np.ndarray, np.ndarray]:
+    line = frame.groupby("step")[column].median()
+    return line.index.to_numpy(), line.to_numpy()
+
+
+def estimate_vs_quality(suite: str, series: pd.DataFrame, measure: str) -> Plot:
+    """Each run's eval points, filtered estimate against quality, one panel per objective."""
+    objectives = list(dict.fromkeys(series["objective"]))
+    fig = Figure(figsize=(PANEL[0] * len(objectives), PANEL[1] + 0.4), layout="constrained")
+    axes = fig.subplots(1, len(objectives), squeeze=False, sharey=True)[0]
+    for ax, objective in zip(axes, objectives, strict=True):
+        for _, run in series[series["objective"] == objective].groupby("run_id", sort=False):
+            run = run.sort_values("step")
+            ax.plot(
+                run["divergence_estimate_filtered"],
+                run[measure],
+                marker="o",
+                markersize=3,
+                color=colour(objective),
+                alpha=0.7,
+            )
+        ax.set_title(objective, fontsize=9, color=colour(objective))
+        ax.set_xlabel("divergence estimate (median-filtered)", fontsize=8)
+    axes[0].set_ylabel(measure, fontsize=8)
+    fig.suptitle(f"{suite}: estimate against {measure}, one line per run", fontsize=10)
+    return Plot(f"{suite}-estimate-vs-quality", f"Estimate against {measure}", _png(fig))
+
+
+def wall_time_vs_quality(suite: str, series: pd.DataFrame, measure: str) -> Plot:
+    """Quality against seconds of training (evals included), one line per run."""
+    fig = Figure(figsize=(PANEL[0] * 1.6, PANEL[1] + 0.4), layout="constrained")
+    ax = fig.subplots()
+    labelled: set[str] = set()
+    for _, run in series.groupby("run_id", sort=False):
+        objective = str(run["objective"].iloc[0])
+        run = run.sort_values("step")
+        label = objective if objective not in labelled else None
+        labelled.add(objective)
+        ax.plot(run["wall_time"], run[measure], color=colour(objective), alpha=0.7, label=label)
+    ax.set_xlabel("wall time (s)", fontsize=8)
+    ax.set_ylabel(measure, fontsize=8)
+    ax.legend(fontsize=7)
+    ax.set_title(f"{suite}: {measure} against wall time", fontsize=10)
+    return Plot(f"{suite}-wall-time", f"{measure} against wall time", _png(fig))
+
+
+def _first_seed(series: pd.DataFrame, folders: dict[str, Path]) -> list[tuple[str, RunFolder]]:
+    """(name, folder) of the lowest seed of each run name."""
+    first = series.sort_values("seed").drop_duplicates("name")
+    return [(str(r.name), RunFolder(folders[str(r.run_id)])) for r in first.itertuples()]
+
+
+def point_samples(suite: str, series: pd.DataFrame, folders: dict[str, Path]) -> Plot | None:
+    """2-D data: real (grey) and generated points at evenly spaced eval steps, per run name."""
+    picked = _first_seed(series, folders)
+    rows = []
+    for name, folder in picked:
+        steps = sorted(series.loc[series["run_id"] == folder.path.name, "step"].astype(int))
+        keep = np.unique(np.linspace(0, len(steps) - 1, min(SAMPLE_COLUMNS, len(steps))).round())
+        files = [(steps[int(i)], folder.sample_path(steps[int(i)], ".npz")) for i in keep]
+        rows.append((name, [(s, f) for s, f in files if f.exists()]))
+    width = max((len(files) for _, files in rows), default=0)
+    if not width:
+        return None
+    fig = Figure(figsize=(2.0 * width, 2.0 * len(rows)), layout="constrained")
+    axes = fig.subplots(len(rows), width, squeeze=False)
+    for r, (name, files) in enumerate(rows):
+        for c in range(width):
+            ax = axes[r, c]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c >= len(files):
+                ax.axis("off")
+                continue
+            step, path = files[c]
+            with np.load(path) as arrays:
+                if "real" not in arrays:  # image runs keep generated images only
+                    return None
+                real, fake = arrays["real"], arrays["fake"]
+            if real.ndim != 2 or real.shape[1] != 2:
+                return None
+            ax.scatter(real[:, 0], real[:, 1], s=1, color="0.7")
+            ax.scatter(fake[:, 0], fake[:, 1], s=1, color="C3")
+            ax.set_title(f"step {step}", fontsize=8)
+            if c == 0:
+                ax.set_ylabel(name, fontsize=8)
+    fig.suptitle(f"{suite}: real (grey) and generated (red) samples, lowest seed", fontsize=10)
+    return Plot(f"{suite}-samples", "Samples over training", _png(fig))
+
+
+def image_grids(suite: str, series: pd.DataFrame, folders: dict[str, Path]) -> list[Plot]:
+    """Image data: the grid written at each run name's last eval (lowest seed), as it is."""
+    plots = []
+    for name, folder in _first_seed(series, folders):
+        step = int(series.loc[series["run_id"] == folder.path.name, "step"].max())
+        path = folder.sample_path(step, ".png")
+        if path.exists():
+            plots.append(
+                Plot(f"{suite}-{name}-grid", f"{name}: samples at step {step}", path.read_bytes())
+            )
+    return plots

@@ -1,0 +1,272 @@
+"""Writers: one self-contained HTML page (inline CSS and images, no script, every string
+escaped), Markdown with plots beside it, and the tidy frames as csv files or one json file."""
+
+import base64
+import html
+import json
+import math
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from harness.report import Report, SuiteSection
+from harness.report.correlation import ESTIMATES, LOG2, headline_measures
+from harness.report.load import KEYS
+from harness.report.tables import states
+
+FORMATS = ("html", "markdown", "csv", "json")
+DEFAULT_OUT = {
+    "html": "report.html",
+    "markdown": "report.md",
+    "csv": "report-csv",
+    "json": "report.json",
+}
+CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:2em auto;max-width:80em;
+color:#222;padding:0 1em}
+h1{font-size:1.5em}h2{font-size:1.25em;border-bottom:1px solid #ccc;margin-top:2em}
+h3{font-size:1.05em;margin-top:1.5em}
+table{border-collapse:collapse;font-size:.82em;margin:.5em 0}
+th,td{border:1px solid #ddd;padding:.2em .5em;text-align:right}
+th{background:#f4f4f4}td:first-child,th:first-child{text-align:left}
+figure{margin:1em 0}img{max-width:100%;height:auto}figcaption{font-size:.85em;color:#555}
+.note{color:#555;font-size:.9em}
+"""
+
+
+def default_out(report: Report, fmt: str) -> Path:
+    return report.results.root / DEFAULT_OUT[fmt]
+
+
+def write(report: Report, fmt: str, out: Path | None = None) -> Path:
+    out = Path(out) if out is not None else default_out(report, fmt)
+    {"html": write_html, "markdown": write_markdown, "csv": write_csv, "json": write_json}[fmt](
+        report, out
+    )
+    return out
+
+
+# --- display tables: numbers rounded, seeds together, intervals as text ---------------------
+
+
+def _num(value: object, digits: int = 4) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.{digits}g}"
+    return str(value)
+
+
+def summary_table(section: SuiteSection) -> pd.DataFrame:
+    frame = section.frames["summary"]
+    measures = [
+        c[: -len("_mean")]
+        for c in frame.columns
+        if c.endswith("_mean") and not c.startswith("floor_")
+    ]
+    rows = []
+    for r in frame.to_dict("records"):
+        row = {k: r[k] for k in ("objective", "name", "runs", "seeds", "states")}
+        for m in measures:
+            row[m] = f"{_num(r[m + '_mean'])} ± {_num(r[m + '_std'], 2)}"
+            row[f"{m} best"] = _num(r[m + "_best"])
+            floor = m.replace("exact_", "floor_") + "_mean"
+            if floor in r:
+                row[f"{m} floor"] = _num(r[floor])
+        row["wall time (s)"] = _num(r["wall_time"], 3)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def correlation_table(section: SuiteSection) -> pd.DataFrame:
+    frame = section.frames["correlation_by_objective"]
+    frame = frame[frame["measure"].isin(headline_measures(frame["measure"].unique()))]
+    order = {e: k for k, e in enumerate(ESTIMATES)}
+    frame = frame.sort_values(
+        ["objective", "measure", "estimate"],
+        key=lambda c: c.map(order) if c.name == "estimate" else c,
+        kind="stable",
+    )
+    return pd.DataFrame(
+        {
+            "objective": frame["objective"],
+            "estimate": frame["estimate"],
+            "measure": frame["measure"],
+            "runs": frame["runs"],
+            "median Spearman ρ": frame["spearman"].map(_num),
+            "95% interval": [
+                f"[{_num(lo, 2)}, {_num(hi, 2)}]"
+                for lo, hi in zip(frame["spearman_low"], frame["spearman_high"], strict=True)
+            ],
+            "median Kendall τ": frame["kendall"].map(_num),
+            "median Pearson r": frame["pearson"].map(_num),
+        }
+    )
+
+
+def across_table(section: SuiteSection) -> pd.DataFrame:
+    frame = section.frames["correlation_across_runs"]
+    frame = frame[
+        frame["measure"].isin(headline_measures(frame["measure"].unique()))
+        & (frame["estimate"] != "divergence_estimate")
+    ]
+    shown = frame[["objective", "estimate", "measure", "runs"]].copy()
+    for method, label in (
+        ("spearman", "Spearman ρ"),
+        ("kendall", "Kendall τ"),
+        ("pearson", "Pearson r"),
+    ):
+        shown[label] = frame[method].map(_num)
+    return shown
+
+
+def _rounded(frame: pd.DataFrame, drop: tuple[str, ...] = ("suite", "run_id")) -> pd.DataFrame:
+    shown = frame.drop(columns=[c for c in drop if c in frame])
+    return shown.apply(lambda c: c.map(_num) if c.dtype.kind == "f" else c)
+
+
+def tables(section: SuiteSection) -> list[tuple[str, str, pd.DataFrame]]:
+    """(title, explanation, table) in page order; empty tables are left out."""
+    f = section.frames
+    runs = f["runs"][[*KEYS[1:], "state", "step", "wall_time", "error"]]
+    out = [
+        (
+            "Final quality",
+            "Last eval of each finished run: mean ± std over seeds, and the best.",
+            summary_table(section),
+        ),
+        (
+            "Does the estimate track quality? (within runs)",
+            "Over each run's eval steps; + means the estimate falls as samples improve. "
+            "Median over runs, with a percentile-bootstrap 95% interval of that median.",
+            correlation_table(section),
+        ),
+        (
+            "Across runs",
+            "Final estimate against final quality over the finished runs of an objective "
+            "(seeds, settings, trials); + means a lower estimate goes with better samples.",
+            across_table(section),
+        ),
+        (
+            "Held-out against training estimate",
+            "The critic's value at the last eval on samples it never trained on, against its value "
+            "on training data; a negative gap means the critic fits its training samples.",
+            _rounded(f["heldout_gap"]),
+        ),
+        (
+            "GAN: JS estimate against log 2",
+            f"½(E log D(x) + E log(1 − D(G(z)))) + log 2 is a lower bound on JS, at most log 2 = "
+            f"{LOG2:.4f}: near it, the discriminator separates the samples perfectly.",
+            _rounded(f["js_saturation"]),
+        ),
+        ("Runs", "Every run folder found, with its state.", _rounded(runs, drop=())),
+    ]
+    return [(title, text, table) for title, text, table in out if not table.empty]
+
+
+# --- html ---------------------------------------------------------------------------------
+
+
+def _html_table(frame: pd.DataFrame) -> str:
+    return frame.to_html(index=False, escape=True, na_rep="–", border=0)
+
+
+def _img(png: bytes, alt: str) -> str:
+    if not png.startswith(b"\x89PNG\r\n\x1a\n"):  # only pictures are inlined, never other bytes
+        return f"<p class=note>{html.escape(alt)}: not a PNG file, left out</p>"
+    data = base64.b64encode(png).decode("ascii")
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+
+
+def render_html(report: Report) -> str:
+    e = html.escape
+    runs = report.results.runs
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>harness report: {e(str(report.results.root))}</title>",
+        f"<style>{CSS}</style></head><body>",
+        "<h1>Does the value of each game track sample quality?</h1>",
+        f"<p class=note>{len(runs)} runs under <code>{e(str(report.results.root))}</code> "
+        f"({e(states(runs))}); "
+        f"median filter window {report.window} steps; written "
+        f"{e(time.strftime('%Y-%m-%d %H:%M'))}. docs/report.md explains every number.</p>",
+    ]
+    for section in report.sections:
+        parts.append(f"<h2>Suite {e(section.suite)} <small>({e(section.data)})</small></h2>")
+        for title, text, table in tables(section):
+            parts += [f"<h3>{e(title)}</h3>", f"<p class=note>{e(text)}</p>", _html_table(table)]
+        for plot in section.plots:
+            parts.append(
+                f"<figure>{_img(plot.png, plot.title)}"
+                f"<figcaption>{e(plot.title)}</figcaption></figure>"
+            )
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def write_html(report: Report, out: Path) -> None:
+    _plot_files(report, out)
+    _atomic_text(out, render_html(report))
+
+
+# --- markdown -----------------------------------------------------------------------------
+
+
+def render_markdown(report: Report, plot_dir: Path | None) -> str:
+    lines = [
+        f"# harness report: {report.results.root}",
+        "",
+        f"{len(report.results.runs)} runs; median filter window {report.window} steps.",
+        "",
+    ]
+    for section in report.sections:
+        lines += [f"## Suite {section.suite} ({section.data})", ""]
+        for title, text, table in tables(section):
+            lines += [f"### {title}", "", text, "", table.to_markdown(index=False), ""]
+        if plot_dir is not None:
+            for plot in section.plots:
+                lines += [f"![{plot.title}]({plot_dir.name}/{plot.name}.png)", ""]
+    return "\n".join(lines)
+
+
+def write_markdown(report: Report, out: Path) -> None:
+    plot_dir = _plot_files(report, out)
+    _atomic_text(out, render_markdown(report, plot_dir))
+
+
+def _plot_files(report: Report, out: Path) -> Path | None:
+    """Each plot as <out stem>-plots/<suite>-<kind>.png beside the report."""
+    all_plots = [p for s in report.sections for p in s.plots]
+    if not all_plots:
+        return None
+    folder = out.with_name(f"{out.stem}-plots")
+    folder.mkdir(parents=True, exist_ok=True)
+    for plot in all_plots:
+        (folder / f"{plot.name}.png").write_bytes(plot.png)
+    return folder
+
+
+# --- csv / json ---------------------------------------------------------------------------
+
+
+def write_csv(report: Report, out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    for name, frame in report.frames.items():
+        frame.to_csv(out / f"{name}.csv", index=False)
+
+
+def write_json(report: Report, out: Path) -> None:
+    tidy = {
+        name: json.loads(frame.to_json(orient="records")) for name, frame in report.frames.items()
+    }
+    _atomic_text(out, json.dumps({"window": report.window, **tidy}, indent=1) + "\n")
+
+
+def _atomic_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)

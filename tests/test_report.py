@@ -1,0 +1,386 @@
+"""`harness report`: correlations checked against scipy on series with a known answer, then the
+whole command on a real small suite, in every format, and the HTML page in headless Chromium."""
+
+import json
+import math
+import os
+import re
+import shutil
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+from scipy import stats
+
+from harness.cli import main
+from harness.records import RunFolder
+from harness.report import build_report, correlation
+from harness.report.load import KEYS
+from harness.report.render import render_html
+from harness.runner import run_suite
+from harness.suite import load_suite
+
+SUITE = """
+[suite]
+name = "mini"
+seeds = [0, 1]
+
+[data]
+name = "8gaussians"
+
+[defaults]
+architecture = "mlp"
+width = 16
+z_dim = 2
+batch_size = 32
+steps = 40
+eval_every = 10
+eval_samples = 128
+
+[[run]]
+name = "gan"
+objective = "gan"
+variant = "non-saturating"
+n_critic = 1
+optimizer = "adam"
+lr = 1e-3
+betas = [0.5, 0.999]
+
+[[run]]
+name = "wgan"
+objective = "wgan"
+clip = 0.05
+n_critic = 2
+optimizer = "rmsprop"
+lr = 1e-3
+
+[[run]]
+name = "wgan-gp"
+objective = "wgan-gp"
+gp_lambda = 1.0
+n_critic = 2
+optimizer = "adam"
+lr = 1e-3
+betas = [0.5, 0.9]
+"""
+
+
+# --- correlations on series with a known answer --------------------------------------------
+
+
+def _series(estimate: list[float], **measures: list[float]) -> pd.DataFrame:
+    n = len(estimate)
+    keys = dict(suite="s", run_id="r", name="n", objective="wgan", seed=0)
+    return pd.DataFrame({**keys, "step": range(n), "divergence_estimate": estimate, **measures})
+
+
+def test_signs_say_estimate_falls_as_samples_improve():
+    estimate = [5.0, 4.0, 3.5, 1.0, 0.5]
+    series = _series(
+        estimate,
+        fid=[90.0, 70.0, 60.0, 20.0, 10.0],  # improves (falls) with the estimate
+        inception_score=[1.0, 2.0, 3.0, 5.0, 6.0],  # improves (rises) as the estimate falls
+        exact_w1=[0.1, 0.2, 0.3, 0.4, 0.5],  # worsens while the estimate falls
+    )
+    within = correlation.within_runs(series).set_index("measure")
+    assert within.loc["fid", "spearman"] == pytest.approx(1.0)
+    assert within.loc["inception_score", "spearman"] == pytest.approx(1.0)
+    assert within.loc["exact_w1", "spearman"] == pytest.approx(-1.0)
+    assert within.loc["exact_w1", "kendall"] == pytest.approx(-1.0)
+    # Pearson is scipy's, with the measure's orientation applied.
+    r = stats.pearsonr(estimate, [1.0, 2.0, 3.0, 5.0, 6.0]).statistic
+    assert within.loc["inception_score", "pearson"] == pytest.approx(-r)
+    assert set(within["points"]) == {5}
+
+
+def test_correlation_matches_scipy_on_noisy_series():
+    rng = np.random.default_rng(0)
+    estimate = rng.normal(size=30)
+    fid = estimate + rng.normal(size=30)
+    within = correlation.within_runs(_series(list(estimate), fid=list(fid))).iloc[0]
+    assert within["spearman"] == pytest.approx(stats.spearmanr(estimate, fid).statistic)
+    assert within["kendall"] == pytest.approx(stats.kendalltau(estimate, fid).statistic)
+    assert within["pearson"] == pytest.approx(stats.pearsonr(estimate, fid).statistic)
+
+
+def test_too_few_points_give_no_number():
+    within = correlation.within_runs(_series([1.0, 2.0], fid=[1.0, 2.0])).iloc[0]
+    assert within["points"] == 2 and math.isnan(within["spearman"])
+
+
+def test_median_filter_removes_a_spike_and_stays_within_its_run():
+    values = [1.0] * 10 + [100.0] + [1.0] * 10
+    steps = pd.DataFrame(
+        {
+            "run_id": ["a"] * 21 + ["b"] * 21,
+            "step": list(range(21)) * 2,
+            "divergence_estimate": values + [50.0] * 21,
+        }
+    )
+    out = correlation.filtered(steps, window=5)
+    assert out.loc[out["run_id"] == "a", "divergence_estimate_filtered"].max() == 1.0
+    assert (out.loc[out["run_id"] == "b", "divergence_estimate_filtered"] == 50.0).all()
+    # A window of 1 leaves the series as it was.
+    same = correlation.filtered(steps, window=1)
+    assert same["divergence_estimate_filtered"].equals(same["divergence_estimate"])
+
+
+def test_bootstrap_interval_holds_the_median():
+    values = np.array([0.9, 0.8, 0.7, 0.95, 0.1, 0.85])
+    low, high = correlation.median_interval(values)
+    assert low <= np.median(values) <= high and low < high
+    assert correlation.median_interval(values) == (low, high)  # seeded: the same each time
+    assert all(math.isnan(v) for v in correlation.median_interval(np.array([0.5])))
+
+
+def test_across_runs_uses_finished_runs_only():
+    rows = []
+    for k in range(4):
+        for step in (0, 10):
+            rows.append(
+                dict(
+                    suite="s",
+                    run_id=f"r{k}",
+                    name="n",
+                    objective="wgan",
+                    seed=k,
+                    step=step,
+                    divergence_estimate_filtered=float(k),
+                    heldout_estimate=float(k),
+                    fid=float(10 * k if k < 3 else -99),
+                )
+            )
+    series = pd.DataFrame(rows)
+    runs = pd.DataFrame(
+        {"run_id": [f"r{k}" for k in range(4)], "state": ["done", "done", "done", "diverged"]}
+    )
+    across = correlation.across_runs(series, runs)
+    row = across[(across["measure"] == "fid") & (across["estimate"] == "heldout_estimate")].iloc[0]
+    assert row["runs"] == 3 and row["spearman"] == pytest.approx(1.0)
+
+
+def test_js_saturation_against_log2():
+    steps = pd.DataFrame(
+        {
+            "suite": "s",
+            "run_id": "g",
+            "name": "gan",
+            "objective": "gan",
+            "seed": 0,
+            "step": range(1, 21),
+            "divergence_estimate": [math.log(2.0)] * 20,
+        }
+    )
+    row = correlation.js_saturation(steps).iloc[0]
+    assert row["share_of_log2"] == pytest.approx(1.0) and row["gap_to_log2"] == pytest.approx(0)
+
+
+# --- the command on real runs ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The mini suite trained (6 runs), plus one run in each state a suite can leave behind."""
+    root = tmp_path_factory.mktemp("results")
+    suite_file = root / "mini.toml"
+    suite_file.write_text(SUITE)
+    run_suite(load_suite(suite_file), root, "cpu", quiet=True)
+    gan = next(
+        p.parent
+        for p in sorted(root.glob("mini/*/spec.json"))
+        if json.loads(p.read_text())["objective"] == "gan"
+    )
+    for state in ("running", "failed", "diverged"):
+        copy = root / "mini" / f"{state}000000"
+        shutil.copytree(gan, copy)
+        spec = json.loads((copy / "spec.json").read_text())
+        spec |= {"run_id": copy.name, "name": f"{spec['name']}-{state}"}
+        (copy / "spec.json").write_text(json.dumps(spec))
+        RunFolder(copy).write_status(state=state, error=f"made {state} by the test")
+    return root
+
+
+def test_every_run_appears_with_its_state(results):
+    report = build_report(results, window=5)
+    runs = report.results.runs
+    assert len(runs) == 9
+    assert runs["state"].value_counts().to_dict() == {
+        "done": 6,
+        "running": 1,
+        "failed": 1,
+        "diverged": 1,
+    }
+    assert set(runs["objective"]) == {"gan", "wgan", "wgan-gp"}
+    summary = report.frames["summary"].set_index("name")
+    assert summary.loc["gan", "runs"] == 2 and summary.loc["gan", "states"] == "2 done"
+    # mean and best over the two seeds' last evals, as the evals files hold them
+    evals = report.frames["evals"]
+    last = evals[(evals["name"] == "gan") & (evals["step"] == 40)]["exact_w1"]
+    assert summary.loc["gan", "exact_w1_mean"] == pytest.approx(last.mean())
+    assert summary.loc["gan", "exact_w1_best"] == pytest.approx(last.min())
+    assert summary.loc["gan", "floor_w1_mean"] > 0
+
+
+def test_correlation_tables_cover_each_objective(results):
+    report = build_report(results, window=5)
+    within = report.frames["correlation_within_runs"]
+    assert set(within["estimate"]) == set(correlation.ESTIMATES)
+    # 5 eval points; the raw and filtered estimates have none at step 0 (before training)
+    heldout = within[within["estimate"] == "heldout_estimate"]
+    assert (heldout["points"] == 5).all() and heldout["spearman"].between(-1, 1).all()
+    by_objective = report.frames["correlation_by_objective"]
+    row = by_objective[
+        (by_objective["objective"] == "wgan-gp")
+        & (by_objective["estimate"] == "heldout_estimate")
+        & (by_objective["measure"] == "exact_w1")
+    ].iloc[0]
+    runs = within[
+        (within["objective"] == "wgan-gp")
+        & (within["measure"] == "exact_w1")
+        & (within["estimate"] == "heldout_estimate")
+    ]
+    assert row["runs"] == len(runs) == 2
+    assert (within[within["objective"] == "gan"]["run_id"].nunique()) == 5  # copies in any state
+    assert row["spearman"] == pytest.approx(runs["spearman"].median())
+    gap = report.frames["heldout_gap"]
+    assert np.allclose(gap["gap"], gap["heldout_estimate"] - gap["train_estimate"])
+    assert set(report.frames["js_saturation"]["objective"]) == {"gan"}
+
+
+def test_formats_through_the_cli(results, tmp_path):
+    runner = CliRunner()
+    for fmt, out in (("html", "r.html"), ("markdown", "r.md"), ("json", "r.json"), ("csv", "csv")):
+        done = runner.invoke(
+            main,
+            [
+                "report",
+                str(results),
+                "--format",
+                fmt,
+                "--out",
+                str(tmp_path / out),
+                "--window",
+                "5",
+            ],
+        )
+        assert done.exit_code == 0, done.output
+        assert "9 runs" in done.output
+    markdown = (tmp_path / "r.md").read_text()
+    assert "| objective" in markdown and "median Spearman ρ" in markdown
+    assert "![" in markdown and (tmp_path / "r-plots" / "mini-curves.png").exists()
+    tidy = json.loads((tmp_path / "r.json").read_text())
+    assert tidy["window"] == 5 and len(tidy["runs"]) == 9
+    assert {"summary", "correlation_by_objective", "evals", "steps"} <= set(tidy)
+    steps = pd.read_csv(tmp_path / "csv" / "steps.csv")
+    assert len(steps) == 6 * 40 + 3 * 40 and set(KEYS) <= set(steps.columns)
+
+
+def test_empty_and_missing_folders_are_one_line(tmp_path):
+    runner = CliRunner()
+    empty = runner.invoke(main, ["report", str(tmp_path)])
+    assert empty.exit_code == 1 and empty.output.count("\n") == 1 and "no runs" in empty.output
+    missing = runner.invoke(main, ["report", str(tmp_path / "nowhere")])
+    assert missing.exit_code == 2 and "no such folder" in missing.output
+
+
+# --- the page ----------------------------------------------------------------------------------
+
+
+class Page(HTMLParser):
+    """Everything on the page that could reach outside it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[str] = []
+        self.links: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append(tag)
+        self.links += [v or "" for k, v in attrs if k in ("src", "href", "srcset", "action")]
+
+
+def test_html_is_self_contained_and_escapes_strings(results, tmp_path):
+    hostile = tmp_path / "<i>suite" / "evil"
+    shutil.copytree(results / "mini" / sorted(os.listdir(results / "mini"))[0], hostile)
+    spec = json.loads((hostile / "spec.json").read_text())
+    spec |= {"run_id": "evil", "name": "<script>alert(1)</script>"}
+    (hostile / "spec.json").write_text(json.dumps(spec))
+    RunFolder(hostile).write_status(state="failed", error="<img src=x onerror=alert(2)>")
+    page = render_html(build_report(tmp_path))
+    parser = Page()
+    parser.feed(page)
+    assert "script" not in parser.tags and "link" not in parser.tags
+    assert parser.links and all(v.startswith("data:image/png;base64,") for v in parser.links)
+    assert not re.search(r"url\(|@import|https?://", page)
+    assert "<script>alert" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "<img src=x" not in page and "&lt;i&gt;suite" in page
+
+
+def chromium() -> str:
+    found = os.environ.get("HARNESS_CHROMIUM") or shutil.which("chromium")
+    if not found:
+        pytest.fail(
+            "headless Chromium is needed: apt-get install chromium (nox -s tests "
+            "installs it on Debian), or set HARNESS_CHROMIUM to a Chrome binary"
+        )
+    return found
+
+
+CHROMIUM_FLAGS = [  # a headless browser that never reaches for the network
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-extensions",
+    "--virtual-time-budget=5000",
+]
+# Added to a test copy only (the report has no script): how many tables and decoded images.
+PROBE = """<script>
+addEventListener('load', () => {
+  const images = [...document.images];
+  document.body.dataset.tables = document.querySelectorAll('table tbody tr').length;
+  document.body.dataset.images = images.length;
+  document.body.dataset.decoded = images.filter(i => i.complete && i.naturalWidth > 0).length;
+});
+</script></body>"""
+
+
+def test_html_renders_in_headless_chromium(results, tmp_path):
+    browser = chromium()
+    report = build_report(results, window=5)
+    page = render_html(report)
+    probe = tmp_path / "probe.html"
+    probe.write_text(page.replace("</body>", PROBE), encoding="utf-8")
+    flags = [browser, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}"]
+    dom = subprocess.run(
+        [*flags, "--dump-dom", probe.as_uri()], capture_output=True, text=True, timeout=120
+    ).stdout
+    body = re.search(r'<body[^>]*data-images="(\d+)"[^>]*data-decoded="(\d+)"', dom)
+    assert body, dom[:500]
+    plots = sum(len(s.plots) for s in report.sections)
+    assert plots >= 4 and body.groups() == (str(plots), str(plots))
+    rows = int(re.search(r'data-tables="(\d+)"', dom).group(1))
+    assert rows >= 9 + 3  # the runs table and the summary at least
+    assert "Does the estimate track quality?" in dom and "median Spearman ρ" in dom
+
+    # A screenshot of the page itself: a picture, not a blank page.
+    shown = tmp_path / "report.html"
+    shown.write_text(page, encoding="utf-8")
+    shot = tmp_path / "shot.png"
+    subprocess.run(
+        [*flags, "--window-size=1200,2400", f"--screenshot={shot}", shown.as_uri()],
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
+    pixels = np.asarray(Image.open(shot).convert("L"))
+    assert pixels.std() > 10 and (pixels < 128).mean() > 0.01
