@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from harness.errors import UserError
-from harness.runner import describe, run_suite, suite_folder
+from harness.runner import describe, pick_device, run_suite, suite_folder
 from harness.suite import Suite, load_suite
 
 
@@ -152,3 +152,165 @@ def report(results_dir: str, fmt: str, out: str | None, window: int) -> None:
         _fail(exc)
     path = write(built, fmt, Path(out) if out else None)
     click.echo(f"{len(built.results.runs)} runs ({states(built.results.runs)}) -> {path}")
+
+
+@main.command()
+@click.argument("suite_file", type=click.Path(dir_okay=False))
+@click.option("--results", default="results", show_default=True, type=click.Path())
+@click.option(
+    "--trials",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Trials per study (default: the suite's [tune] trials).",
+)
+@click.option(
+    "--storage",
+    default=None,
+    help="Optuna storage URL: sqlite:///PATH or "
+    "postgresql://USER:PASSWORD@HOST/DB (default: RESULTS/<suite>/optuna.db).",
+)
+@click.option(
+    "--study",
+    "prefix",
+    default=None,
+    help="Study name prefix (default: the "
+    "suite's name); one study per run name: PREFIX.<run name>.",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Worker processes on this machine, all on the same storage.",
+)
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None)
+@click.option("--quiet", is_flag=True, help="No per-trial lines.")
+@click.option(
+    "--feature-weights",
+    type=click.Path(dir_okay=False, exists=True),
+    envvar="HARNESS_FEATURE_WEIGHTS",
+    help="Inception weights file (see `run`).",
+)
+def tune(
+    suite_file: str,
+    results: str,
+    trials: int | None,
+    storage: str | None,
+    prefix: str | None,
+    workers: int,
+    device: str | None,
+    quiet: bool,
+    feature_weights: str | None,
+) -> None:
+    """Search each objective's settings of SUITE_FILE's [tune] table with Optuna."""
+    from harness.train import RunOptions
+    from harness.tune import create_studies, summarise, work
+    from harness.tune.storage import default_url, hide_password
+
+    suite = _load(suite_file)
+    url = storage or default_url(suite_folder(Path(results), suite))
+    prefix = prefix or suite.name
+    try:
+        names = create_studies(suite, url, prefix)
+        if workers == 1:
+            say = (lambda _m: None) if quiet else click.echo
+            options = RunOptions(compile=suite.compile, feature_weights=feature_weights)
+            work(
+                suite,
+                Path(results),
+                url,
+                prefix,
+                trials,
+                pick_device(device or suite.device),
+                options,
+                say,
+            )
+        else:
+            _spawn_workers(
+                workers, suite_file, results, url, prefix, trials, device, quiet, feature_weights
+            )
+        summaries = summarise(url, names)
+    except UserError as exc:
+        _fail(exc)
+    click.echo(f"\nstudies in {hide_password(url)}:")
+    for s in summaries:
+        counts = ", ".join(f"{n} {state}" for state, n in sorted(s.states.items()))
+        best = (
+            "no complete trial"
+            if s.best_value is None
+            else f"best {s.best_value:.4g} with "
+            + " ".join(
+                f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                for k, v in s.best_params.items()
+            )
+        )
+        click.echo(f"  {s.study} ({s.objective}): {counts}; {best}")
+
+
+def _spawn_workers(
+    workers: int,
+    suite_file: str,
+    results: str,
+    url: str,
+    prefix: str,
+    trials: int | None,
+    device: str | None,
+    quiet: bool,
+    feature_weights: str | None,
+) -> None:
+    """K processes of `harness tune --workers 1` on one storage; fails if any of them fails."""
+    import subprocess
+
+    command = [
+        sys.executable,
+        "-m",
+        "harness",
+        "tune",
+        suite_file,
+        "--results",
+        results,
+        "--storage",
+        url,
+        "--study",
+        prefix,
+        "--workers",
+        "1",
+    ]
+    command += ["--trials", str(trials)] if trials else []
+    command += ["--device", device] if device else []
+    command += ["--quiet"] if quiet else []
+    command += ["--feature-weights", feature_weights] if feature_weights else []
+    processes = [subprocess.Popen(command) for _ in range(workers)]
+    codes = [p.wait() for p in processes]
+    if any(codes):
+        raise UserError(
+            f"{sum(1 for c in codes if c)} of {workers} workers failed (exit codes {codes})"
+        )
+
+
+@main.command()
+@click.argument("target")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=0, help="Default: a free port.")
+def dashboard(target: str, host: str, port: int) -> None:
+    """Serve optuna-dashboard on TARGET: a results folder, an optuna.db file or a storage URL."""
+    import socket
+
+    import optuna_dashboard
+
+    from harness.tune.storage import dashboard_storage, hide_password, open_storage
+
+    try:
+        url = dashboard_storage(target)
+        storage = open_storage(url)
+    except UserError as exc:
+        _fail(exc)
+    if port == 0:
+        with socket.socket() as probe:
+            probe.bind((host, 0))
+            port = probe.getsockname()[1]
+    click.echo(
+        f"optuna-dashboard on {hide_password(url)}: http://{host}:{port}/",
+    )
+    sys.stdout.flush()
+    optuna_dashboard.run_server(storage, host=host, port=port)

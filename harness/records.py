@@ -57,6 +57,7 @@ class RunFolder:
         self.evals_path = self.path / "evals.parquet"
         self.samples_dir = self.path / "samples"
         self.checkpoint_path = self.path / "checkpoint.pt"
+        self.trial_path = self.path / "trial.json"  # tuning trials only: study, number, params
 
     def create(self) -> None:
         self.samples_dir.mkdir(parents=True, exist_ok=True)
@@ -86,6 +87,12 @@ class RunFolder:
         text = json.dumps(status, indent=2) + "\n"
         _atomic(self.status_path, lambda p: p.write_text(text))
         return status
+
+    def write_trial(self, trial: dict[str, Any]) -> None:
+        _atomic(self.trial_path, lambda p: p.write_text(json.dumps(trial, indent=2) + "\n"))
+
+    def read_trial(self) -> dict[str, Any] | None:
+        return json.loads(self.trial_path.read_text()) if self.trial_path.exists() else None
 
     # --- tables ------------------------------------------------------------------------------
 

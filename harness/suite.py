@@ -3,6 +3,7 @@
 Every mistake becomes one line `<file>: <key path>: <what is wrong>`, raised as a SuiteError.
 """
 
+import dataclasses
 import hashlib
 import itertools
 import json
@@ -10,7 +11,7 @@ import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -26,6 +27,9 @@ from harness.data import LOCATION_KEYS, dataset_entry
 from harness.errors import SuiteError
 from harness.models import ARCHITECTURES, check_critic_norm
 from harness.objectives import OBJECTIVES, objective_params
+
+if TYPE_CHECKING:
+    from harness.tune.space import TuneTable
 
 
 def _safe_name(value: str) -> str:
@@ -208,6 +212,7 @@ class SuiteFile(BaseModel):
     data: dict[str, Any]
     defaults: RunFields = RunFields()
     run: list[RunTable] = Field(min_length=1)
+    tune: dict[str, Any] | None = None  # checked by harness.tune.space once the runs exist
 
 
 @dataclass(frozen=True)
@@ -218,11 +223,14 @@ class Suite:
     device: str
     compile: bool
     runs: list[RunSpec]
+    tune: "TuneTable | None" = None
 
 
 def _key_path(loc: tuple[Any, ...]) -> str:
     out = ""
     for part in loc:
+        if part == "[key]":  # pydantic's marker for a bad dict key: the path already names it
+            continue
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out
 
@@ -245,7 +253,7 @@ def _message(err: ErrorDetails) -> str:
     return f"{text} (got {err['input']!r})" if "input" in err and kind != "value_error" else text
 
 
-def _errors(path: Path, exc: ValidationError, prefix: tuple[Any, ...] = ()) -> SuiteError:
+def suite_errors(path: Path, exc: ValidationError, prefix: tuple[Any, ...] = ()) -> SuiteError:
     return SuiteError(
         [
             f"{path}: {_key_path(prefix + tuple(e['loc'])) or '(top)'}: {_message(e)}"
@@ -266,7 +274,7 @@ def _validate_data(path: Path, table: dict[str, Any]) -> dict[str, Any]:
     try:
         checked = entry.params(**params)
     except ValidationError as exc:
-        raise _errors(path, exc, ("data",)) from None
+        raise suite_errors(path, exc, ("data",)) from None
     return {"name": name, **checked.model_dump(mode="json")}
 
 
@@ -353,7 +361,7 @@ def load_suite(path: str | Path) -> Suite:
     try:
         suite_file = SuiteFile.model_validate(raw)
     except ValidationError as exc:
-        raise _errors(path, exc) from None
+        raise suite_errors(path, exc) from None
     if len(set(suite_file.suite.seeds)) != len(suite_file.suite.seeds):
         raise SuiteError([f"{path}: suite.seeds: a seed is listed twice"])
     data = _validate_data(path, suite_file.data)
@@ -384,7 +392,7 @@ def load_suite(path: str | Path) -> Suite:
             )
         by_id[spec.run_id] = spec
     s = suite_file.suite
-    return Suite(
+    suite = Suite(
         path=path,
         name=s.name,
         description=s.description,
@@ -392,3 +400,6 @@ def load_suite(path: str | Path) -> Suite:
         compile=s.compile,
         runs=runs,
     )
+    from harness.tune.space import check_tune  # it reads the expanded runs
+
+    return dataclasses.replace(suite, tune=check_tune(path, suite_file.tune, suite))

@@ -37,6 +37,8 @@ MUST_BE_FINITE = ["critic_loss", "generator_loss"]
 PROGRESS_COLUMNS = ["fid", "exact_w1"]  # the latest evals shown beside the bar, where present
 
 Progress = Callable[[int, dict[str, float]], None]  # (step, latest values) -> None
+# (step, evals row) once the row is on disk; it may raise to stop the run (tuning's pruner)
+EvalHook = Callable[[int, dict[str, Any]], None]
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,7 @@ def train(
     device: torch.device,
     progress: Progress | None = None,
     options: RunOptions = RunOptions(),
+    on_eval: EvalHook | None = None,
 ) -> Outcome:
     speed_up(device)
     torch.manual_seed(spec.seed)  # model initialisation
@@ -172,6 +175,8 @@ def train(
             }
         )
         folder.write_status(state="running", step=step)
+        if on_eval is not None:
+            on_eval(step, row)
 
     if start == 0:
         run_eval(0)

@@ -159,7 +159,7 @@ def by_objective(within: pd.DataFrame) -> pd.DataFrame:
 def finals(series: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
     """The last eval row of every finished run (state done)."""
     done = runs.loc[runs["state"] == "done", "run_id"]
-    last = series.sort_values("step").groupby("run_id", sort=False).tail(1)
+    last = series.sort_values("step", kind="stable").groupby("run_id", sort=False).tail(1)
     return last[last["run_id"].isin(done)]
 
 
@@ -188,7 +188,7 @@ def heldout_gap(series: pd.DataFrame) -> pd.DataFrame:
     Image runs record both at the eval (train_estimate on the training split); point runs
     compare fresh samples against the training batch's value at that step.
     """
-    last = series.sort_values("step").groupby("run_id", sort=False).tail(1)
+    last = series.sort_values("step", kind="stable").groupby("run_id", sort=False).tail(1)
     if "heldout_estimate" not in last:
         return pd.DataFrame(columns=[*KEYS, "step", "train_estimate", "heldout_estimate", "gap"])
     train = last["train_estimate"] if "train_estimate" in last else last["divergence_estimate"]

@@ -100,7 +100,7 @@ def estimate_vs_quality(suite: str, series: pd.DataFrame, measure: str) -> Plot:
     axes = fig.subplots(1, len(objectives), squeeze=False, sharey=True)[0]
     for ax, objective in zip(axes, objectives, strict=True):
         for _, run in series[series["objective"] == objective].groupby("run_id", sort=False):
-            run = run.sort_values("step")
+            run = run.sort_values("step", kind="stable")
             ax.plot(
                 run["divergence_estimate_filtered"],
                 run[measure],
@@ -123,7 +123,7 @@ def wall_time_vs_quality(suite: str, series: pd.DataFrame, measure: str) -> Plot
     labelled: set[str] = set()
     for _, run in series.groupby("run_id", sort=False):
         objective = str(run["objective"].iloc[0])
-        run = run.sort_values("step")
+        run = run.sort_values("step", kind="stable")
         label = objective if objective not in labelled else None
         labelled.add(objective)
         ax.plot(run["wall_time"], run[measure], color=colour(objective), alpha=0.7, label=label)

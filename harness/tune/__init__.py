@@ -1,0 +1,217 @@
+"""`harness tune`: one Optuna study per run name of a suite, each trial an ordinary run.
+
+A trial trains in its own run folder (so `harness report` sees it), reports each eval to Optuna
+for pruning, and ends COMPLETE, PRUNED or FAIL (diverged, crashed, or no finite metric).
+"""
+
+import json
+import os
+import socket
+import traceback
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+import torch
+
+from harness.errors import UserError
+from harness.records import RunFolder, last_row
+from harness.suite import RunSpec, Suite
+from harness.train import RunOptions, train
+from harness.tune.space import TuneTable, is_finite, trial_spec, tuned_runs
+from harness.tune.storage import TrialLock, hide_password, open_storage
+
+Say = Callable[[str], None]
+optuna.logging.set_verbosity(optuna.logging.WARNING)  # the harness prints its own trial lines
+
+
+@dataclass
+class StudySummary:
+    study: str
+    run_name: str
+    objective: str
+    states: dict[str, int]  # COMPLETE / PRUNED / FAIL / RUNNING -> trials
+    best_value: float | None
+    best_params: dict[str, Any]
+
+
+def study_name(prefix: str, run_name: str) -> str:
+    return f"{prefix}.{run_name}"
+
+
+def make_sampler(tune: TuneTable, study: str, number: int) -> optuna.samplers.BaseSampler:
+    """Seeded per study and trial number: workers sharing a study never draw the same stream,
+    and the studies of one suite do not draw the same values either."""
+    seed = (zlib.crc32(study.encode()) + tune.seed * 1_000_003 + number) % 2**32
+    if tune.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    return optuna.samplers.TPESampler(seed=seed)
+
+
+def make_pruner(tune: TuneTable) -> optuna.pruners.BasePruner:
+    if tune.pruner == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=tune.startup_trials)
+    if tune.pruner == "hyperband":
+        return optuna.pruners.HyperbandPruner()
+    return optuna.pruners.NopPruner()
+
+
+def the_tune_table(suite: Suite) -> TuneTable:
+    if suite.tune is None:
+        raise UserError(f"{suite.path}: no [tune] table: nothing to search")
+    return suite.tune
+
+
+def create_studies(suite: Suite, url: str, prefix: str) -> list[str]:
+    """Every study of the suite, created once (or joined when it exists)."""
+    tune = the_tune_table(suite)
+    storage = open_storage(url)
+    names = []
+    for base in tuned_runs(suite, tune):
+        name = study_name(prefix, base.name)
+        study = optuna.create_study(
+            study_name=name, storage=storage, direction=tune.direction, load_if_exists=True
+        )
+        study.set_user_attr("metric", tune.metric)
+        study.set_user_attr("suite", suite.name)
+        study.set_user_attr("objective", base.objective)
+        names.append(name)
+    return names
+
+
+def work(
+    suite: Suite,
+    results: Path,
+    url: str,
+    prefix: str,
+    trials: int | None,
+    device: torch.device,
+    options: RunOptions,
+    say: Say,
+) -> None:
+    """One worker: take trials from each study until it holds `trials` of them."""
+    tune = the_tune_table(suite)
+    wanted = trials or tune.trials
+    storage = open_storage(url)
+    for base in tuned_runs(suite, tune):
+        name = study_name(prefix, base.name)
+        study = optuna.load_study(study_name=name, storage=storage, pruner=make_pruner(tune))
+        lock = TrialLock(url, name)
+        try:
+            while True:
+                with lock.held():  # count and ask as one step: never more trials than wanted
+                    count = len(study.get_trials(deepcopy=False))
+                    if count >= wanted:
+                        break
+                    study.sampler = make_sampler(tune, name, count)
+                    trial = study.ask(tune.distributions(base.objective))
+                state = run_trial(study, trial, base, tune, suite, results, device, options, url)
+                say(f"{name} trial {trial.number}: {state} {_params(trial.params)}")
+        finally:
+            lock.close()
+
+
+def run_trial(
+    study: optuna.Study,
+    trial: optuna.Trial,
+    base: RunSpec,
+    tune: TuneTable,
+    suite: Suite,
+    results: Path,
+    device: torch.device,
+    options: RunOptions,
+    url: str,
+) -> str:
+    """Train one trial's run and tell Optuna how it ended; returns a line for the log."""
+    spec = trial_spec(base, trial.params, trial.number)
+    folder = RunFolder(Path(results) / suite.name / spec.run_id)
+    folder.create()
+    folder.write_spec(spec.model_dump(mode="json") | {"run_id": spec.run_id})
+    folder.write_trial(
+        {
+            "study": study.study_name,
+            "storage": hide_password(url),
+            "trial": trial.number,
+            "objective": base.objective,
+            "base_run": base.name,
+            "metric": tune.metric,
+            "direction": tune.direction,
+            "params": trial.params,
+            "distributions": {
+                k: json.loads(optuna.distributions.distribution_to_json(d))
+                for k, d in tune.distributions(base.objective).items()
+            },
+        }
+    )
+    trial.set_user_attr("run_id", spec.run_id)
+    trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+
+    def report(step: int, row: dict[str, Any]) -> None:
+        value = row.get(tune.metric)
+        if step == 0 or not is_finite(value):  # step 0: the same untrained generator for all
+            return
+        trial.report(float(value), step)
+        if trial.should_prune():
+            raise optuna.TrialPruned(f"pruned at step {step}")
+
+    status = folder.read_status() or {}
+    try:
+        if status.get("state") == "done":  # the same settings trained before: same numbers
+            final = last_row(folder.read_evals())
+        else:
+            outcome = train(spec, folder, device, None, options, on_eval=report)
+            if outcome.state != "done":
+                study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                return f"FAIL ({outcome.state} at step {outcome.step})"
+            final = outcome.final
+    except optuna.TrialPruned as exc:
+        folder.write_status(state="pruned", error=str(exc))
+        study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        return f"PRUNED ({exc})"
+    except UserError:
+        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        raise
+    except Exception as exc:  # a crash in one trial is a failed trial, never a failed study
+        error = f"{type(exc).__name__}: {exc}"
+        folder.write_status(state="failed", error=error, traceback=traceback.format_exc())
+        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        return f"FAIL ({error})"
+    value = final.get(tune.metric)
+    if not is_finite(value):
+        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        return f"FAIL ({tune.metric} is {value})"
+    study.tell(trial, float(value))
+    return f"COMPLETE {tune.metric}={float(value):.4g}"
+
+
+def summarise(url: str, names: list[str]) -> list[StudySummary]:
+    storage = open_storage(url)
+    out = []
+    for name in names:
+        study = optuna.load_study(study_name=name, storage=storage)
+        trials = study.get_trials(deepcopy=False)
+        states: dict[str, int] = {}
+        for t in trials:
+            states[t.state.name] = states.get(t.state.name, 0) + 1
+        complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+        best = study.best_trial if complete else None
+        out.append(
+            StudySummary(
+                study=name,
+                run_name=name.rsplit(".", 1)[-1],
+                objective=str(study.user_attrs.get("objective", "?")),
+                states=states,
+                best_value=best.value if best else None,
+                best_params=best.params if best else {},
+            )
+        )
+    return out
+
+
+def _params(params: dict[str, Any]) -> str:
+    return " ".join(
+        f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items()
+    )

@@ -1,0 +1,158 @@
+"""The `[tune]` table of a suite: the metric to optimise, the sampler and pruner, and a search
+space per objective. Checked like the rest of the suite: one line per mistake, file and key."""
+
+import math
+from pathlib import Path
+from typing import Any, Literal
+
+import optuna
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from harness.errors import SuiteError
+from harness.objectives import objective_params
+from harness.suite import RunFields, RunSpec, Suite, suite_errors
+
+Tunable = Literal["clip", "gp_lambda", "n_critic", "lr", "beta1", "beta2"]
+INTEGER = {"n_critic"}
+BETAS = {"beta1": 0, "beta2": 1}  # the index in Adam's betas
+
+
+class Param(BaseModel):
+    """One tuned setting: a range (`low`, `high`, `log`) or a list of `choices`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    choices: list[float] | None = None
+
+    @model_validator(mode="after")
+    def _range_or_choices(self) -> "Param":
+        if self.choices is not None:
+            if self.low is not None or self.high is not None or self.log:
+                raise ValueError("give either choices or low and high, not both")
+            if not self.choices:
+                raise ValueError("choices is empty")
+        elif self.low is None or self.high is None:
+            raise ValueError("give low and high, or choices")
+        elif not self.low < self.high:
+            raise ValueError(f"low ({self.low:g}) must be < high ({self.high:g})")
+        elif self.log and self.low <= 0:
+            raise ValueError("a log range needs low > 0")
+        return self
+
+    def values(self) -> list[float]:
+        """What to check against the run's own rules: the bounds, or every choice."""
+        return list(self.choices) if self.choices is not None else [self.low, self.high]  # type: ignore[list-item]
+
+    def distribution(self, integer: bool) -> optuna.distributions.BaseDistribution:
+        if self.choices is not None:
+            choices = [int(c) for c in self.choices] if integer else list(self.choices)
+            return optuna.distributions.CategoricalDistribution(choices)
+        assert self.low is not None and self.high is not None
+        if integer:
+            return optuna.distributions.IntDistribution(int(self.low), int(self.high), self.log)
+        return optuna.distributions.FloatDistribution(self.low, self.high, log=self.log)
+
+
+class TuneTable(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    metric: str  # an evals column: fid, exact_w1, exact_w1_inception_pca8, inception_score...
+    direction: Literal["minimize", "maximize"] = "minimize"
+    trials: int = Field(default=20, gt=0)  # per run name of the suite
+    sampler: Literal["tpe", "random"] = "tpe"
+    seed: int = 0
+    pruner: Literal["median", "hyperband", "none"] = "median"
+    startup_trials: int = Field(default=5, ge=0)  # median pruner: trials never pruned
+    space: dict[str, dict[Tunable, Param]] = Field(min_length=1)  # objective -> settings
+
+    def distributions(self, objective: str) -> dict[str, optuna.distributions.BaseDistribution]:
+        space = self.space.get(objective, {})
+        return {key: param.distribution(key in INTEGER) for key, param in space.items()}
+
+
+def tuned_runs(suite: Suite, tune: TuneTable) -> list[RunSpec]:
+    """The spec each study starts from: every run name whose objective has a space, first seed."""
+    first: dict[str, RunSpec] = {}
+    for spec in suite.runs:
+        if spec.objective in tune.space and spec.name not in first:
+            first[spec.name] = spec
+    return list(first.values())
+
+
+def trial_spec(base: RunSpec, params: dict[str, Any], number: int) -> RunSpec:
+    """The run a trial trains: the base run with the sampled settings, named after the trial."""
+    fields = base.model_dump() | {"name": f"{base.name}-trial{number}"}
+    betas = list(base.betas or (0.0, 0.0))
+    for key, value in params.items():
+        if key in BETAS:
+            betas[BETAS[key]] = value
+        else:
+            fields[key] = value
+    if base.betas is not None:
+        fields["betas"] = tuple(betas)
+    return RunSpec.model_validate(fields)
+
+
+def check_tune(path: Path, raw: dict[str, Any] | None, suite: Suite) -> TuneTable | None:
+    """The suite's [tune] table checked against its runs and what their evals record."""
+    if raw is None:
+        return None
+    try:
+        tune = TuneTable.model_validate(raw)
+    except ValidationError as exc:
+        raise suite_errors(path, exc, ("tune",)) from None
+    errors: list[str] = []
+    objectives = {spec.objective for spec in suite.runs}
+    for objective, space in tune.space.items():
+        where = f"{path}: tune.space.{objective}"
+        if objective not in objectives:
+            errors.append(f"{where}: no run of the suite has objective {objective!r}")
+            continue
+        runs = [s for s in suite.runs if s.objective == objective]
+        for key, param in space.items():
+            errors += _check_param(f"{where}.{key}", key, param, objective, runs)
+    errors += _check_metric(path, tune, tuned_runs(suite, tune))
+    if errors:
+        raise SuiteError(errors)
+    return tune
+
+
+def _check_param(
+    where: str, key: str, param: Param, objective: str, runs: list[RunSpec]
+) -> list[str]:
+    reads = {p for ps in objective_params().values() for p in ps}
+    if key in reads and key not in objective_params()[objective]:
+        return [f"{where}: not used by objective {objective!r}"]
+    if key in BETAS:
+        if any(spec.optimizer != "adam" for spec in runs):
+            return [f"{where}: used only with optimizer 'adam'"]
+        bad = [v for v in param.values() if not 0 <= v < 1]
+        return [f"{where}: must be in [0, 1) (got {bad[0]:g})"] if bad else []
+    if key in INTEGER and any(v != int(v) for v in param.values()):
+        return [f"{where}: must be whole numbers"]
+    for value in param.values():
+        try:
+            RunFields.model_validate({key: int(value) if key in INTEGER else value})
+        except ValidationError as exc:
+            return [f"{where}: {exc.errors()[0]['msg'].lower()} (got {value:g})"]
+    return []
+
+
+def _check_metric(path: Path, tune: TuneTable, runs: list[RunSpec]) -> list[str]:
+    from harness.evaluate import metric_columns
+
+    for spec in runs:
+        known = metric_columns(spec)
+        if tune.metric not in known:
+            return [
+                f"{path}: tune.metric: {tune.metric!r} is not recorded by run "
+                f"{spec.name!r}; known: {', '.join(known)}"
+            ]
+    return []
+
+
+def is_finite(value: Any) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value)
