@@ -48,6 +48,10 @@ def validate(suite_file: str) -> None:
     """Check SUITE_FILE and print the runs it expands into."""
     suite = _load(suite_file)
     _print_runs(suite, Path("results"))
+    if suite.tune is not None:
+        t = suite.tune
+        spaces = "; ".join(f"{o}: {', '.join(space)}" for o, space in t.space.items())
+        click.echo(f"tune: {t.direction} {t.metric}, {t.trials} trials per run name ({spaces})")
 
 
 @main.command()
@@ -213,7 +217,7 @@ def tune(
     try:
         names = create_studies(suite, url, prefix)
         if workers == 1:
-            say = (lambda _m: None) if quiet else click.echo
+            say = (lambda _m: None) if quiet else _echo_now
             options = RunOptions(compile=suite.compile, feature_weights=feature_weights)
             work(
                 suite,
@@ -245,6 +249,12 @@ def tune(
             )
         )
         click.echo(f"  {s.study} ({s.objective}): {counts}; {best}")
+
+
+def _echo_now(line: str) -> None:
+    """A trial's line as it ends, also when stdout is a file or a pipe (workers, logs)."""
+    click.echo(line)
+    sys.stdout.flush()
 
 
 def _spawn_workers(

@@ -21,6 +21,7 @@ from harness.cli import main
 from harness.errors import SuiteError
 from harness.objectives import Gan
 from harness.records import RunFolder
+from harness.report import build_report
 from harness.suite import load_suite
 from harness.tune.space import trial_spec
 
@@ -103,7 +104,7 @@ BAD = [  # (what the [tune] table says, the one line expected)
         "tune.trials: must be > 0",
     ),
     (
-        "[tune]\nmetric = 'exact_w1'\ndirection = 'down'\n[tune.space.wgan]\nclip = {choices=[1]}\n",
+        "[tune]\nmetric='exact_w1'\ndirection='down'\n[tune.space.wgan]\nclip={low=1, high=2}\n",
         "tune.direction: ",
     ),
     (
@@ -207,11 +208,33 @@ def test_sqlite_study_trials_are_runs_and_end_in_a_state(tmp_path):
         if t.state.name == "COMPLETE":
             assert status["state"] == "done"
             assert t.value == pytest.approx(evals["exact_w1"].iloc[-1])
-            assert t.intermediate_values == dict(zip(evals["step"][1:], evals["exact_w1"][1:]))
+            assert t.intermediate_values == dict(
+                zip(evals["step"][1:], evals["exact_w1"][1:], strict=True)
+            )
         else:  # stopped at the eval the pruner saw; that eval is kept
             assert status["state"] == "pruned" and evals["step"].iloc[-1] < 40
             assert max(t.intermediate_values) == evals["step"].iloc[-1]
     assert "tiny-tune.wgan-gp (wgan-gp): " in out.output and "best " in out.output
+
+    # The report's tuning section reads the same trials from the run folders.
+    report = build_report(tmp_path / "r")
+    complete = [t for t in trials if t.state.name == "COMPLETE"]
+    top = min(complete, key=lambda t: t.value)
+    best = report.frames["tuning_best"].iloc[0]
+    assert (best["study"], best["best_trial"]) == ("tiny-tune.wgan-gp", top.number)
+    assert best["best_value"] == pytest.approx(top.value)
+    assert (
+        best["gp_lambda"] == top.params["gp_lambda"] and best["n_critic"] == top.params["n_critic"]
+    )
+    assert (best["complete"], best["pruned"], best["failed"]) == (
+        len(complete),
+        6 - len(complete),
+        0,
+    )
+    importance = report.frames["tuning_importance"]
+    assert set(importance["param"]) == set(top.params)
+    assert importance["importance"].sum() == pytest.approx(1.0)
+    assert "tiny-tune-tuning" in [p.name for p in report.sections[0].plots]
 
     # Asking again for as many trials trains nothing more.
     again = CliRunner().invoke(main, ["tune", str(path), "--results", str(tmp_path / "r")])
@@ -312,3 +335,18 @@ def test_dashboard_serves_the_study(tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_tune_cifar_uses_lucic_et_al_ranges(suites):
+    tune = load_suite(suites / "tune-cifar.toml").tune
+    assert tune is not None and tune.metric == "fid" and tune.trials == 100
+    for objective, key, low, high in [
+        ("wgan", "clip", 1e-3, 1.0),
+        ("wgan-gp", "gp_lambda", 0.1, 100.0),
+        ("gan", "lr", 1e-5, 1e-2),
+        ("wgan", "lr", 1e-5, 1e-2),
+        ("wgan-gp", "lr", 1e-5, 1e-2),
+    ]:
+        param = tune.space[objective][key]
+        assert (param.low, param.high, param.log) == (low, high, True)
+    assert all(tune.space[o]["n_critic"].choices == [1, 5] for o in ("gan", "wgan", "wgan-gp"))

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from harness.errors import UserError
-from harness.report import correlation, tables
+from harness.report import correlation, tables, tuning
 from harness.report.load import Results, load_results
 from harness.report.plots import (
     Plot,
@@ -15,6 +15,8 @@ from harness.report.plots import (
     estimate_vs_quality,
     image_grids,
     point_samples,
+    shown_names,
+    tuned_params,
     wall_time_vs_quality,
 )
 
@@ -52,6 +54,7 @@ def build_report(root: Path, window: int = correlation.WINDOW) -> Report:
     steps = correlation.filtered(results.steps, window)
     series = correlation.eval_series(results.steps, results.evals, window)
     within = correlation.within_runs(series)
+    trials = tuning.trials_frame(results, series)
     frames = {
         "runs": results.runs,
         "summary": tables.summary(results.runs, series),
@@ -60,6 +63,9 @@ def build_report(root: Path, window: int = correlation.WINDOW) -> Report:
         "correlation_across_runs": correlation.across_runs(series, results.runs),
         "heldout_gap": correlation.heldout_gap(series),
         "js_saturation": correlation.js_saturation(results.steps, window),
+        "trials": trials,
+        "tuning_best": tuning.best(trials),
+        "tuning_importance": tuning.importances(trials, results),
         "evals": series,
         "steps": steps,
     }
@@ -74,11 +80,28 @@ def _section(suite: str, frames: dict[str, pd.DataFrame], results: Results) -> S
     section = SuiteSection(suite, ", ".join(dict.fromkeys(runs["data"])), measure, own)
     if measure is None or series.empty:
         return section
+    names = shown_names(series, measure, correlation.quality_measures([measure])[measure] > 0)
+    shown, shown_steps = series[series["name"].isin(names)], own["steps"]
+    shown_steps = shown_steps[shown_steps["name"].isin(names)]
+    samples = point_samples(suite, shown, results.folders)
+    per_name = [curves(suite, shown_steps, shown, measure)]
+    per_name += [samples] if samples else image_grids(suite, shown, results.folders)
+    if len(names) < series["name"].nunique():
+        for plot in per_name:
+            plot.title += f" (of {series['name'].nunique()} run names, the best per objective)"
     section.plots += [
-        curves(suite, own["steps"], series, measure),
+        per_name[0],
         estimate_vs_quality(suite, series, measure),
         wall_time_vs_quality(suite, series, measure),
+        *per_name[1:],
     ]
-    samples = point_samples(suite, series, results.folders)
-    section.plots += [samples] if samples else image_grids(suite, series, results.folders)
+    if not own["trials"].empty:
+        log_params = {
+            name
+            for trial in results.trials.values()
+            for name, d in trial.get("distributions", {}).items()
+            if d.get("attributes", {}).get("log")
+        }
+        found = tuned_params(suite, own["trials"], log_params)
+        section.plots += [found] if found else []
     return section

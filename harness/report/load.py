@@ -27,7 +27,7 @@ SETTINGS = [  # spec fields shown beside each run (the rest stay in spec.json)
     "precision",
 ]
 
-RUN_COLUMNS = [*KEYS, "data", "state", "step", "wall_time", "error", *SETTINGS]
+RUN_COLUMNS = [*KEYS, "data", "state", "step", "wall_time", "error", "study", "trial", *SETTINGS]
 
 
 @dataclass
@@ -37,6 +37,7 @@ class Results:
     steps: pd.DataFrame  # one row per (run, generator step)
     evals: pd.DataFrame  # one row per (run, eval step)
     folders: dict[str, Path] = field(default_factory=dict)  # run_id -> run folder
+    trials: dict[str, dict[str, Any]] = field(default_factory=dict)  # run_id -> trial.json
 
     @property
     def empty(self) -> bool:
@@ -61,10 +62,13 @@ def load_results(root: Path) -> Results:
             r[0][0]["seed"],
         )
     )
-    runs, steps, evals, folders = [], [], [], {}
+    runs, steps, evals, folders, trials = [], [], [], {}, {}
     for (row, run_steps, run_evals), path in read:
+        trial = row.pop("_trial")
         runs.append(row)
         folders[row["run_id"]] = path
+        if trial:
+            trials[row["run_id"]] = trial
         keys = {k: row[k] for k in KEYS}
         if run_steps is not None:
             steps.append(run_steps.assign(**keys))
@@ -76,6 +80,7 @@ def load_results(root: Path) -> Results:
         steps=_keyed(steps),
         evals=_keyed(evals),
         folders=folders,
+        trials=trials,
     )
 
 
@@ -85,9 +90,10 @@ def _read_run(folder: RunFolder) -> tuple[dict[str, Any], pd.DataFrame | None, p
     try:
         spec = folder.read_spec() or {}
         status = folder.read_status() or {}
+        trial = folder.read_trial() or {}
         run_steps, run_evals = folder.read_steps(), folder.read_evals()
     except Exception as exc:  # a torn or foreign file: show the run, never crash the report
-        spec, status, run_steps, run_evals = {}, {}, None, None
+        spec, trial, run_steps, run_evals = {}, {}, None, None
         status = {"state": "unreadable", "error": f"{type(exc).__name__}: {exc}"}
     row.update(
         run_id=spec.get("run_id", folder.path.name),
@@ -99,6 +105,9 @@ def _read_run(folder: RunFolder) -> tuple[dict[str, Any], pd.DataFrame | None, p
         step=status.get("step", 0),
         wall_time=status.get("wall_time", _last(run_evals, "wall_time")),
         error=status.get("error", ""),
+        study=trial.get("study"),
+        trial=trial.get("trial"),
+        _trial=trial,
     )
     row.update({key: spec.get(key) for key in SETTINGS})
     return row, run_steps, run_evals

@@ -16,6 +16,7 @@ from harness.report.correlation import LOG2
 COLOURS = {"gan": "C0", "wgan": "C1", "wgan-gp": "C2"}
 SAMPLE_COLUMNS = 6  # eval steps shown in the toy-samples figure
 PANEL = (3.2, 2.6)  # inches per subplot
+MAX_NAMES = 6  # run names drawn one panel each; past it, the best per objective
 
 
 @dataclass
@@ -33,6 +34,21 @@ def _png(fig: Figure) -> bytes:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
     return buffer.getvalue()
+
+
+def shown_names(series: pd.DataFrame, measure: str, lower_is_better: bool) -> list[str]:
+    """Run names to draw one panel or row each: all of them, or past MAX_NAMES (a tuning
+    study's trials) the best per objective by the measure's median over seeds at the end."""
+    names = list(dict.fromkeys(series["name"]))
+    if len(names) <= MAX_NAMES:
+        return names
+    last = series.sort_values("step", kind="stable").groupby("run_id", sort=False).tail(1)
+    per_name = last.groupby("name", sort=False).agg(
+        objective=("objective", "first"), value=(measure, "median")
+    )
+    ranked = per_name.sort_values("value", ascending=lower_is_better, kind="stable")
+    best = set(ranked.groupby("objective", sort=False).head(1).index)
+    return [name for name in names if name in best]
 
 
 def _configs(frame: pd.DataFrame) -> list[tuple[str, str]]:
@@ -189,3 +205,55 @@ def image_grids(suite: str, series: pd.DataFrame, folders: dict[str, Path]) -> l
                 Plot(f"{suite}-{name}-grid", f"{name}: samples at step {step}", path.read_bytes())
             )
     return plots
+
+
+def tuned_params(suite: str, trials: pd.DataFrame, log_params: set[str]) -> Plot | None:
+    """Per study (rows), each of its tuned settings in turn: the final metric of each trial
+    against the setting; pruned trials at their last eval, in grey."""
+    studies = list(dict.fromkeys(trials["study"]))
+    tuned = {
+        study: [
+            c.removeprefix("param_")
+            for c in trials.columns
+            if c.startswith("param_") and trials.loc[trials["study"] == study, c].notna().any()
+        ]
+        for study in studies
+    }
+    width = max((len(p) for p in tuned.values()), default=0)
+    if not width:
+        return None
+    fig = Figure(figsize=(PANEL[0] * width, PANEL[1] * len(studies)), layout="constrained")
+    axes = fig.subplots(len(studies), width, squeeze=False)
+    for r, study in enumerate(studies):
+        group = trials[trials["study"] == study]
+        objective, metric = str(group["objective"].iloc[0]), str(group["metric"].iloc[0])
+        done = group[group["state"] == "COMPLETE"]
+        pruned = group[group["state"] == "PRUNED"]
+        values = group["value"].dropna()
+        spread = not values.empty and values.min() > 0 and values.max() > 20 * values.min()
+        for c in range(width):
+            ax = axes[r, c]
+            if c >= len(tuned[study]):
+                ax.axis("off")
+                continue
+            param = tuned[study][c]
+            column = f"param_{param}"
+            ax.scatter(done[column], done["value"], color=colour(objective), s=14, label="complete")
+            ax.scatter(
+                pruned[column],
+                pruned["value"],
+                color="0.6",
+                marker="x",
+                s=14,
+                label="pruned (last eval)",
+            )
+            if param in log_params:
+                ax.set_xscale("log")
+            if spread:  # a diverging trial would flatten the others against the axis
+                ax.set_yscale("log")
+            ax.set_xlabel(param, fontsize=8)
+            ax.set_ylabel(metric if c == 0 else "", fontsize=8)
+            ax.set_title(study, fontsize=8)
+        axes[r, 0].legend(fontsize=6)
+    fig.suptitle(f"{suite}: final quality against each tuned setting", fontsize=10)
+    return Plot(f"{suite}-tuning", "Quality against each tuned setting", _png(fig))

@@ -129,7 +129,8 @@ def _rounded(frame: pd.DataFrame, drop: tuple[str, ...] = ("suite", "run_id")) -
 def tables(section: SuiteSection) -> list[tuple[str, str, pd.DataFrame]]:
     """(title, explanation, table) in page order; empty tables are left out."""
     f = section.frames
-    runs = f["runs"][[*KEYS[1:], "state", "step", "wall_time", "error"]]
+    columns = [*KEYS[1:], "state", "step", "wall_time", "error", "study", "trial"]
+    runs = f["runs"][columns].dropna(axis=1, how="all")
     out = [
         (
             "Final quality",
@@ -159,6 +160,18 @@ def tables(section: SuiteSection) -> list[tuple[str, str, pd.DataFrame]]:
             f"½(E log D(x) + E log(1 − D(G(z)))) + log 2 is a lower bound on JS, at most log 2 = "
             f"{LOG2:.4f}: near it, the discriminator separates the samples perfectly.",
             _rounded(f["js_saturation"]),
+        ),
+        (
+            "Tuning: best settings per study",
+            "Optuna studies of `harness tune`: trials by how they ended, and the complete "
+            "trial with the best final value (its settings in the columns after it).",
+            _rounded(f["tuning_best"], drop=("suite", "best_run")),
+        ),
+        (
+            "Tuning: parameter importances",
+            "Optuna's fANOVA importance of each tuned setting for the final value, over the "
+            "study's complete trials (they sum to 1 per study).",
+            _rounded(f["tuning_importance"], drop=("suite",)),
         ),
         ("Runs", "Every run folder found, with its state.", _rounded(runs, drop=())),
     ]

@@ -53,7 +53,9 @@ def make_sampler(tune: TuneTable, study: str, number: int) -> optuna.samplers.Ba
 
 def make_pruner(tune: TuneTable) -> optuna.pruners.BasePruner:
     if tune.pruner == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=tune.startup_trials)
+        return optuna.pruners.MedianPruner(
+            n_startup_trials=tune.startup_trials, n_warmup_steps=tune.warmup_steps
+        )
     if tune.pruner == "hyperband":
         return optuna.pruners.HyperbandPruner()
     return optuna.pruners.NopPruner()

@@ -3,7 +3,7 @@ space per objective. Checked like the rest of the suite: one line per mistake, f
 
 import math
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeGuard
 
 import optuna
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -66,6 +66,7 @@ class TuneTable(BaseModel):
     seed: int = 0
     pruner: Literal["median", "hyperband", "none"] = "median"
     startup_trials: int = Field(default=5, ge=0)  # median pruner: trials never pruned
+    warmup_steps: int = Field(default=0, ge=0)  # median pruner: no pruning before this step
     space: dict[str, dict[Tunable, Param]] = Field(min_length=1)  # objective -> settings
 
     def distributions(self, objective: str) -> dict[str, optuna.distributions.BaseDistribution]:
@@ -154,5 +155,5 @@ def _check_metric(path: Path, tune: TuneTable, runs: list[RunSpec]) -> list[str]
     return []
 
 
-def is_finite(value: Any) -> bool:
+def is_finite(value: Any) -> TypeGuard[float]:
     return isinstance(value, int | float) and math.isfinite(value)

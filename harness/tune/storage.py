@@ -6,6 +6,7 @@ import fcntl
 import hashlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import optuna
 import sqlalchemy
@@ -25,7 +26,7 @@ def open_storage(url: str) -> optuna.storages.RDBStorage:
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         # several local workers write one file: wait for the lock rather than fail at once
-        kwargs = {"connect_args": {"timeout": 120}}
+        kwargs: dict[str, Any] = {"connect_args": {"timeout": 120}}
     else:
         kwargs = {"pool_pre_ping": True}
     try:

@@ -1,0 +1,105 @@
+"""The tuning section: per Optuna study, its trials (as the run folders recorded them), the best
+settings, and Optuna's parameter importances computed on those trials."""
+
+import json
+import math
+from typing import Any
+
+import optuna
+import pandas as pd
+
+from harness.report.load import KEYS, Results
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)  # no line per in-memory study
+
+STATES = {"done": "COMPLETE", "pruned": "PRUNED", "diverged": "FAIL", "failed": "FAIL"}
+MIN_FOR_IMPORTANCE = 3  # complete trials; fewer give no importance
+
+
+def trials_frame(results: Results, evals: pd.DataFrame) -> pd.DataFrame:
+    """One row per trial run: its study, number, Optuna state, params and last metric value."""
+    rows = []
+    runs = results.runs.set_index("run_id")
+    for run_id, trial in results.trials.items():
+        run = runs.loc[run_id]
+        metric = trial.get("metric", "")
+        own = evals[evals["run_id"] == run_id]
+        value = float(own[metric].iloc[-1]) if metric in own and not own.empty else math.nan
+        rows.append(
+            {key: run_id if key == "run_id" else run[key] for key in KEYS}
+            | dict(
+                study=trial.get("study"),
+                trial=trial.get("trial"),
+                state=STATES.get(str(run["state"]), str(run["state"]).upper()),
+                metric=metric,
+                direction=trial.get("direction", "minimize"),
+                value=value,
+                step=run["step"],
+            )
+            | {f"param_{k}": v for k, v in trial.get("params", {}).items()}
+        )
+    frame = pd.DataFrame(rows)
+    return frame.sort_values(["suite", "study", "trial"]) if not frame.empty else frame
+
+
+def params_of(trials: pd.DataFrame) -> list[str]:
+    return [c.removeprefix("param_") for c in trials.columns if c.startswith("param_")]
+
+
+def best(trials: pd.DataFrame) -> pd.DataFrame:
+    """Per study: trials by state, and the complete trial with the best final value."""
+    rows = []
+    for (suite, study), group in trials.groupby(["suite", "study"], sort=False):
+        complete = group[(group["state"] == "COMPLETE") & group["value"].notna()]
+        counts = group["state"].value_counts()
+        row: dict[str, Any] = dict(
+            suite=suite,
+            study=study,
+            objective=group["objective"].iloc[0],
+            metric=group["metric"].iloc[0],
+            trials=len(group),
+            complete=int(counts.get("COMPLETE", 0)),
+            pruned=int(counts.get("PRUNED", 0)),
+            failed=int(counts.get("FAIL", 0)),
+        )
+        if not complete.empty:
+            minimise = group["direction"].iloc[0] == "minimize"
+            top = complete.sort_values("value", ascending=minimise, kind="stable").iloc[0]
+            row |= dict(
+                best_value=top["value"], best_trial=int(top["trial"]), best_run=top["run_id"]
+            )
+            row |= {p: top[f"param_{p}"] for p in params_of(group) if pd.notna(top[f"param_{p}"])}
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def importances(trials: pd.DataFrame, results: Results) -> pd.DataFrame:
+    """Optuna's fANOVA importances per study, on its complete trials (seeded)."""
+    rows = []
+    for (suite, study), group in trials.groupby(["suite", "study"], sort=False):
+        complete = group[(group["state"] == "COMPLETE") & group["value"].notna()]
+        if len(complete) < MIN_FOR_IMPORTANCE:
+            continue
+        first = results.trials[complete["run_id"].iloc[0]]
+        distributions = {
+            name: optuna.distributions.json_to_distribution(json.dumps(d))
+            for name, d in first.get("distributions", {}).items()
+        }
+        memory = optuna.create_study(direction=group["direction"].iloc[0])
+        memory.add_trials(
+            optuna.trial.create_trial(
+                params=results.trials[r]["params"], distributions=distributions, value=v
+            )
+            for r, v in zip(complete["run_id"], complete["value"], strict=True)
+        )
+        try:
+            found = optuna.importance.get_param_importances(
+                memory, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0)
+            )
+        except (RuntimeError, ValueError):  # e.g. every trial with the same value
+            continue
+        rows += [
+            dict(suite=suite, study=study, param=name, importance=value)
+            for name, value in found.items()
+        ]
+    return pd.DataFrame(rows, columns=["suite", "study", "param", "importance"])
