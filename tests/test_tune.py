@@ -71,10 +71,10 @@ betas = [0.5, 0.9]
 TUNE = """
 [tune]
 metric = "exact_w1"
-trials = 6
+trials = 8
 sampler = "random"
 pruner = "median"
-startup_trials = 1
+startup_trials = 3
 
 [tune.space.wgan-gp]
 gp_lambda = { low = 0.1, high = 100.0, log = true }
@@ -196,7 +196,7 @@ def test_sqlite_study_trials_are_runs_and_end_in_a_state(tmp_path):
     assert out.exit_code == 0, out.output
     url = f"sqlite:///{tmp_path / 'r' / 'tiny-tune' / 'optuna.db'}"
     trials = _study(url, "tiny-tune.wgan-gp").get_trials()
-    assert [t.number for t in trials] == list(range(6))
+    assert [t.number for t in trials] == list(range(8))
     states = [t.state.name for t in trials]
     assert set(states) <= {"COMPLETE", "PRUNED"} and "PRUNED" in states
     for t in trials:
@@ -228,7 +228,7 @@ def test_sqlite_study_trials_are_runs_and_end_in_a_state(tmp_path):
     )
     assert (best["complete"], best["pruned"], best["failed"]) == (
         len(complete),
-        6 - len(complete),
+        8 - len(complete),
         0,
     )
     importance = report.frames["tuning_importance"]
@@ -238,7 +238,7 @@ def test_sqlite_study_trials_are_runs_and_end_in_a_state(tmp_path):
 
     # Asking again for as many trials trains nothing more.
     again = CliRunner().invoke(main, ["tune", str(path), "--results", str(tmp_path / "r")])
-    assert again.exit_code == 0 and len(_study(url, "tiny-tune.wgan-gp").trials) == 6
+    assert again.exit_code == 0 and len(_study(url, "tiny-tune.wgan-gp").trials) == 8
 
 
 def test_a_diverged_trial_fails_and_the_study_goes_on(tmp_path, monkeypatch):
@@ -277,7 +277,7 @@ def postgres() -> str:
 def test_two_workers_share_one_postgresql_study_exactly(tmp_path):
     url = postgres()
     prefix = f"t{uuid.uuid4().hex[:10]}"
-    tune = TUNE.replace("trials = 6", "trials = 8").replace('pruner = "median"', 'pruner = "none"')
+    tune = TUNE.replace('pruner = "median"', 'pruner = "none"')
     path = write(tmp_path, tune)
     command = [
         sys.executable,
@@ -307,7 +307,7 @@ def test_two_workers_share_one_postgresql_study_exactly(tmp_path):
 
 
 def test_dashboard_serves_the_study(tmp_path):
-    tune = TUNE.replace("trials = 6", "trials = 2")
+    tune = TUNE.replace("trials = 8", "trials = 2")
     path = write(tmp_path, tune)
     out = CliRunner().invoke(main, ["tune", str(path), "--results", str(tmp_path / "r")])
     assert out.exit_code == 0, out.output

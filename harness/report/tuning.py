@@ -38,8 +38,9 @@ def trials_frame(results: Results, evals: pd.DataFrame) -> pd.DataFrame:
             )
             | {f"param_{k}": v for k, v in trial.get("params", {}).items()}
         )
-    frame = pd.DataFrame(rows)
-    return frame.sort_values(["suite", "study", "trial"]) if not frame.empty else frame
+    columns = [*KEYS, "study", "trial", "state", "metric", "direction", "value", "step"]
+    frame = pd.DataFrame(rows, columns=list(dict.fromkeys(columns + [k for r in rows for k in r])))
+    return frame.sort_values(["suite", "study", "trial"], kind="stable")
 
 
 def params_of(trials: pd.DataFrame) -> list[str]:
