@@ -28,8 +28,8 @@ color:#222;padding:0 1em}
 h1{font-size:1.5em}h2{font-size:1.25em;border-bottom:1px solid #ccc;margin-top:2em}
 h3{font-size:1.05em;margin-top:1.5em}
 table{border-collapse:collapse;font-size:.82em;margin:.5em 0}
-th,td{border:1px solid #ddd;padding:.2em .5em;text-align:right}
-th{background:#f4f4f4}td:first-child,th:first-child{text-align:left}
+th,td{border:1px solid #ddd;padding:.2em .5em;text-align:left}
+th{background:#f4f4f4}td{font-variant-numeric:tabular-nums}
 figure{margin:1em 0}img{max-width:100%;height:auto}figcaption{font-size:.85em;color:#555}
 .note{color:#555;font-size:.9em}
 """
