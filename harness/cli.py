@@ -33,13 +33,19 @@ def _fail(exc: UserError) -> None:
 
 
 def _print_runs(suite: Suite, results: Path) -> None:
-    click.echo(f"suite {suite.name}: {len(suite.runs)} runs -> {suite_folder(results, suite)}")
-    width = max(len(s.name) for s in suite.runs)
+    counts = f"{len(suite.runs)} runs" + (
+        f", {len(suite.experiments)} experiments" if suite.experiments else ""
+    )
+    click.echo(f"suite {suite.name}: {counts} -> {suite_folder(results, suite)}")
+    width = max((len(s.name) for s in suite.runs), default=0)
+    width = max([width, *(len(x.name) for x in suite.experiments)])
     for k, spec in enumerate(suite.runs, 1):
         click.echo(
             f"{k:>3}  {spec.name:<{width}}  {spec.objective:<8} seed {spec.seed:<3} "
             f"{spec.run_id}  {spec.summary()}"
         )
+    for k, x in enumerate(suite.experiments, len(suite.runs) + 1):
+        click.echo(f"{k:>3}  {x.name:<{width}}  {x.kind:<8} seed {x.seed:<3} {x.run_id}")
 
 
 @main.command()
@@ -144,8 +150,7 @@ def run(
 def report(results_dir: str, fmt: str, out: str | None, window: int) -> None:
     """Tables, correlations and plots of every run under RESULTS_DIR."""
     from harness.report import NoRuns, build_report
-    from harness.report.render import write
-    from harness.report.tables import states
+    from harness.report.render import counts, write
 
     try:
         built = build_report(Path(results_dir), window)
@@ -155,7 +160,7 @@ def report(results_dir: str, fmt: str, out: str | None, window: int) -> None:
     except UserError as exc:
         _fail(exc)
     path = write(built, fmt, Path(out) if out else None)
-    click.echo(f"{len(built.results.runs)} runs ({states(built.results.runs)}) -> {path}")
+    click.echo(f"{counts(built)} -> {path}")
 
 
 @main.command()

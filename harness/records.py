@@ -58,6 +58,8 @@ class RunFolder:
         self.samples_dir = self.path / "samples"
         self.checkpoint_path = self.path / "checkpoint.pt"
         self.trial_path = self.path / "trial.json"  # tuning trials only: study, number, params
+        self.experiment_path = self.path / "experiment.json"  # theory experiments only
+        self.table_path = self.path / "table.parquet"  # an experiment's results
 
     def create(self) -> None:
         self.samples_dir.mkdir(parents=True, exist_ok=True)
@@ -93,6 +95,20 @@ class RunFolder:
 
     def read_trial(self) -> dict[str, Any] | None:
         return json.loads(self.trial_path.read_text()) if self.trial_path.exists() else None
+
+    def write_experiment(self, spec: dict[str, Any]) -> None:
+        _atomic(self.experiment_path, lambda p: p.write_text(json.dumps(spec, indent=2) + "\n"))
+
+    def read_experiment(self) -> dict[str, Any] | None:
+        if not self.experiment_path.exists():
+            return None
+        return json.loads(self.experiment_path.read_text())
+
+    def write_table(self, frame: pd.DataFrame) -> None:
+        _atomic(self.table_path, lambda p: frame.to_parquet(p, index=False))
+
+    def read_table(self) -> pd.DataFrame | None:
+        return pd.read_parquet(self.table_path) if self.table_path.exists() else None
 
     # --- tables ------------------------------------------------------------------------------
 

@@ -3,7 +3,9 @@
 One run failing (an exception) or diverging (NaN) is recorded in its folder; the suite goes on.
 """
 
+import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,12 +16,13 @@ from tqdm import tqdm
 from harness.errors import UserError
 from harness.records import TERMINAL_STATES, RunFolder, last_row
 from harness.suite import RunSpec, Suite
+from harness.theory import ExperimentSpec, runner
 from harness.train import RunOptions, resolve_device, train
 
 
 @dataclass
 class RunResult:
-    spec: RunSpec
+    spec: RunSpec | ExperimentSpec
     folder: Path
     state: str  # done | diverged | failed | skipped (finished earlier)
     step: int
@@ -103,7 +106,40 @@ def run_suite(
         )
         say(f"{head}: {describe(result)}")
         out.append(result)
+    for experiment in suite.experiments:
+        out.append(run_experiment(experiment, suite_folder(results, suite), device, force, say))
     return out
+
+
+def run_experiment(
+    spec: ExperimentSpec, root: Path, device: torch.device, force: bool, say: Callable[[str], None]
+) -> RunResult:
+    """One theory experiment into root/<id>/: skipped when done, else run whole (they are short)."""
+    folder = RunFolder(root / spec.run_id)
+    head = f"experiment {spec.name} seed {spec.seed} ({spec.run_id})"
+    if force:
+        folder.clear()
+    status = folder.read_status() or {}
+    if status.get("state") == "done":
+        say(f"{head}: done earlier, skipped")
+        return RunResult(spec, folder.path, "skipped", 0, status.get("wall_time"), {})
+    folder.create()
+    folder.write_experiment(spec.model_dump(mode="json") | {"run_id": spec.run_id})
+    folder.write_status(state="running", step=0)
+    started = time.perf_counter()
+    try:
+        table = runner(spec.kind)(spec, device)
+    except Exception as exc:  # recorded like a failed run; the suite goes on
+        folder.write_status(
+            state="failed", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc()
+        )
+        say(f"{head}: failed: {type(exc).__name__}: {exc}")
+        return RunResult(spec, folder.path, "failed", 0, None, {})
+    wall_time = time.perf_counter() - started
+    folder.write_table(table)
+    folder.write_status(state="done", step=0, wall_time=wall_time)
+    say(f"{head}: done, {len(table)} rows, {wall_time:.1f} s")
+    return RunResult(spec, folder.path, "done", 0, wall_time, {})
 
 
 def _finished(spec: RunSpec, folder: RunFolder, status: dict[str, Any]) -> RunResult:
@@ -114,6 +150,9 @@ def _finished(spec: RunSpec, folder: RunFolder, status: dict[str, Any]) -> RunRe
 
 
 def describe(result: RunResult) -> str:
+    if isinstance(result.spec, ExperimentSpec):
+        seconds = "" if result.wall_time is None else f", {result.wall_time:.1f} s"
+        return f"experiment {result.spec.kind}: {result.state}{seconds}"
     parts = [f"{result.state} at step {result.step}"]
     final = result.final
     if "fid" in final:

@@ -29,6 +29,7 @@ from harness.models import ARCHITECTURES, check_critic_norm
 from harness.objectives import OBJECTIVES, objective_params
 
 if TYPE_CHECKING:
+    from harness.theory import ExperimentSpec
     from harness.tune.space import TuneTable
 
 
@@ -209,10 +210,11 @@ class SuiteFile(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     suite: SuiteTable
-    data: dict[str, Any]
+    data: dict[str, Any] | None = None  # required with [[run]]
     defaults: RunFields = RunFields()
-    run: list[RunTable] = Field(min_length=1)
+    run: Annotated[list[RunTable], Field(min_length=1)] | None = None
     tune: dict[str, Any] | None = None  # checked by harness.tune.space once the runs exist
+    experiment: Annotated[list[dict[str, Any]], Field(min_length=1)] | None = None  # theory/
 
 
 @dataclass(frozen=True)
@@ -224,6 +226,7 @@ class Suite:
     compile: bool
     runs: list[RunSpec]
     tune: "TuneTable | None" = None
+    experiments: "list[ExperimentSpec]" = dataclasses.field(default_factory=list)
 
 
 def _key_path(loc: tuple[Any, ...]) -> str:
@@ -364,11 +367,15 @@ def load_suite(path: str | Path) -> Suite:
         raise suite_errors(path, exc) from None
     if len(set(suite_file.suite.seeds)) != len(suite_file.suite.seeds):
         raise SuiteError([f"{path}: suite.seeds: a seed is listed twice"])
-    data = _validate_data(path, suite_file.data)
+    if suite_file.run is None and suite_file.experiment is None:
+        raise SuiteError([f"{path}: run: missing (a [[run]] or an [[experiment]] table)"])
+    if suite_file.run is not None and suite_file.data is None:
+        raise SuiteError([f"{path}: data: missing"])
+    data = _validate_data(path, suite_file.data) if suite_file.data is not None else {}
 
     runs: list[RunSpec] = []
     seen_names: dict[str, int] = {}
-    for i, table in enumerate(suite_file.run):
+    for i, table in enumerate(suite_file.run or []):
         label = table.name or table.objective or suite_file.defaults.objective or ""
         if label in seen_names:
             raise SuiteError(
@@ -400,6 +407,10 @@ def load_suite(path: str | Path) -> Suite:
         compile=s.compile,
         runs=runs,
     )
+    from harness.theory import expand_experiments
     from harness.tune.space import check_tune  # it reads the expanded runs
 
-    return dataclasses.replace(suite, tune=check_tune(path, suite_file.tune, suite))
+    experiments = expand_experiments(path, suite_file.experiment or [], s.seeds)
+    return dataclasses.replace(
+        suite, tune=check_tune(path, suite_file.tune, suite), experiments=experiments
+    )

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from harness.errors import UserError
-from harness.report import correlation, tables, tuning
+from harness.report import correlation, tables, theory, tuning
 from harness.report.load import Results, load_results
 from harness.report.plots import (
     Plot,
@@ -28,6 +28,7 @@ class SuiteSection:
     measure: str | None  # the quality measure the plots show
     frames: dict[str, pd.DataFrame]  # this suite's rows of the report's frames
     plots: list[Plot] = field(default_factory=list)
+    theory: list[tuple[str, str, pd.DataFrame, Plot]] = field(default_factory=list)
 
 
 @dataclass
@@ -48,9 +49,21 @@ def build_report(root: Path, window: int = correlation.WINDOW) -> Report:
         raise UserError(f"{root}: no such folder")
     if window < 1:
         raise UserError(f"--window {window}: must be >= 1")
-    results = load_results(root)
-    if results.empty:
+    results, experiments = load_results(root), theory.load_experiments(root)
+    if results.empty and experiments.index.empty:
         raise NoRuns(f"{root}: no runs found (no spec.json below it); run `harness run` first")
+    frames = _run_frames(results, window) if not results.empty else {}
+    frames["experiments"] = experiments.index
+    for kind in theory.SECTIONS:
+        frames[theory.frame_name(kind)] = theory.table_of(experiments, kind)
+    suites = dict.fromkeys([*results.runs["suite"], *experiments.index["suite"]])
+    sections = [_section(suite, frames, results) for suite in suites]
+    for section in sections:
+        section.plots += [plot for *_, plot in section.theory]
+    return Report(results, window, frames, sections)
+
+
+def _run_frames(results: Results, window: int) -> dict[str, pd.DataFrame]:
     steps = correlation.filtered(results.steps, window)
     series = correlation.eval_series(results.steps, results.evals, window)
     within = correlation.within_runs(series)
@@ -69,15 +82,23 @@ def build_report(root: Path, window: int = correlation.WINDOW) -> Report:
         "evals": series,
         "steps": steps,
     }
-    sections = [_section(suite, frames, results) for suite in dict.fromkeys(results.runs["suite"])]
-    return Report(results, window, frames, sections)
+    return frames
 
 
 def _section(suite: str, frames: dict[str, pd.DataFrame], results: Results) -> SuiteSection:
     own = {name: f[f["suite"] == suite] if "suite" in f else f for name, f in frames.items()}
+    theory_parts = []
+    for kind, (title, text, make_table, draw) in theory.SECTIONS.items():
+        rows = own[theory.frame_name(kind)]
+        if not rows.empty:
+            theory_parts.append((title, text, make_table(rows), draw(suite, rows)))
+    if "runs" not in own or own["runs"].empty:
+        return SuiteSection(suite, "experiments", None, own, theory=theory_parts)
     runs, series = own["runs"], own["evals"].dropna(axis=1, how="all")
     measure = correlation.primary_measure(series.columns)
-    section = SuiteSection(suite, ", ".join(dict.fromkeys(runs["data"])), measure, own)
+    section = SuiteSection(
+        suite, ", ".join(dict.fromkeys(runs["data"])), measure, own, theory=theory_parts
+    )
     if measure is None or series.empty:
         return section
     names = shown_names(series, measure, correlation.quality_measures([measure])[measure] > 0)
@@ -102,6 +123,6 @@ def _section(suite: str, frames: dict[str, pd.DataFrame], results: Results) -> S
             for name, d in trial.get("distributions", {}).items()
             if d.get("attributes", {}).get("log")
         }
-        found = tuned_params(suite, own["trials"], log_params)
-        section.plots += [found] if found else []
+        tuning_plot = tuned_params(suite, own["trials"], log_params)
+        section.plots += [tuning_plot] if tuning_plot else []
     return section

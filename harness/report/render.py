@@ -39,6 +39,14 @@ def default_out(report: Report, fmt: str) -> Path:
     return report.results.root / DEFAULT_OUT[fmt]
 
 
+def counts(report: Report) -> str:
+    """'9 runs (9 done), 4 experiments (4 done)': what the report was built from."""
+    runs, experiments = report.results.runs, report.frames["experiments"]
+    parts = [f"{len(runs)} runs ({states(runs)})"] if not runs.empty else []
+    parts += [f"{len(experiments)} experiments ({states(experiments)})"] if len(experiments) else []
+    return ", ".join(parts)
+
+
 def write(report: Report, fmt: str, out: Path | None = None) -> Path:
     out = Path(out) if out is not None else default_out(report, fmt)
     {"html": write_html, "markdown": write_markdown, "csv": write_csv, "json": write_json}[fmt](
@@ -51,6 +59,8 @@ def write(report: Report, fmt: str, out: Path | None = None) -> Path:
 
 
 def _num(value: object, digits: int = 4) -> str:
+    if isinstance(value, float) and math.isinf(value):
+        return "∞" if value > 0 else "−∞"
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "–"
     if isinstance(value, float):
@@ -129,6 +139,14 @@ def _rounded(frame: pd.DataFrame, drop: tuple[str, ...] = ("suite", "run_id")) -
 def tables(section: SuiteSection) -> list[tuple[str, str, pd.DataFrame]]:
     """(title, explanation, table) in page order; empty tables are left out."""
     f = section.frames
+    theory = [(title, text, _rounded(table, drop=())) for title, text, table, _ in section.theory]
+    experiments = (
+        "Experiments",
+        "Every experiment folder found, with its state.",
+        _rounded(f["experiments"], drop=("suite",)),
+    )
+    if "runs" not in f:  # a results folder of experiments only
+        return [t for t in [*theory, experiments] if not t[2].empty]
     columns = [*KEYS[1:], "state", "step", "wall_time", "error", "study", "trial"]
     runs = f["runs"][columns].dropna(axis=1, how="all")
     out = [
@@ -175,6 +193,7 @@ def tables(section: SuiteSection) -> list[tuple[str, str, pd.DataFrame]]:
         ),
         ("Runs", "Every run folder found, with its state.", _rounded(runs, drop=())),
     ]
+    out += [*theory, experiments]
     return [(title, text, table) for title, text, table in out if not table.empty]
 
 
@@ -194,7 +213,6 @@ def _img(png: bytes, alt: str) -> str:
 
 def render_html(report: Report) -> str:
     e = html.escape
-    runs = report.results.runs
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -202,8 +220,7 @@ def render_html(report: Report) -> str:
         f"<title>harness report: {e(str(report.results.root))}</title>",
         f"<style>{CSS}</style></head><body>",
         "<h1>Does the value of each game track sample quality?</h1>",
-        f"<p class=note>{len(runs)} runs under <code>{e(str(report.results.root))}</code> "
-        f"({e(states(runs))}); "
+        f"<p class=note>{e(counts(report))} under <code>{e(str(report.results.root))}</code>; "
         f"median filter window {report.window} steps; written "
         f"{e(time.strftime('%Y-%m-%d %H:%M'))}. docs/report.md explains every number.</p>",
     ]
@@ -232,7 +249,7 @@ def render_markdown(report: Report, plot_dir: Path | None) -> str:
     lines = [
         f"# harness report: {report.results.root}",
         "",
-        f"{len(report.results.runs)} runs; median filter window {report.window} steps.",
+        f"{counts(report)}; median filter window {report.window} steps.",
         "",
     ]
     for section in report.sections:
