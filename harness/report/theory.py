@@ -108,15 +108,17 @@ def optimal_critic_table(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def learning_a_line_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """Per experiment and objective: where theta ended, when it first came within REACHED of
-    0, and the mean |d loss / d theta| it was given."""
+    """Per experiment and objective: where theta ended, the step from which it stayed within
+    REACHED of 0 (None if it did not), and the mean |d loss / d theta| it was given."""
     rows = []
     for (name, objective), group in frame.groupby(["experiment", "objective"], sort=False):
-        near = group[(group["step"] > 0) & (group["theta"].abs() < REACHED)]
+        away = group[group["theta"].abs() >= REACHED]
+        settled = None if away.empty else int(away["step"].iloc[-1]) + 1
+        if settled is not None and settled > int(group["step"].iloc[-1]):
+            settled = None  # still away at the last step
         rows.append(
             dict(experiment=name, objective=objective,
-                 theta_final=float(group["theta"].iloc[-1]),
-                 reached_at=int(near["step"].iloc[0]) if not near.empty else None,
+                 theta_final=float(group["theta"].iloc[-1]), settled_at=settled,
                  mean_abs_grad=float(group["theta_grad"].abs().mean()))
         )  # fmt: skip
     return pd.DataFrame(rows)
@@ -255,7 +257,8 @@ SECTIONS = {  # kind -> (title, explanation, table, plot)
     ),
     "learning-a-line": (
         "Learning a line",
-        f"θ trained by each objective from θ0; reached_at is the first step with |θ| < {REACHED}.",
+        f"θ trained by each objective from θ0; settled_at is the step from which |θ| stayed "
+        f"below {REACHED} (– if it never did).",
         learning_a_line_table,
         learning_a_line_plot,
     ),
