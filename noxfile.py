@@ -22,3 +22,23 @@ def services(session: nox.Session) -> None:
         session.run("bash", ".ci/services", external=True)
     else:
         session.warn("no apt-get: start Chromium and PostgreSQL as .ci/services does")
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    session.install("ruff")
+    session.run("ruff", "check", "harness", "tests", "benchmarks", "noxfile.py")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    session.install("-e", ".", "mypy", "pandas-stubs")
+    session.run("mypy")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Prints the harness's speed against plain PyTorch loops measured in the same run."""
+    session.install("-e", ".")
+    session.run("python", "benchmarks/toy_step.py")
+    session.run("python", "benchmarks/image_step.py", *session.posargs)

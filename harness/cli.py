@@ -3,6 +3,7 @@
 A UserError (bad suite, missing data, no GPU) ends as its own lines on stderr and exit code 2.
 """
 
+import os
 import sys
 from pathlib import Path
 
@@ -175,8 +176,10 @@ def report(results_dir: str, fmt: str, out: str | None, window: int) -> None:
 @click.option(
     "--storage",
     default=None,
-    help="Optuna storage URL: sqlite:///PATH or "
-    "postgresql://USER:PASSWORD@HOST/DB (default: RESULTS/<suite>/optuna.db).",
+    envvar="HARNESS_STORAGE",
+    help="Optuna storage URL: sqlite:///PATH or postgresql://USER:PASSWORD@HOST/DB "
+    "(default: RESULTS/<suite>/optuna.db). Env: HARNESS_STORAGE, which keeps a password off "
+    "the command line.",
 )
 @click.option(
     "--study",
@@ -284,8 +287,6 @@ def _spawn_workers(
         suite_file,
         "--results",
         results,
-        "--storage",
-        url,
         "--study",
         prefix,
         "--workers",
@@ -295,7 +296,9 @@ def _spawn_workers(
     command += ["--device", device] if device else []
     command += ["--quiet"] if quiet else []
     command += ["--feature-weights", feature_weights] if feature_weights else []
-    processes = [subprocess.Popen(command) for _ in range(workers)]
+    # the URL goes by environment, not argv: a password in argv is visible to `ps`
+    env = {**os.environ, "HARNESS_STORAGE": url}
+    processes = [subprocess.Popen(command, env=env) for _ in range(workers)]
     codes = [p.wait() for p in processes]
     if any(codes):
         raise UserError(

@@ -384,3 +384,28 @@ def test_html_renders_in_headless_chromium(results, tmp_path):
     )
     pixels = np.asarray(Image.open(shot).convert("L"))
     assert pixels.std() > 10 and (pixels < 128).mean() > 0.01
+
+
+def test_runs_stopped_before_their_first_step_and_hostile_names(results, tmp_path):
+    """A suite whose runs only have the step-0 eval (killed early) still reports, and plot files
+    named from a results folder stay inside the plots folder."""
+    source = next(p.parent for p in sorted((results / "mini").glob("*/spec.json")))
+    early = tmp_path / "r" / "early" / "run1"
+    shutil.copytree(source, early)
+    folder = RunFolder(early)
+    folder.write_steps(folder.read_steps().iloc[:0])
+    folder.write_evals(folder.read_evals().iloc[:1])
+    spec = json.loads((early / "spec.json").read_text())
+    (early / "spec.json").write_text(json.dumps(spec | {"name": "../../escaped"}))
+    folder.write_status(state="running", step=0)
+    report = build_report(tmp_path / "r")
+    assert report.results.runs["state"].tolist() == ["running"]
+    out = tmp_path / "out" / "r.md"
+    CliRunner().invoke(
+        main,
+        ["report", str(tmp_path / "r"), "--format", "markdown", "--out", str(out)],
+        catch_exceptions=False,
+    )
+    written = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*.png"))
+    assert written and all(p.parts[:2] == ("out", "r-plots") for p in written if "out" in p.parts)
+    assert not (tmp_path / "escaped-grid.png").exists() and "escaped" not in os.listdir(tmp_path)

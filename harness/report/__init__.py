@@ -94,7 +94,9 @@ def _section(suite: str, frames: dict[str, pd.DataFrame], results: Results) -> S
             theory_parts.append((title, text, make_table(rows), draw(suite, rows)))
     if "runs" not in own or own["runs"].empty:
         return SuiteSection(suite, "experiments", None, own, theory=theory_parts)
-    runs, series = own["runs"], own["evals"].dropna(axis=1, how="all")
+    runs, evals = own["runs"], own["evals"]
+    keep = [c for c in evals.columns if c in correlation.ESTIMATES or evals[c].notna().any()]
+    series = evals[keep]  # this suite's columns (a results folder may mix image and point data)
     measure = correlation.primary_measure(series.columns)
     section = SuiteSection(
         suite, ", ".join(dict.fromkeys(runs["data"])), measure, own, theory=theory_parts

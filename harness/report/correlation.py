@@ -191,7 +191,9 @@ def heldout_gap(series: pd.DataFrame) -> pd.DataFrame:
     last = series.sort_values("step", kind="stable").groupby("run_id", sort=False).tail(1)
     if "heldout_estimate" not in last:
         return pd.DataFrame(columns=[*KEYS, "step", "train_estimate", "heldout_estimate", "gap"])
-    train = last["train_estimate"] if "train_estimate" in last else last["divergence_estimate"]
+    train = last["divergence_estimate"]  # point data: the training batch's value at the step
+    if "train_estimate" in last:  # image data: the critic on training images at the eval
+        train = last["train_estimate"].combine_first(train)
     out = last[[*KEYS, "step"]].assign(
         train_estimate=train.to_numpy(), heldout_estimate=last["heldout_estimate"].to_numpy()
     )

@@ -59,6 +59,8 @@ def _configs(frame: pd.DataFrame) -> list[tuple[str, str]]:
 
 def _band(ax: Axes, frame: pd.DataFrame, column: str, objective: str, label: str) -> None:
     """Median over seeds, and the band between the lowest and highest seed."""
+    if frame.empty or column not in frame or frame[column].isna().all():
+        return  # e.g. every run stopped before its first recorded step
     table = frame.pivot_table(index="step", columns="seed", values=column, aggfunc="first")
     if table.empty:
         return
@@ -150,18 +152,23 @@ def wall_time_vs_quality(suite: str, series: pd.DataFrame, measure: str) -> Plot
     return Plot(f"{suite}-wall-time", f"{measure} against wall time", _png(fig))
 
 
-def _first_seed(series: pd.DataFrame, folders: dict[str, Path]) -> list[tuple[str, RunFolder]]:
-    """(name, folder) of the lowest seed of each run name."""
-    first = series.sort_values("seed").drop_duplicates("name")
-    return [(str(r.name), RunFolder(folders[str(r.run_id)])) for r in first.itertuples()]
+def _first_seed(
+    series: pd.DataFrame, folders: dict[str, Path]
+) -> list[tuple[str, list[int], RunFolder]]:
+    """(name, eval steps, folder) of the lowest seed of each run name."""
+    first = series.sort_values("seed", kind="stable").drop_duplicates("name")
+    out = []
+    for row in first.itertuples():
+        steps = series.loc[series["run_id"] == row.run_id, "step"].astype(int)
+        out.append((str(row.name), sorted(steps), RunFolder(folders[str(row.run_id)])))
+    return out
 
 
 def point_samples(suite: str, series: pd.DataFrame, folders: dict[str, Path]) -> Plot | None:
     """2-D data: real (grey) and generated points at evenly spaced eval steps, per run name."""
     picked = _first_seed(series, folders)
     rows = []
-    for name, folder in picked:
-        steps = sorted(series.loc[series["run_id"] == folder.path.name, "step"].astype(int))
+    for name, steps, folder in picked:
         keep = np.unique(np.linspace(0, len(steps) - 1, min(SAMPLE_COLUMNS, len(steps))).round())
         files = [(steps[int(i)], folder.sample_path(steps[int(i)], ".npz")) for i in keep]
         rows.append((name, [(s, f) for s, f in files if f.exists()]))
@@ -197,8 +204,8 @@ def point_samples(suite: str, series: pd.DataFrame, folders: dict[str, Path]) ->
 def image_grids(suite: str, series: pd.DataFrame, folders: dict[str, Path]) -> list[Plot]:
     """Image data: the grid written at each run name's last eval (lowest seed), as it is."""
     plots = []
-    for name, folder in _first_seed(series, folders):
-        step = int(series.loc[series["run_id"] == folder.path.name, "step"].max())
+    for name, steps, folder in _first_seed(series, folders):
+        step = steps[-1]
         path = folder.sample_path(step, ".png")
         if path.exists():
             plots.append(

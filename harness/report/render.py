@@ -5,6 +5,7 @@ import base64
 import html
 import json
 import math
+import re
 import time
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import pandas as pd
 from harness.report import Report, SuiteSection
 from harness.report.correlation import ESTIMATES, LOG2, headline_measures
 from harness.report.load import KEYS
+from harness.report.plots import Plot
 from harness.report.tables import states
 
 FORMATS = ("html", "markdown", "csv", "json")
@@ -70,6 +72,7 @@ def _num(value: object, digits: int = 4) -> str:
 
 def summary_table(section: SuiteSection) -> pd.DataFrame:
     frame = section.frames["summary"]
+    frame = frame.loc[:, frame.notna().any()]  # the measures this suite records
     measures = [
         c[: -len("_mean")]
         for c in frame.columns
@@ -91,7 +94,9 @@ def summary_table(section: SuiteSection) -> pd.DataFrame:
 
 def correlation_table(section: SuiteSection) -> pd.DataFrame:
     frame = section.frames["correlation_by_objective"]
-    frame = frame[frame["measure"].isin(headline_measures(frame["measure"].unique()))]
+    frame = frame[
+        frame["measure"].isin(headline_measures(frame["measure"].unique())) & (frame["runs"] > 0)
+    ]
     order = {e: k for k, e in enumerate(ESTIMATES)}
     frame = frame.sort_values(
         ["objective", "measure", "estimate"],
@@ -120,6 +125,7 @@ def across_table(section: SuiteSection) -> pd.DataFrame:
     frame = frame[
         frame["measure"].isin(headline_measures(frame["measure"].unique()))
         & (frame["estimate"] != "divergence_estimate")
+        & frame[["spearman", "kendall", "pearson"]].notna().any(axis=1)
     ]
     shown = frame[["objective", "estimate", "measure", "runs"]].copy()
     for method, label in (
@@ -253,13 +259,19 @@ def render_markdown(report: Report, plot_dir: Path | None) -> str:
         "",
     ]
     for section in report.sections:
-        lines += [f"## Suite {section.suite} ({section.data})", ""]
+        lines += [f"## Suite {_md(section.suite)} ({_md(section.data)})", ""]
         for title, text, table in tables(section):
-            lines += [f"### {title}", "", text, "", table.to_markdown(index=False), ""]
+            shown = table.apply(lambda c: c.map(_md) if c.dtype == object else c)
+            lines += [f"### {title}", "", text, "", shown.to_markdown(index=False), ""]
         if plot_dir is not None:
             for plot in section.plots:
-                lines += [f"![{plot.title}]({plot_dir.name}/{plot.name}.png)", ""]
+                lines += [f"![{_md(plot.title)}]({plot_dir.name}/{plot_file(plot)})", ""]
     return "\n".join(lines)
+
+
+def _md(value: object) -> object:
+    """Strings from a results folder, inert in Markdown: HTML escaped, table bars escaped."""
+    return html.escape(value).replace("|", "\\|") if isinstance(value, str) else value
 
 
 def write_markdown(report: Report, out: Path) -> None:
@@ -275,8 +287,14 @@ def _plot_files(report: Report, out: Path) -> Path | None:
     folder = out.with_name(f"{out.stem}-plots")
     folder.mkdir(parents=True, exist_ok=True)
     for plot in all_plots:
-        (folder / f"{plot.name}.png").write_bytes(plot.png)
+        (folder / plot_file(plot)).write_bytes(plot.png)
     return folder
+
+
+def plot_file(plot: Plot) -> str:
+    """A file name from a plot's name, whose suite and run parts come from a results folder:
+    letters, digits and - _ + only, so nothing lands outside the plots folder."""
+    return re.sub(r"[^A-Za-z0-9_+-]", "_", plot.name) + ".png"
 
 
 # --- csv / json ---------------------------------------------------------------------------

@@ -96,11 +96,13 @@ def parallel_lines_table(frame: pd.DataFrame) -> pd.DataFrame:
 def optimal_critic_table(frame: pd.DataFrame) -> pd.DataFrame:
     """Per objective: the value and |d/dx| where the real and where the generated samples are."""
     rows = []
-    for (name, objective), group in frame.groupby(["experiment", "objective"], sort=False):
+    for (name, seed, objective), group in frame.groupby(
+        ["experiment", "seed", "objective"], sort=False
+    ):
         at_real = group.iloc[int(np.argmax(group["real_density"].to_numpy()))]
         at_fake = group.iloc[int(np.argmax(group["fake_density"].to_numpy()))]
         rows.append(
-            dict(experiment=name, objective=objective,
+            dict(experiment=name, seed=seed, objective=objective,
                  value_at_real=at_real["value"], value_at_fake=at_fake["value"],
                  gradient_at_real=at_real["gradient"], gradient_at_fake=at_fake["gradient"])
         )  # fmt: skip
@@ -111,13 +113,15 @@ def learning_a_line_table(frame: pd.DataFrame) -> pd.DataFrame:
     """Per experiment and objective: where theta ended, the step from which it stayed within
     REACHED of 0 (None if it did not), and the mean |d loss / d theta| it was given."""
     rows = []
-    for (name, objective), group in frame.groupby(["experiment", "objective"], sort=False):
-        away = group[group["theta"].abs() >= REACHED]
-        settled = None if away.empty else int(away["step"].iloc[-1]) + 1
+    for (name, seed, objective), group in frame.groupby(
+        ["experiment", "seed", "objective"], sort=False
+    ):
+        away = group[~(group["theta"].abs() < REACHED)]  # NaN (diverged) counts as away
+        settled: int | None = 0 if away.empty else int(away["step"].iloc[-1]) + 1
         if settled is not None and settled > int(group["step"].iloc[-1]):
             settled = None  # still away at the last step
         rows.append(
-            dict(experiment=name, objective=objective,
+            dict(experiment=name, seed=seed, objective=objective,
                  theta_final=float(group["theta"].iloc[-1]), settled_at=settled,
                  mean_abs_grad=float(group["theta_grad"].abs().mean()))
         )  # fmt: skip
@@ -127,9 +131,16 @@ def learning_a_line_table(frame: pd.DataFrame) -> pd.DataFrame:
 # --- figures --------------------------------------------------------------------------------
 
 
+def lowest_seed(frame: pd.DataFrame) -> pd.DataFrame:
+    """Figures draw one seed (the tables keep them all)."""
+    return frame[frame["seed"] == frame["seed"].min()]
+
+
 def parallel_lines_plot(suite: str, frame: pd.DataFrame) -> Plot:
     """WGAN Figure 1: W and JS against theta, closed forms as lines, trained estimates as
     points; the third panel is the estimate's derivative in theta."""
+    frame = lowest_seed(frame)
+    frame = frame[frame["experiment"] == frame["experiment"].iloc[0]]
     fig = Figure(figsize=(PANEL[0] * 3.2, PANEL[1] + 0.6), layout="constrained")
     w_ax, js_ax, grad_ax = fig.subplots(1, 3)
     thetas = np.linspace(frame["theta"].min(), frame["theta"].max(), 201)
@@ -193,6 +204,8 @@ def parallel_lines_plot(suite: str, frame: pd.DataFrame) -> Plot:
 def optimal_critic_plot(suite: str, frame: pd.DataFrame) -> Plot:
     """WGAN Figure 2: the GAN discriminator saturates between two far Gaussians; the critics
     stay close to linear. Bottom: each one's |d/dx|, on a log axis."""
+    frame = lowest_seed(frame)
+    frame = frame[frame["experiment"] == frame["experiment"].iloc[0]]
     fig = Figure(figsize=(PANEL[0] * 2.4, PANEL[1] * 2), layout="constrained")
     top, bottom = fig.subplots(2, 1, sharex=True)
     first = frame[frame["objective"] == frame["objective"].iloc[0]]
@@ -224,6 +237,7 @@ def optimal_critic_plot(suite: str, frame: pd.DataFrame) -> Plot:
 
 
 def learning_a_line_plot(suite: str, frame: pd.DataFrame) -> Plot:
+    frame = lowest_seed(frame)
     names = list(dict.fromkeys(frame["experiment"]))
     fig = Figure(figsize=(PANEL[0] * 1.5 * len(names), PANEL[1] + 0.4), layout="constrained")
     axes = fig.subplots(1, len(names), squeeze=False)[0]
@@ -244,7 +258,7 @@ SECTIONS = {  # kind -> (title, explanation, table, plot)
         "Parallel lines (WGAN Example 1)",
         "Closed forms for P0 = (0, Z) against Pθ = (θ, Z), Z ~ U[0, 1], beside each critic "
         "trained alone on the pair: its estimate on fresh samples and the estimate's derivative "
-        "in θ. WGAN-GP's optimum sits above W by |θ|/(2λ) (w_penalised_closed).",
+        "in θ. WGAN-GP's optimum, w_penalised_closed = |θ| + θ²/(2λ), sits above W.",
         parallel_lines_table,
         parallel_lines_plot,
     ),

@@ -5,6 +5,7 @@ import json
 import math
 from typing import Any
 
+import numpy as np
 import optuna
 import pandas as pd
 
@@ -51,7 +52,7 @@ def best(trials: pd.DataFrame) -> pd.DataFrame:
     """Per study: trials by state, and the complete trial with the best final value."""
     rows = []
     for (suite, study), group in trials.groupby(["suite", "study"], sort=False):
-        complete = group[(group["state"] == "COMPLETE") & group["value"].notna()]
+        complete = group[(group["state"] == "COMPLETE") & np.isfinite(group["value"])]
         counts = group["state"].value_counts()
         row: dict[str, Any] = dict(
             suite=suite,
@@ -78,7 +79,7 @@ def importances(trials: pd.DataFrame, results: Results) -> pd.DataFrame:
     """Optuna's fANOVA importances per study, on its complete trials (seeded)."""
     rows = []
     for (suite, study), group in trials.groupby(["suite", "study"], sort=False):
-        complete = group[(group["state"] == "COMPLETE") & group["value"].notna()]
+        complete = group[(group["state"] == "COMPLETE") & np.isfinite(group["value"])]
         if len(complete) < MIN_FOR_IMPORTANCE:
             continue
         first = results.trials[complete["run_id"].iloc[0]]
@@ -87,17 +88,17 @@ def importances(trials: pd.DataFrame, results: Results) -> pd.DataFrame:
             for name, d in first.get("distributions", {}).items()
         }
         memory = optuna.create_study(direction=group["direction"].iloc[0])
-        memory.add_trials(
-            optuna.trial.create_trial(
-                params=results.trials[r]["params"], distributions=distributions, value=v
+        try:  # a space edited between sessions, or all values equal: no importance, no crash
+            memory.add_trials(
+                optuna.trial.create_trial(
+                    params=results.trials[r]["params"], distributions=distributions, value=v
+                )
+                for r, v in zip(complete["run_id"], complete["value"], strict=True)
             )
-            for r, v in zip(complete["run_id"], complete["value"], strict=True)
-        )
-        try:
             found = optuna.importance.get_param_importances(
                 memory, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0)
             )
-        except (RuntimeError, ValueError):  # e.g. every trial with the same value
+        except (RuntimeError, ValueError):
             continue
         rows += [
             dict(suite=suite, study=study, param=name, importance=value)

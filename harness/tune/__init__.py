@@ -105,6 +105,7 @@ def work(
         try:
             while True:
                 with lock.held():  # count and ask as one step: never more trials than wanted
+                    fail_dead_workers(study)
                     count = len(study.get_trials(deepcopy=False))
                     if count >= wanted:
                         break
@@ -114,6 +115,27 @@ def work(
                 say(f"{name} trial {trial.number}: {state} {_params(trial.params)}")
         finally:
             lock.close()
+
+
+def fail_dead_workers(study: optuna.Study) -> None:
+    """A RUNNING trial whose worker process on this machine is gone (killed) is marked FAIL,
+    so the study's count of finished trials is not held up by it forever."""
+    host = socket.gethostname()
+    running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+    for trial in running:
+        worker_host, _, pid = str(trial.user_attrs.get("worker", "")).rpartition(":")
+        if worker_host == host and pid.isdigit() and not _alive(int(pid)):
+            study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def run_trial(
@@ -173,7 +195,7 @@ def run_trial(
         folder.write_status(state="pruned", error=str(exc))
         study.tell(trial, state=optuna.trial.TrialState.PRUNED)
         return f"PRUNED ({exc})"
-    except UserError:
+    except (UserError, KeyboardInterrupt):  # the worker stops; its trial is not left RUNNING
         study.tell(trial, state=optuna.trial.TrialState.FAIL)
         raise
     except Exception as exc:  # a crash in one trial is a failed trial, never a failed study

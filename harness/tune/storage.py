@@ -30,10 +30,17 @@ def open_storage(url: str) -> optuna.storages.RDBStorage:
     else:
         kwargs = {"pool_pre_ping": True}
     try:
-        return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+        return optuna.storages.RDBStorage(engine_url(url), engine_kwargs=kwargs)
     except (sqlalchemy.exc.SQLAlchemyError, ImportError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UserError(f"--storage {hide_password(url)}: cannot open: {first}") from None
+
+
+def engine_url(url: str) -> str:
+    """postgresql:// with the psycopg (3) driver named, whatever SQLAlchemy's default is."""
+    if url.startswith("postgresql://"):
+        return "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    return url
 
 
 def hide_password(url: str) -> str:
@@ -54,7 +61,9 @@ class TrialLock:
         self.key = int.from_bytes(
             hashlib.sha256(study_name.encode()).digest()[:8], "big", signed=True
         )
-        self.engine = None if url.startswith("sqlite") else sqlalchemy.create_engine(url)
+        self.engine = (
+            None if url.startswith("sqlite") else sqlalchemy.create_engine(engine_url(url))
+        )
 
     @contextlib.contextmanager
     def held(self) -> Iterator[None]:
