@@ -82,12 +82,12 @@ def summary_table(section: SuiteSection) -> pd.DataFrame:
     for r in frame.to_dict("records"):
         row = {k: r[k] for k in ("objective", "name", "runs", "seeds", "states")}
         for m in measures:
-            row[m] = f"{_num(r[m + '_mean'])} ± {_num(r[m + '_std'], 2)}"
-            row[f"{m} best"] = _num(r[m + "_best"])
+            row[m] = f"{_num(r[m + '_mean'])} ± {_num(r.get(m + '_std'), 2)}"  # one seed: no std
+            row[f"{m} best"] = _num(r.get(m + "_best"))
             floor = m.replace("exact_", "floor_") + "_mean"
             if floor in r:
                 row[f"{m} floor"] = _num(r[floor])
-        row["wall time (s)"] = _num(r["wall_time"], 3)
+        row["wall time (s)"] = _num(r.get("wall_time"), 3)
         rows.append(row)
     return pd.DataFrame(rows)
 
