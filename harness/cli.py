@@ -49,6 +49,15 @@ def _print_runs(suite: Suite, results: Path) -> None:
         click.echo(f"{k:>3}  {x.name:<{width}}  {x.kind:<8} seed {x.seed:<3} {x.run_id}")
 
 
+def _shard(value: str | None) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    i, _, n = value.partition("/")
+    if not (i.isdigit() and n.isdigit() and int(i) < int(n)):
+        raise click.BadParameter(f"{value!r}: give I/N with 0 <= I < N, e.g. 0/4")
+    return int(i), int(n)
+
+
 @main.command()
 @click.argument("suite_file", type=click.Path(dir_okay=False))
 def validate(suite_file: str) -> None:
@@ -86,6 +95,13 @@ def validate(suite_file: str) -> None:
     help="torch.compile the networks (default: the suite's `compile`).",
 )
 @click.option(
+    "--shard",
+    default=None,
+    callback=lambda _ctx, _param, value: _shard(value),
+    help="I/N: train only every N-th run from the I-th (0-based), e.g. a Slurm array task's "
+    "$SLURM_ARRAY_TASK_ID/N. Shards never overlap and together cover the suite.",
+)
+@click.option(
     "--feature-weights",
     type=click.Path(dir_okay=False, exists=True),
     envvar="HARNESS_FEATURE_WEIGHTS",
@@ -100,6 +116,7 @@ def run(
     quiet: bool,
     device: str | None,
     compile_: bool | None,
+    shard: tuple[int, int] | None,
     feature_weights: str | None,
 ) -> None:
     """Train every run of SUITE_FILE, skipping finished runs and resuming unfinished ones."""
@@ -116,6 +133,7 @@ def run(
             quiet=quiet,
             feature_weights=feature_weights,
             compile=compile_,
+            shard=shard,
         )
     except UserError as exc:
         _fail(exc)

@@ -4,6 +4,7 @@ Every write goes to a temporary file first and is renamed into place, so a kille
 leaves either the old file or the new one, never a torn one.
 """
 
+import fcntl
 import json
 import os
 import platform
@@ -11,11 +12,13 @@ import shutil
 import time
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import pandas as pd
 import torch
+
+from harness.faults import die_at
 
 TERMINAL_STATES = ("done", "diverged")  # a rerun skips these; "running" and "failed" resume
 
@@ -23,6 +26,7 @@ TERMINAL_STATES = ("done", "diverged")  # a rerun skips these; "running" and "fa
 def _atomic(path: Path, write: Any) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     write(tmp)
+    die_at(f"write:{path.name}")  # the kill tests' "mid-write": written, not yet renamed
     os.replace(tmp, path)
 
 
@@ -60,14 +64,40 @@ class RunFolder:
         self.trial_path = self.path / "trial.json"  # tuning trials only: study, number, params
         self.experiment_path = self.path / "experiment.json"  # theory experiments only
         self.table_path = self.path / "table.parquet"  # an experiment's results
+        self._lock: IO[str] | None = None  # open while this process holds the run
 
     def create(self) -> None:
         self.samples_dir.mkdir(parents=True, exist_ok=True)
+        for torn in [*self.path.glob(".*.tmp-*"), *self.samples_dir.glob(".*.tmp-*")]:
+            torn.unlink(missing_ok=True)  # a killed writer's temporary file, never data
+
+    def try_lock(self) -> bool:
+        """Hold this run for this process (released when it exits, however it exits); False if
+        another process holds it. Two `harness run`s on one suite share its runs this way."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        handle = (self.path / ".lock").open("a")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            return False
+        self._lock = handle  # kept open: the lock lives as long as the file handle
+        return True
+
+    def unlock(self) -> None:
+        if self._lock is not None:
+            fcntl.flock(self._lock, fcntl.LOCK_UN)
+            self._lock.close()
+            self._lock = None
 
     def clear(self) -> None:
-        """Forget everything of this run (`--force`)."""
-        if self.path.exists():
-            shutil.rmtree(self.path)
+        """Forget everything of this run (`--force`), but its lock file, which may be held."""
+        if not self.path.exists():
+            return
+        for item in self.path.iterdir():
+            if item.name == ".lock":
+                continue
+            shutil.rmtree(item) if item.is_dir() else item.unlink()
 
     # --- spec and status -------------------------------------------------------------------
 

@@ -3,28 +3,32 @@
 One run failing (an exception) or diverging (NaN) is recorded in its folder; the suite goes on.
 """
 
+import json
 import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from tqdm import tqdm
 
+from harness.data import SPLITS, build_sampler
 from harness.errors import UserError
 from harness.records import TERMINAL_STATES, RunFolder, last_row
 from harness.suite import RunSpec, Suite
 from harness.theory import ExperimentSpec, runner
 from harness.train import RunOptions, resolve_device, train
 
+T = TypeVar("T")
+
 
 @dataclass
 class RunResult:
     spec: RunSpec | ExperimentSpec
     folder: Path
-    state: str  # done | diverged | failed | skipped (finished earlier)
+    state: str  # done | diverged | failed | skipped (finished earlier) | busy (another process)
     step: int
     wall_time: float | None
     final: dict[str, Any]
@@ -48,67 +52,125 @@ def run_suite(
     quiet: bool = False,
     feature_weights: str | None = None,
     compile: bool | None = None,
+    shard: tuple[int, int] | None = None,
 ) -> list[RunResult]:
-    """Train every run of `suite` under `results`; `compile` None means the suite's setting."""
+    """Train every run of `suite` under `results`; `compile` None means the suite's setting.
+
+    `shard` (i, n) keeps every n-th run from the i-th (0-based), for array jobs. A run that
+    another process holds (its folder's lock) is left to it; "busy" says so.
+    """
     results = Path(results)
     if results.exists() and not results.is_dir():
         raise UserError(f"--results {results}: is a file, not a folder")
     device = pick_device(device_name or suite.device)
+    check_data_sizes(suite)
     options = RunOptions(
         compile=suite.compile if compile is None else compile, feature_weights=feature_weights
     )
     say = (lambda _msg: None) if quiet else tqdm.write
     out: list[RunResult] = []
-    for k, spec in enumerate(suite.runs, 1):
+    runs = in_shard(suite.runs, shard)
+    for k, spec in enumerate(runs, 1):
         folder = RunFolder(suite_folder(results, suite) / spec.run_id)
-        head = f"[{k}/{len(suite.runs)}] {spec.name} seed {spec.seed} ({spec.run_id})"
-        if force:
-            folder.clear()
-        status = folder.read_status() or {}
-        if status.get("state") in TERMINAL_STATES:
-            say(f"{head}: {status['state']} earlier, skipped")
-            out.append(_finished(spec, folder, status))
+        head = f"[{k}/{len(runs)}] {spec.name} seed {spec.seed} ({spec.run_id})"
+        if not folder.try_lock():
+            say(f"{head}: being trained by another process, left to it")
+            out.append(RunResult(spec, folder.path, "busy", 0, None, {}))
             continue
-        folder.create()
-        folder.write_spec(spec.model_dump(mode="json") | {"run_id": spec.run_id})
-        bar = tqdm(
-            total=spec.steps,
-            initial=int(status.get("step", 0)),
-            desc=head,
-            unit="step",
-            disable=quiet,
-            leave=False,
-            dynamic_ncols=True,
-        )
-
-        def progress(step: int, latest: dict[str, float], bar: tqdm = bar) -> None:
-            bar.update(step - bar.n)
-            bar.set_postfix({k: f"{v:.4f}" for k, v in latest.items()}, refresh=False)
-
         try:
-            outcome = train(spec, folder, device, progress, options)
-        except UserError:
-            bar.close()
-            raise
-        except Exception as exc:  # a bug or a crash in one run must not end the suite
-            bar.close()
-            folder.write_status(
-                state="failed",
-                error=f"{type(exc).__name__}: {exc}",
-                traceback=traceback.format_exc(),
-            )
-            say(f"{head}: failed: {type(exc).__name__}: {exc}")
-            out.append(RunResult(spec, folder.path, "failed", 0, None, {}))
-            continue
-        bar.close()
-        result = RunResult(
-            spec, folder.path, outcome.state, outcome.step, outcome.wall_time, outcome.final
-        )
-        say(f"{head}: {describe(result)}")
-        out.append(result)
-    for experiment in suite.experiments:
+            out.append(_run_one(spec, folder, head, device, options, force, quiet, say))
+        finally:
+            folder.unlock()
+    for experiment in in_shard(suite.experiments, shard):
         out.append(run_experiment(experiment, suite_folder(results, suite), device, force, say))
     return out
+
+
+def check_data_sizes(suite: Suite) -> None:
+    """Image runs asking for more eval samples than a split holds: one line, before anything
+    is written (points data are infinite)."""
+    sizes: dict[str, dict[str, int]] = {}
+    for spec in suite.runs:
+        if not spec.images:
+            continue
+        key = json.dumps(spec.data, sort_keys=True)
+        if key not in sizes:
+            cpu = torch.device("cpu")
+            sizes[key] = {s: len(build_sampler(spec.data, cpu, s)) for s in SPLITS}  # type: ignore[arg-type]
+        for split, size in sizes[key].items():
+            if spec.eval_samples > size:
+                raise UserError(
+                    f"{suite.path}: eval_samples: {spec.eval_samples} (run {spec.name!r}) is more "
+                    f"than the {split} split of {spec.data['name']} holds ({size})"
+                )
+
+
+def in_shard(items: list[T], shard: tuple[int, int] | None) -> list[T]:
+    """Every n-th item from the i-th: the same split on every machine, from the suite alone."""
+    if shard is None:
+        return items
+    i, n = shard
+    return [item for k, item in enumerate(items) if k % n == i]
+
+
+def _run_one(
+    spec: RunSpec,
+    folder: RunFolder,
+    head: str,
+    device: torch.device,
+    options: RunOptions,
+    force: bool,
+    quiet: bool,
+    say: Callable[[str], None],
+) -> RunResult:
+    """One run, its folder locked by this process: skipped if finished, else trained."""
+    if force:
+        folder.clear()
+    status = folder.read_status() or {}
+    if status.get("state") in TERMINAL_STATES:
+        say(f"{head}: {status['state']} earlier, skipped")
+        return _finished(spec, folder, status)
+    folder.create()
+    folder.write_spec(spec.model_dump(mode="json") | {"run_id": spec.run_id})
+    bar = tqdm(
+        total=spec.steps,
+        initial=int(status.get("step", 0)),
+        desc=head,
+        unit="step",
+        disable=quiet,
+        leave=False,
+        dynamic_ncols=True,
+    )
+
+    def progress(step: int, latest: dict[str, float]) -> None:
+        bar.update(step - bar.n)
+        bar.set_postfix({k: f"{v:.4f}" for k, v in latest.items()}, refresh=False)
+
+    try:
+        outcome = train(spec, folder, device, progress, options)
+    except UserError:
+        raise
+    except torch.cuda.OutOfMemoryError:
+        batches = f"batch_size {spec.batch_size}"
+        if spec.generator_batch_size:
+            batches += f", generator_batch_size {spec.generator_batch_size}"
+        error = f"out of GPU memory with {batches}: lower it in the suite and run again"
+        folder.write_status(state="failed", error=error, traceback=traceback.format_exc())
+        say(f"{head}: failed: {error}")
+        return RunResult(spec, folder.path, "failed", 0, None, {})
+    except Exception as exc:  # a bug or a crash in one run must not end the suite
+        folder.write_status(
+            state="failed", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc()
+        )
+        say(f"{head}: failed: {type(exc).__name__}: {exc}")
+        return RunResult(spec, folder.path, "failed", 0, None, {})
+    finally:
+        bar.close()
+    result = RunResult(
+        spec, folder.path, outcome.state, outcome.step, outcome.wall_time, outcome.final
+    )
+    say(f"{head}: {describe(result)}")
+    return result
 
 
 def run_experiment(

@@ -17,6 +17,7 @@ from torch import nn
 
 from harness.data import build_sampler
 from harness.evaluate import build_evaluator
+from harness.faults import die_at
 from harness.models import build_models
 from harness.objectives import build_objective
 from harness.records import RunFolder, last_row
@@ -155,6 +156,7 @@ def train(
 
     def run_eval(step: int) -> None:
         nonlocal evals_frame
+        die_at(f"eval:{step}")  # the kill tests' "mid-eval"
         row = evaluate(step, generator, critic, objective, folder)
         row["wall_time"] = time.perf_counter() - clock
         evals_frame = pd.concat([evals_frame, pd.DataFrame([row])], ignore_index=True)
@@ -178,7 +180,7 @@ def train(
         if on_eval is not None:
             on_eval(step, row)
 
-    if start == 0:
+    if checkpoint is None:  # a checkpoint is written after its step's eval: that one is done
         run_eval(0)
 
     pending: list[torch.Tensor] = []  # one stacked row of STEP_COLUMNS per step, on the device
@@ -244,6 +246,7 @@ def train(
             )
         )
         pending_meta.append((step, n, time.perf_counter() - clock))
+        die_at(f"step:{step}")  # the kill tests' "mid-step": taken, not yet recorded
 
         # --- host sync: records, divergence check, progress, evals --------------------------
         if step % LOG_EVERY and step not in eval_steps:
