@@ -71,13 +71,14 @@ class RunFolder:
         for torn in [*self.path.glob(".*.tmp-*"), *self.samples_dir.glob(".*.tmp-*")]:
             torn.unlink(missing_ok=True)  # a killed writer's temporary file, never data
 
-    def try_lock(self) -> bool:
+    def try_lock(self, wait: bool = False) -> bool:
         """Hold this run for this process (released when it exits, however it exits); False if
-        another process holds it. Two `harness run`s on one suite share its runs this way."""
+        another process holds it, or with `wait` block until it is free. Two `harness run`s on
+        one suite share its runs this way; tuning trials with identical settings take turns."""
         self.path.mkdir(parents=True, exist_ok=True)
         handle = (self.path / ".lock").open("a")
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(handle, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             handle.close()
             return False

@@ -149,9 +149,31 @@ def run_trial(
     options: RunOptions,
     url: str,
 ) -> str:
-    """Train one trial's run and tell Optuna how it ended; returns a line for the log."""
+    """Train one trial's run and tell Optuna how it ended; returns a line for the log.
+
+    Trials with identical settings share a run folder (the run id hashes the settings): its
+    lock makes the later one wait, then reuse the finished run's numbers.
+    """
     spec = trial_spec(base, trial.params, trial.number)
     folder = RunFolder(Path(results) / suite.name / spec.run_id)
+    folder.try_lock(wait=True)
+    try:
+        return _train_trial(study, trial, base, tune, spec, folder, device, options, url)
+    finally:
+        folder.unlock()
+
+
+def _train_trial(
+    study: optuna.Study,
+    trial: optuna.Trial,
+    base: RunSpec,
+    tune: TuneTable,
+    spec: RunSpec,
+    folder: RunFolder,
+    device: torch.device,
+    options: RunOptions,
+    url: str,
+) -> str:
     folder.create()
     folder.write_spec(spec.model_dump(mode="json") | {"run_id": spec.run_id})
     folder.write_trial(
