@@ -53,7 +53,7 @@ def _shard(value: str | None) -> tuple[int, int] | None:
     if value is None:
         return None
     i, _, n = value.partition("/")
-    if not (i.isdigit() and n.isdigit() and int(i) < int(n)):
+    if not (i.isascii() and n.isascii() and i.isdigit() and n.isdigit() and int(i) < int(n)):
         raise click.BadParameter(f"{value!r}: give I/N with 0 <= I < N, e.g. 0/4")
     return int(i), int(n)
 

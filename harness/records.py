@@ -82,6 +82,9 @@ class RunFolder:
         except BlockingIOError:
             handle.close()
             return False
+        except OSError:  # a file system without flock: no sharing, so give each process a --shard
+            handle.close()
+            return True
         self._lock = handle  # kept open: the lock lives as long as the file handle
         return True
 

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import torch
 from tqdm import tqdm
 
-from harness.data import SPLITS, build_sampler
+from harness.data import build_sampler
 from harness.errors import UserError
 from harness.records import TERMINAL_STATES, RunFolder, last_row
 from harness.suite import RunSpec, Suite
@@ -63,13 +63,13 @@ def run_suite(
     if results.exists() and not results.is_dir():
         raise UserError(f"--results {results}: is a file, not a folder")
     device = pick_device(device_name or suite.device)
-    check_data_sizes(suite)
+    runs = in_shard(suite.runs, shard)
+    check_data_sizes(suite, [s for s in runs if not _finished_earlier(results, suite, s)])
     options = RunOptions(
         compile=suite.compile if compile is None else compile, feature_weights=feature_weights
     )
     say = (lambda _msg: None) if quiet else tqdm.write
     out: list[RunResult] = []
-    runs = in_shard(suite.runs, shard)
     for k, spec in enumerate(runs, 1):
         folder = RunFolder(suite_folder(results, suite) / spec.run_id)
         head = f"[{k}/{len(runs)}] {spec.name} seed {spec.seed} ({spec.run_id})"
@@ -86,23 +86,28 @@ def run_suite(
     return out
 
 
-def check_data_sizes(suite: Suite) -> None:
-    """Image runs asking for more eval samples than a split holds: one line, before anything
-    is written (points data are infinite)."""
-    sizes: dict[str, dict[str, int]] = {}
-    for spec in suite.runs:
+def _finished_earlier(results: Path, suite: Suite, spec: RunSpec) -> bool:
+    status = RunFolder(suite_folder(results, suite) / spec.run_id).read_status() or {}
+    return status.get("state") in TERMINAL_STATES
+
+
+def check_data_sizes(suite: Suite, runs: list[RunSpec]) -> None:
+    """Image runs whose eval needs more distinct training images than there are (the
+    real-vs-real floor draws 2 x eval_samples): one line, before anything is written. Each
+    dataset is read once, on the CPU; point data are infinite."""
+    sizes: dict[str, int] = {}
+    for spec in runs:
         if not spec.images:
             continue
         key = json.dumps(spec.data, sort_keys=True)
         if key not in sizes:
-            cpu = torch.device("cpu")
-            sizes[key] = {s: len(build_sampler(spec.data, cpu, s)) for s in SPLITS}  # type: ignore[arg-type]
-        for split, size in sizes[key].items():
-            if spec.eval_samples > size:
-                raise UserError(
-                    f"{suite.path}: eval_samples: {spec.eval_samples} (run {spec.name!r}) is more "
-                    f"than the {split} split of {spec.data['name']} holds ({size})"
-                )
+            sizes[key] = len(build_sampler(spec.data, torch.device("cpu"), "train"))  # type: ignore[arg-type]
+        if 2 * spec.eval_samples > sizes[key]:
+            raise UserError(
+                f"{suite.path}: eval_samples: {spec.eval_samples} (run {spec.name!r}) needs "
+                f"2 x {spec.eval_samples} distinct training images for the real-vs-real floor; "
+                f"{spec.data['name']} has {sizes[key]}"
+            )
 
 
 def in_shard(items: list[T], shard: tuple[int, int] | None) -> list[T]:
@@ -154,7 +159,10 @@ def _run_one(
         batches = f"batch_size {spec.batch_size}"
         if spec.generator_batch_size:
             batches += f", generator_batch_size {spec.generator_batch_size}"
-        error = f"out of GPU memory with {batches}: lower it in the suite and run again"
+        error = (
+            f"out of GPU memory with {batches}: lower it in the suite and run again "
+            f"(in an eval, fid_samples and eval_samples count too)"
+        )
         folder.write_status(state="failed", error=error, traceback=traceback.format_exc())
         say(f"{head}: failed: {error}")
         return RunResult(spec, folder.path, "failed", 0, None, {})
@@ -179,6 +187,23 @@ def run_experiment(
     """One theory experiment into root/<id>/: skipped when done, else run whole (they are short)."""
     folder = RunFolder(root / spec.run_id)
     head = f"experiment {spec.name} seed {spec.seed} ({spec.run_id})"
+    if not folder.try_lock():
+        say(f"{head}: being run by another process, left to it")
+        return RunResult(spec, folder.path, "busy", 0, None, {})
+    try:
+        return _experiment(spec, folder, head, device, force, say)
+    finally:
+        folder.unlock()
+
+
+def _experiment(
+    spec: ExperimentSpec,
+    folder: RunFolder,
+    head: str,
+    device: torch.device,
+    force: bool,
+    say: Callable[[str], None],
+) -> RunResult:
     if force:
         folder.clear()
     status = folder.read_status() or {}

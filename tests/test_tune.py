@@ -5,6 +5,7 @@ serves the study."""
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -350,3 +351,17 @@ def test_tune_cifar_uses_lucic_et_al_ranges(suites):
         param = tune.space[objective][key]
         assert (param.low, param.high, param.log) == (low, high, True)
     assert all(tune.space[o]["n_critic"].choices == [1, 5] for o in ("gan", "wgan", "wgan-gp"))
+
+
+def test_a_dead_workers_running_trial_is_failed_and_a_live_ones_is_not():
+    from harness.tune import fail_dead_workers
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    study = optuna.create_study()
+    dead, alive = study.ask(), study.ask()
+    host = socket.gethostname()
+    dead.set_user_attr("worker", f"{host}:{gone.stdout.strip()}")
+    alive.set_user_attr("worker", f"{host}:{os.getpid()}")
+    fail_dead_workers(study)
+    assert [t.state.name for t in study.get_trials()] == ["FAIL", "RUNNING"]

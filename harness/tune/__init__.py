@@ -111,6 +111,9 @@ def work(
                         break
                     study.sampler = make_sampler(tune, name, count)
                     trial = study.ask(tune.distributions(base.objective))
+                    # at once, so that a worker killed from here on leaves a trial that
+                    # fail_dead_workers can tell apart
+                    trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
                 state = run_trial(study, trial, base, tune, suite, results, device, options, url)
                 say(f"{name} trial {trial.number}: {state} {_params(trial.params)}")
         finally:
@@ -156,7 +159,11 @@ def run_trial(
     """
     spec = trial_spec(base, trial.params, trial.number)
     folder = RunFolder(Path(results) / suite.name / spec.run_id)
-    folder.try_lock(wait=True)
+    try:
+        folder.try_lock(wait=True)
+    except KeyboardInterrupt:  # stopped while a twin trial trains: this one is not left RUNNING
+        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        raise
     try:
         return _train_trial(study, trial, base, tune, spec, folder, device, options, url)
     finally:
@@ -193,7 +200,6 @@ def _train_trial(
         }
     )
     trial.set_user_attr("run_id", spec.run_id)
-    trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
 
     def report(step: int, row: dict[str, Any]) -> None:
         value = row.get(tune.metric)
