@@ -234,7 +234,7 @@ def tune(
 ) -> None:
     """Search each objective's settings of SUITE_FILE's [tune] table with Optuna."""
     from harness.train import RunOptions
-    from harness.tune import create_studies, summarise, work
+    from harness.tune import create_studies, format_params, summarise, work
     from harness.tune.storage import default_url, hide_password
 
     suite = _load(suite_file)
@@ -268,11 +268,7 @@ def tune(
         best = (
             "no complete trial"
             if s.best_value is None
-            else f"best {s.best_value:.4g} with "
-            + " ".join(
-                f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                for k, v in s.best_params.items()
-            )
+            else f"best {s.best_value:.4g} with {format_params(s.best_params)}"
         )
         click.echo(f"  {s.study} ({s.objective}): {counts}; {best}")
 

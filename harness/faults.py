@@ -9,14 +9,15 @@ tests/test_reliability.py uses it to kill a real `harness run` at each of these 
 import os
 import signal
 
+WANTED = os.environ.get("HARNESS_DIE_AT")  # read once: callers in a loop test ARMED first
+ARMED = bool(WANTED)
 _seen: dict[str, int] = {}
 
 
 def die_at(point: str) -> None:
     """SIGKILL this process if $HARNESS_DIE_AT names `point` (with its count, for writes)."""
-    wanted = os.environ.get("HARNESS_DIE_AT")
-    if not wanted:
+    if not ARMED:
         return
     _seen[point] = _seen.get(point, 0) + 1
-    if wanted in (point, f"{point}:{_seen[point]}"):
+    if WANTED in (point, f"{point}:{_seen[point]}"):
         os.kill(os.getpid(), signal.SIGKILL)

@@ -4,15 +4,17 @@ Every write goes to a temporary file first and is renamed into place, so a kille
 leaves either the old file or the new one, never a torn one.
 """
 
+import contextlib
 import fcntl
 import json
 import os
 import platform
 import shutil
 import time
+from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -28,6 +30,15 @@ def _atomic(path: Path, write: Any) -> None:
     write(tmp)
     die_at(f"write:{path.name}")  # the kill tests' "mid-write": written, not yet renamed
     os.replace(tmp, path)
+
+
+def _write_json(path: Path, content: dict[str, Any]) -> None:
+    text = json.dumps(content, indent=2) + "\n"
+    _atomic(path, lambda p: p.write_text(text))
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    return json.loads(path.read_text()) if path.exists() else None
 
 
 def versions() -> dict[str, str]:
@@ -64,35 +75,32 @@ class RunFolder:
         self.trial_path = self.path / "trial.json"  # tuning trials only: study, number, params
         self.experiment_path = self.path / "experiment.json"  # theory experiments only
         self.table_path = self.path / "table.parquet"  # an experiment's results
-        self._lock: IO[str] | None = None  # open while this process holds the run
 
     def create(self) -> None:
         self.samples_dir.mkdir(parents=True, exist_ok=True)
         for torn in [*self.path.glob(".*.tmp-*"), *self.samples_dir.glob(".*.tmp-*")]:
             torn.unlink(missing_ok=True)  # a killed writer's temporary file, never data
 
-    def try_lock(self, wait: bool = False) -> bool:
-        """Hold this run for this process (released when it exits, however it exits); False if
-        another process holds it, or with `wait` block until it is free. Two `harness run`s on
-        one suite share its runs this way; tuning trials with identical settings take turns."""
+    @contextlib.contextmanager
+    def locked(self, wait: bool = False) -> Iterator[bool]:
+        """Hold this run for this process while inside (the kernel releases it however the
+        process ends). Yields False if another process holds it; with `wait`, blocks until it
+        is free. Two `harness run`s share a suite this way; tuning trials with identical
+        settings take turns."""
         self.path.mkdir(parents=True, exist_ok=True)
-        handle = (self.path / ".lock").open("a")
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.close()
-            return False
-        except OSError:  # a file system without flock: no sharing, so give each process a --shard
-            handle.close()
-            return True
-        self._lock = handle  # kept open: the lock lives as long as the file handle
-        return True
-
-    def unlock(self) -> None:
-        if self._lock is not None:
-            fcntl.flock(self._lock, fcntl.LOCK_UN)
-            self._lock.close()
-            self._lock = None
+        with (self.path / ".lock").open("a") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            except OSError:  # a file system without flock: unlocked (give each process a --shard)
+                yield True
+                return
+            try:
+                yield True
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     def clear(self) -> None:
         """Forget everything of this run (`--force`), but its lock file, which may be held."""
@@ -106,37 +114,32 @@ class RunFolder:
     # --- spec and status -------------------------------------------------------------------
 
     def write_spec(self, spec: dict[str, Any]) -> None:
-        _atomic(self.spec_path, lambda p: p.write_text(json.dumps(spec, indent=2) + "\n"))
+        _write_json(self.spec_path, spec)
 
     def read_spec(self) -> dict[str, Any] | None:
-        return json.loads(self.spec_path.read_text()) if self.spec_path.exists() else None
+        return _read_json(self.spec_path)
 
     def read_status(self) -> dict[str, Any] | None:
-        if not self.status_path.exists():
-            return None
-        return json.loads(self.status_path.read_text())
+        return _read_json(self.status_path)
 
     def write_status(self, **fields: Any) -> dict[str, Any]:
         """Merge `fields` into status.json, stamping the time and the package versions."""
         status = self.read_status() or {"versions": versions()}
         status.update(fields, updated_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
-        text = json.dumps(status, indent=2) + "\n"
-        _atomic(self.status_path, lambda p: p.write_text(text))
+        _write_json(self.status_path, status)
         return status
 
     def write_trial(self, trial: dict[str, Any]) -> None:
-        _atomic(self.trial_path, lambda p: p.write_text(json.dumps(trial, indent=2) + "\n"))
+        _write_json(self.trial_path, trial)
 
     def read_trial(self) -> dict[str, Any] | None:
-        return json.loads(self.trial_path.read_text()) if self.trial_path.exists() else None
+        return _read_json(self.trial_path)
 
     def write_experiment(self, spec: dict[str, Any]) -> None:
-        _atomic(self.experiment_path, lambda p: p.write_text(json.dumps(spec, indent=2) + "\n"))
+        _write_json(self.experiment_path, spec)
 
     def read_experiment(self) -> dict[str, Any] | None:
-        if not self.experiment_path.exists():
-            return None
-        return json.loads(self.experiment_path.read_text())
+        return _read_json(self.experiment_path)
 
     def write_table(self, frame: pd.DataFrame) -> None:
         _atomic(self.table_path, lambda p: frame.to_parquet(p, index=False))

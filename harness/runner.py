@@ -16,6 +16,7 @@ from tqdm import tqdm
 
 from harness.data import build_sampler
 from harness.errors import UserError
+from harness.evaluate.images import too_few_images
 from harness.records import TERMINAL_STATES, RunFolder, last_row
 from harness.suite import RunSpec, Suite
 from harness.theory import ExperimentSpec, runner
@@ -73,14 +74,11 @@ def run_suite(
     for k, spec in enumerate(runs, 1):
         folder = RunFolder(suite_folder(results, suite) / spec.run_id)
         head = f"[{k}/{len(runs)}] {spec.name} seed {spec.seed} ({spec.run_id})"
-        if not folder.try_lock():
-            say(f"{head}: being trained by another process, left to it")
-            out.append(RunResult(spec, folder.path, "busy", 0, None, {}))
-            continue
-        try:
-            out.append(_run_one(spec, folder, head, device, options, force, quiet, say))
-        finally:
-            folder.unlock()
+        with folder.locked() as mine:
+            if mine:
+                out.append(_run_one(spec, folder, head, device, options, force, quiet, say))
+            else:
+                out.append(_busy(spec, folder, head, say))
     for experiment in in_shard(suite.experiments, shard):
         out.append(run_experiment(experiment, suite_folder(results, suite), device, force, say))
     return out
@@ -92,8 +90,7 @@ def _finished_earlier(results: Path, suite: Suite, spec: RunSpec) -> bool:
 
 
 def check_data_sizes(suite: Suite, runs: list[RunSpec]) -> None:
-    """Image runs whose eval needs more distinct training images than there are (the
-    real-vs-real floor draws 2 x eval_samples): one line, before anything is written. Each
+    """The evaluator's own check (too_few_images), made before anything is written. Each
     dataset is read once, on the CPU; point data are infinite."""
     sizes: dict[str, int] = {}
     for spec in runs:
@@ -102,11 +99,10 @@ def check_data_sizes(suite: Suite, runs: list[RunSpec]) -> None:
         key = json.dumps(spec.data, sort_keys=True)
         if key not in sizes:
             sizes[key] = len(build_sampler(spec.data, torch.device("cpu"), "train"))  # type: ignore[arg-type]
-        if 2 * spec.eval_samples > sizes[key]:
+        problem = too_few_images(spec.eval_samples, sizes[key], spec.data["name"])
+        if problem:
             raise UserError(
-                f"{suite.path}: eval_samples: {spec.eval_samples} (run {spec.name!r}) needs "
-                f"2 x {spec.eval_samples} distinct training images for the real-vs-real floor; "
-                f"{spec.data['name']} has {sizes[key]}"
+                f"{suite.path}: eval_samples: {spec.eval_samples} (run {spec.name!r}) {problem}"
             )
 
 
@@ -159,19 +155,16 @@ def _run_one(
         batches = f"batch_size {spec.batch_size}"
         if spec.generator_batch_size:
             batches += f", generator_batch_size {spec.generator_batch_size}"
-        error = (
+        return _failed(
+            spec,
+            folder,
+            head,
+            say,
             f"out of GPU memory with {batches}: lower it in the suite and run again "
-            f"(in an eval, fid_samples and eval_samples count too)"
+            f"(in an eval, fid_samples and eval_samples count too)",
         )
-        folder.write_status(state="failed", error=error, traceback=traceback.format_exc())
-        say(f"{head}: failed: {error}")
-        return RunResult(spec, folder.path, "failed", 0, None, {})
     except Exception as exc:  # a bug or a crash in one run must not end the suite
-        folder.write_status(
-            state="failed", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc()
-        )
-        say(f"{head}: failed: {type(exc).__name__}: {exc}")
-        return RunResult(spec, folder.path, "failed", 0, None, {})
+        return _failed(spec, folder, head, say, f"{type(exc).__name__}: {exc}")
     finally:
         bar.close()
     result = RunResult(
@@ -187,13 +180,12 @@ def run_experiment(
     """One theory experiment into root/<id>/: skipped when done, else run whole (they are short)."""
     folder = RunFolder(root / spec.run_id)
     head = f"experiment {spec.name} seed {spec.seed} ({spec.run_id})"
-    if not folder.try_lock():
-        say(f"{head}: being run by another process, left to it")
-        return RunResult(spec, folder.path, "busy", 0, None, {})
-    try:
-        return _experiment(spec, folder, head, device, force, say)
-    finally:
-        folder.unlock()
+    with folder.locked() as mine:
+        return (
+            _experiment(spec, folder, head, device, force, say)
+            if mine
+            else (_busy(spec, folder, head, say))
+        )
 
 
 def _experiment(
@@ -217,16 +209,29 @@ def _experiment(
     try:
         table = runner(spec.kind)(spec, device)
     except Exception as exc:  # recorded like a failed run; the suite goes on
-        folder.write_status(
-            state="failed", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc()
-        )
-        say(f"{head}: failed: {type(exc).__name__}: {exc}")
-        return RunResult(spec, folder.path, "failed", 0, None, {})
+        return _failed(spec, folder, head, say, f"{type(exc).__name__}: {exc}")
     wall_time = time.perf_counter() - started
     folder.write_table(table)
     folder.write_status(state="done", step=0, wall_time=wall_time)
     say(f"{head}: done, {len(table)} rows, {wall_time:.1f} s")
     return RunResult(spec, folder.path, "done", 0, wall_time, {})
+
+
+Spec = RunSpec | ExperimentSpec
+
+
+def _busy(spec: Spec, folder: RunFolder, head: str, say: Callable[[str], None]) -> RunResult:
+    say(f"{head}: held by another process, left to it")
+    return RunResult(spec, folder.path, "busy", 0, None, {})
+
+
+def _failed(
+    spec: Spec, folder: RunFolder, head: str, say: Callable[[str], None], error: str
+) -> RunResult:
+    """Called inside an `except`: the error and its traceback go into status.json."""
+    folder.write_status(state="failed", error=error, traceback=traceback.format_exc())
+    say(f"{head}: failed: {error}")
+    return RunResult(spec, folder.path, "failed", 0, None, {})
 
 
 def _finished(spec: RunSpec, folder: RunFolder, status: dict[str, Any]) -> RunResult:

@@ -3,13 +3,12 @@
 Every mistake becomes one line `<file>: <key path>: <what is wrong>`, raised as a SuiteError.
 """
 
-import dataclasses
 import hashlib
 import itertools
 import json
 import tomllib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -111,6 +110,11 @@ IMAGE_FALLBACKS: dict[str, Any] = {
 IMAGE_ONLY = tuple(IMAGE_FALLBACKS)
 
 
+def content_id(content: dict[str, Any]) -> str:
+    """12 hex digits of the content's hash: the same settings always name the same folder."""
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:12]
+
+
 class RunSpec(BaseModel):
     """Everything one training run depends on. Its content hash (without the name) is its id."""
 
@@ -168,8 +172,7 @@ class RunSpec(BaseModel):
         """Hash of what the run depends on: no name, no unset field, not where the data lies."""
         content = self.model_dump(mode="json", exclude={"name"}, exclude_none=True)
         content["data"] = {k: v for k, v in self.data.items() if k not in LOCATION_KEYS}
-        text = json.dumps(content, sort_keys=True)
-        return hashlib.sha256(text.encode()).hexdigest()[:12]
+        return content_id(content)
 
     @property
     def images(self) -> bool:
@@ -226,7 +229,7 @@ class Suite:
     compile: bool
     runs: list[RunSpec]
     tune: "TuneTable | None" = None
-    experiments: "list[ExperimentSpec]" = dataclasses.field(default_factory=list)
+    experiments: "list[ExperimentSpec]" = field(default_factory=list)
 
 
 def _key_path(loc: tuple[Any, ...]) -> str:
@@ -398,19 +401,17 @@ def load_suite(path: str | Path) -> Suite:
                 ]
             )
         by_id[spec.run_id] = spec
+    from harness.theory import expand_experiments
+    from harness.tune.space import check_tune  # it reads the expanded runs
+
     s = suite_file.suite
-    suite = Suite(
+    return Suite(
         path=path,
         name=s.name,
         description=s.description,
         device=s.device,
         compile=s.compile,
         runs=runs,
-    )
-    from harness.theory import expand_experiments
-    from harness.tune.space import check_tune  # it reads the expanded runs
-
-    experiments = expand_experiments(path, suite_file.experiment or [], s.seeds)
-    return dataclasses.replace(
-        suite, tune=check_tune(path, suite_file.tune, suite), experiments=experiments
+        tune=check_tune(path, suite_file.tune, runs),
+        experiments=expand_experiments(path, suite_file.experiment or [], s.seeds),
     )

@@ -15,9 +15,9 @@ import pandas as pd
 import torch
 from torch import nn
 
+from harness import faults
 from harness.data import build_sampler
 from harness.evaluate import build_evaluator
-from harness.faults import die_at
 from harness.models import build_models
 from harness.objectives import build_objective
 from harness.records import RunFolder, last_row
@@ -156,7 +156,7 @@ def train(
 
     def run_eval(step: int) -> None:
         nonlocal evals_frame
-        die_at(f"eval:{step}")  # the kill tests' "mid-eval"
+        faults.die_at(f"eval:{step}")  # the kill tests' "mid-eval"
         row = evaluate(step, generator, critic, objective, folder)
         row["wall_time"] = time.perf_counter() - clock
         evals_frame = pd.concat([evals_frame, pd.DataFrame([row])], ignore_index=True)
@@ -246,7 +246,8 @@ def train(
             )
         )
         pending_meta.append((step, n, time.perf_counter() - clock))
-        die_at(f"step:{step}")  # the kill tests' "mid-step": taken, not yet recorded
+        if faults.ARMED:  # the kill tests' "mid-step": taken, not yet recorded
+            faults.die_at(f"step:{step}")
 
         # --- host sync: records, divergence check, progress, evals --------------------------
         if step % LOG_EVERY and step not in eval_steps:

@@ -176,7 +176,7 @@ def test_js_saturation_against_log2():
             "divergence_estimate": [math.log(2.0)] * 20,
         }
     )
-    row = correlation.js_saturation(steps).iloc[0]
+    row = correlation.js_saturation(correlation.filtered(steps)).iloc[0]
     assert row["share_of_log2"] == pytest.approx(1.0) and row["gap_to_log2"] == pytest.approx(0)
 
 

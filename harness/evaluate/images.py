@@ -34,6 +34,17 @@ def data_name(data: dict[str, Any]) -> str:
     return "-".join([data["name"], *params]).replace("/", "_")
 
 
+def too_few_images(eval_samples: int, train_size: int, data: str) -> str | None:
+    """What is wrong when the real-vs-real floor, which draws 2 x eval_samples distinct
+    training images, cannot be drawn; None when it can."""
+    if 2 * eval_samples <= train_size:
+        return None
+    return (
+        f"needs 2 x {eval_samples} distinct training images for the real-vs-real floor; "
+        f"{data} has {train_size}"
+    )
+
+
 class ImageEvaluator:
     def __init__(
         self,
@@ -45,11 +56,9 @@ class ImageEvaluator:
     ):
         self.spec, self.train, self.heldout, self.device = spec, train, heldout, device
         n, total = spec.eval_samples, len(train.images)
-        if 2 * n > total:
-            raise UserError(
-                f"eval_samples {n}: the train split has {total} images and the real-vs-real "
-                f"floor needs 2 x eval_samples distinct ones; lower eval_samples"
-            )
+        problem = too_few_images(n, total, spec.data["name"])
+        if problem:
+            raise UserError(f"eval_samples: {n} {problem}")
         name = data_name(spec.data) + "-train"
         self.fidelity = Fidelity(train.images, name, device, weights_path)
         fit_rng = torch.Generator().manual_seed(0)  # the same projections for every run and seed

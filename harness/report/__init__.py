@@ -65,7 +65,7 @@ def build_report(root: Path, window: int = correlation.WINDOW) -> Report:
 
 def _run_frames(results: Results, window: int) -> dict[str, pd.DataFrame]:
     steps = correlation.filtered(results.steps, window)
-    series = correlation.eval_series(results.steps, results.evals, window)
+    series = correlation.eval_series(steps, results.evals)
     within = correlation.within_runs(series)
     trials = tuning.trials_frame(results, series)
     frames = {
@@ -75,7 +75,7 @@ def _run_frames(results: Results, window: int) -> dict[str, pd.DataFrame]:
         "correlation_within_runs": within,
         "correlation_across_runs": correlation.across_runs(series, results.runs),
         "heldout_gap": correlation.heldout_gap(series),
-        "js_saturation": correlation.js_saturation(results.steps, window),
+        "js_saturation": correlation.js_saturation(steps),
         "trials": trials,
         "tuning_best": tuning.best(trials),
         "tuning_importance": tuning.importances(trials, results),

@@ -68,10 +68,11 @@ def filtered(steps: pd.DataFrame, window: int = WINDOW) -> pd.DataFrame:
     return steps.assign(divergence_estimate_filtered=median)
 
 
-def eval_series(steps: pd.DataFrame, evals: pd.DataFrame, window: int = WINDOW) -> pd.DataFrame:
-    """One row per (run, eval step): the evals row with the step's raw and filtered estimate."""
+def eval_series(steps: pd.DataFrame, evals: pd.DataFrame) -> pd.DataFrame:
+    """One row per (run, eval step): the evals row with the step's raw and filtered estimate
+    (`steps` as `filtered` returns them)."""
     columns = ["run_id", "step", "divergence_estimate", "divergence_estimate_filtered"]
-    at_step = filtered(steps, window).reindex(columns=columns)
+    at_step = steps.reindex(columns=columns)
     return evals.merge(at_step, on=["run_id", "step"], how="left")
 
 
@@ -132,11 +133,11 @@ def by_objective(within: pd.DataFrame) -> pd.DataFrame:
                 estimate=estimate,
                 measure=measure,
                 runs=int(np.isfinite(rho).sum()),
-                spearman=_median(rho),
+                spearman=group["spearman"].median(),
                 spearman_low=low,
                 spearman_high=high,
-                kendall=_median(group["kendall"].to_numpy(dtype=float)),
-                pearson=_median(group["pearson"].to_numpy(dtype=float)),
+                kendall=group["kendall"].median(),
+                pearson=group["pearson"].median(),
             )
         )
     return pd.DataFrame(
@@ -202,9 +203,10 @@ def heldout_gap(series: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
-def js_saturation(steps: pd.DataFrame, window: int = WINDOW) -> pd.DataFrame:
-    """For GAN runs: how close the JS estimate sits to its ceiling log 2 (disjoint supports)."""
-    gan = filtered(steps[steps["objective"] == "gan"], window)
+def js_saturation(steps: pd.DataFrame) -> pd.DataFrame:
+    """For GAN runs: how close the JS estimate sits to its ceiling log 2 (disjoint supports);
+    `steps` as `filtered` returns them."""
+    gan = steps[steps["objective"] == "gan"]
     rows = []
     for keys, run in gan.groupby(KEYS, sort=False):
         final = float(run["divergence_estimate_filtered"].iloc[-1])
@@ -223,8 +225,3 @@ def js_saturation(steps: pd.DataFrame, window: int = WINDOW) -> pd.DataFrame:
         rows,
         columns=[*KEYS, "steps", "js_final", "js_median", "js_max", "share_of_log2", "gap_to_log2"],
     )
-
-
-def _median(values: np.ndarray) -> float:
-    values = values[np.isfinite(values)]
-    return float(np.median(values)) if len(values) else math.nan

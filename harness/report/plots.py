@@ -30,7 +30,7 @@ def colour(objective: str) -> str:
     return COLOURS.get(objective, "C7")
 
 
-def _png(fig: Figure) -> bytes:
+def png_bytes(fig: Figure) -> bytes:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
     return buffer.getvalue()
@@ -103,7 +103,7 @@ def curves(suite: str, steps: pd.DataFrame, series: pd.DataFrame, measure: str) 
     fig.suptitle(
         f"{suite}: estimate and {measure} against step (median and range over seeds)", fontsize=10
     )
-    return Plot(f"{suite}-curves", f"Estimate and {measure} against step", _png(fig))
+    return Plot(f"{suite}-curves", f"Estimate and {measure} against step", png_bytes(fig))
 
 
 def _median_line(frame: pd.DataFrame, column: str) -> tuple[np.ndarray, np.ndarray]:
@@ -131,7 +131,7 @@ def estimate_vs_quality(suite: str, series: pd.DataFrame, measure: str) -> Plot:
         ax.set_xlabel("divergence estimate (median-filtered)", fontsize=8)
     axes[0].set_ylabel(measure, fontsize=8)
     fig.suptitle(f"{suite}: estimate against {measure}, one line per run", fontsize=10)
-    return Plot(f"{suite}-estimate-vs-quality", f"Estimate against {measure}", _png(fig))
+    return Plot(f"{suite}-estimate-vs-quality", f"Estimate against {measure}", png_bytes(fig))
 
 
 def wall_time_vs_quality(suite: str, series: pd.DataFrame, measure: str) -> Plot:
@@ -149,7 +149,7 @@ def wall_time_vs_quality(suite: str, series: pd.DataFrame, measure: str) -> Plot
     ax.set_ylabel(measure, fontsize=8)
     ax.legend(fontsize=7)
     ax.set_title(f"{suite}: {measure} against wall time", fontsize=10)
-    return Plot(f"{suite}-wall-time", f"{measure} against wall time", _png(fig))
+    return Plot(f"{suite}-wall-time", f"{measure} against wall time", png_bytes(fig))
 
 
 def _first_seed(
@@ -198,7 +198,7 @@ def point_samples(suite: str, series: pd.DataFrame, folders: dict[str, Path]) ->
             if c == 0:
                 ax.set_ylabel(name, fontsize=8)
     fig.suptitle(f"{suite}: real (grey) and generated (red) samples, lowest seed", fontsize=10)
-    return Plot(f"{suite}-samples", "Samples over training", _png(fig))
+    return Plot(f"{suite}-samples", "Samples over training", png_bytes(fig))
 
 
 def image_grids(suite: str, series: pd.DataFrame, folders: dict[str, Path]) -> list[Plot]:
@@ -263,4 +263,4 @@ def tuned_params(suite: str, trials: pd.DataFrame, log_params: set[str]) -> Plot
             ax.set_title(study, fontsize=8)
         axes[r, 0].legend(fontsize=6)
     fig.suptitle(f"{suite}: final quality against each tuned setting", fontsize=10)
-    return Plot(f"{suite}-tuning", "Quality against each tuned setting", _png(fig))
+    return Plot(f"{suite}-tuning", "Quality against each tuned setting", png_bytes(fig))

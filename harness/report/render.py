@@ -17,7 +17,6 @@ from harness.report.load import KEYS
 from harness.report.plots import Plot
 from harness.report.tables import states
 
-FORMATS = ("html", "markdown", "csv", "json")
 DEFAULT_OUT = {
     "html": "report.html",
     "markdown": "report.md",

@@ -11,7 +11,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from harness.records import RunFolder
-from harness.report.plots import PANEL, Plot, _png, colour
+from harness.report.plots import PANEL, Plot, colour, png_bytes
 
 LOG2 = math.log(2.0)
 REACHED = 0.05  # |theta| below this counts as having reached the line x = 0
@@ -198,7 +198,9 @@ def parallel_lines_plot(suite: str, frame: pd.DataFrame) -> Plot:
     grad_ax.set_title("What a generator at θ would receive", fontsize=9)
     grad_ax.legend(fontsize=7)
     fig.suptitle(f"{suite}: parallel lines (WGAN Example 1, Figure 1)", fontsize=10)
-    return Plot(f"{suite}-parallel-lines", "Parallel lines: closed forms and estimates", _png(fig))
+    return Plot(
+        f"{suite}-parallel-lines", "Parallel lines: closed forms and estimates", png_bytes(fig)
+    )
 
 
 def optimal_critic_plot(suite: str, frame: pd.DataFrame) -> Plot:
@@ -233,7 +235,7 @@ def optimal_critic_plot(suite: str, frame: pd.DataFrame) -> Plot:
     bottom.set_xlabel("x")
     bottom.legend(fontsize=7)
     fig.suptitle(f"{suite}: optimal discriminator against critics (WGAN Figure 2)", fontsize=10)
-    return Plot(f"{suite}-optimal-critic", "Optimal discriminator and critics", _png(fig))
+    return Plot(f"{suite}-optimal-critic", "Optimal discriminator and critics", png_bytes(fig))
 
 
 def learning_a_line_plot(suite: str, frame: pd.DataFrame) -> Plot:
@@ -250,7 +252,7 @@ def learning_a_line_plot(suite: str, frame: pd.DataFrame) -> Plot:
         ax.set_ylabel("θ", fontsize=8)
         ax.legend(fontsize=7)
     fig.suptitle(f"{suite}: learning a line, g_θ(z) = (θ, z) from θ0", fontsize=10)
-    return Plot(f"{suite}-learning-a-line", "Learning a line: θ against step", _png(fig))
+    return Plot(f"{suite}-learning-a-line", "Learning a line: θ against step", png_bytes(fig))
 
 
 SECTIONS = {  # kind -> (title, explanation, table, plot)

@@ -6,8 +6,6 @@ A suite declares them as `[[experiment]]` tables; each runs into its own folder 
 suite's results (experiment.json, status.json, table.parquet) and the report draws them.
 """
 
-import hashlib
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -15,6 +13,9 @@ from typing import Annotated, Any, Literal
 import pandas as pd
 import torch
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from harness.errors import SuiteError
+from harness.suite import content_id, suite_errors
 
 Objective3 = Literal["gan", "wgan", "wgan-gp"]
 
@@ -88,17 +89,13 @@ class ExperimentSpec(BaseModel):
     def run_id(self) -> str:
         content = self.model_dump(mode="json", exclude={"name"})
         content["settings"].pop("name", None)
-        text = json.dumps(content, sort_keys=True)
-        return "x" + hashlib.sha256(text.encode()).hexdigest()[:11]
+        return "x" + content_id(content)[:11]  # "x": an experiment's folder, at a glance
 
 
 def expand_experiments(
     path: Path, tables: list[dict[str, Any]], seeds: list[int]
 ) -> list[ExperimentSpec]:
     """The suite's [[experiment]] tables checked (one line per mistake) and crossed with seeds."""
-    from harness.errors import SuiteError
-    from harness.suite import suite_errors
-
     specs: list[ExperimentSpec] = []
     seen: dict[str, int] = {}
     for i, table in enumerate(tables):

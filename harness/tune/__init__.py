@@ -72,7 +72,7 @@ def create_studies(suite: Suite, url: str, prefix: str) -> list[str]:
     tune = the_tune_table(suite)
     storage = open_storage(url)
     names = []
-    for base in tuned_runs(suite, tune):
+    for base in tuned_runs(suite.runs, tune):
         name = study_name(prefix, base.name)
         study = optuna.create_study(
             study_name=name, storage=storage, direction=tune.direction, load_if_exists=True
@@ -98,7 +98,7 @@ def work(
     tune = the_tune_table(suite)
     wanted = trials or tune.trials
     storage = open_storage(url)
-    for base in tuned_runs(suite, tune):
+    for base in tuned_runs(suite.runs, tune):
         name = study_name(prefix, base.name)
         study = optuna.load_study(study_name=name, storage=storage, pruner=make_pruner(tune))
         lock = TrialLock(url, name)
@@ -115,7 +115,7 @@ def work(
                     # fail_dead_workers can tell apart
                     trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
                 state = run_trial(study, trial, base, tune, suite, results, device, options, url)
-                say(f"{name} trial {trial.number}: {state} {_params(trial.params)}")
+                say(f"{name} trial {trial.number}: {state} {format_params(trial.params)}")
         finally:
             lock.close()
 
@@ -160,14 +160,11 @@ def run_trial(
     spec = trial_spec(base, trial.params, trial.number)
     folder = RunFolder(Path(results) / suite.name / spec.run_id)
     try:
-        folder.try_lock(wait=True)
-    except KeyboardInterrupt:  # stopped while a twin trial trains: this one is not left RUNNING
+        with folder.locked(wait=True):
+            return _train_trial(study, trial, base, tune, spec, folder, device, options, url)
+    except KeyboardInterrupt:  # stopped, also while a twin trained: never left RUNNING
         study.tell(trial, state=optuna.trial.TrialState.FAIL)
         raise
-    try:
-        return _train_trial(study, trial, base, tune, spec, folder, device, options, url)
-    finally:
-        folder.unlock()
 
 
 def _train_trial(
@@ -223,7 +220,7 @@ def _train_trial(
         folder.write_status(state="pruned", error=str(exc))
         study.tell(trial, state=optuna.trial.TrialState.PRUNED)
         return f"PRUNED ({exc})"
-    except (UserError, KeyboardInterrupt):  # the worker stops; its trial is not left RUNNING
+    except UserError:  # the worker stops; its trial is not left RUNNING
         study.tell(trial, state=optuna.trial.TrialState.FAIL)
         raise
     except Exception as exc:  # a crash in one trial is a failed trial, never a failed study
@@ -263,7 +260,7 @@ def summarise(url: str, names: list[str]) -> list[StudySummary]:
     return out
 
 
-def _params(params: dict[str, Any]) -> str:
+def format_params(params: dict[str, Any]) -> str:
     return " ".join(
         f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items()
     )

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from harness.errors import SuiteError
 from harness.objectives import objective_params
-from harness.suite import RunFields, RunSpec, Suite, suite_errors
+from harness.suite import RunFields, RunSpec, suite_errors
 
 Tunable = Literal["clip", "gp_lambda", "n_critic", "lr", "beta1", "beta2"]
 INTEGER = {"n_critic"}
@@ -74,10 +74,10 @@ class TuneTable(BaseModel):
         return {key: param.distribution(key in INTEGER) for key, param in space.items()}
 
 
-def tuned_runs(suite: Suite, tune: TuneTable) -> list[RunSpec]:
+def tuned_runs(runs: list[RunSpec], tune: TuneTable) -> list[RunSpec]:
     """The spec each study starts from: every run name whose objective has a space, first seed."""
     first: dict[str, RunSpec] = {}
-    for spec in suite.runs:
+    for spec in runs:
         if spec.objective in tune.space and spec.name not in first:
             first[spec.name] = spec
     return list(first.values())
@@ -97,7 +97,7 @@ def trial_spec(base: RunSpec, params: dict[str, Any], number: int) -> RunSpec:
     return RunSpec.model_validate(fields)
 
 
-def check_tune(path: Path, raw: dict[str, Any] | None, suite: Suite) -> TuneTable | None:
+def check_tune(path: Path, raw: dict[str, Any] | None, runs: list[RunSpec]) -> TuneTable | None:
     """The suite's [tune] table checked against its runs and what their evals record."""
     if raw is None:
         return None
@@ -106,16 +106,16 @@ def check_tune(path: Path, raw: dict[str, Any] | None, suite: Suite) -> TuneTabl
     except ValidationError as exc:
         raise suite_errors(path, exc, ("tune",)) from None
     errors: list[str] = []
-    objectives = {spec.objective for spec in suite.runs}
+    objectives = {spec.objective for spec in runs}
     for objective, space in tune.space.items():
         where = f"{path}: tune.space.{objective}"
         if objective not in objectives:
             errors.append(f"{where}: no run of the suite has objective {objective!r}")
             continue
-        runs = [s for s in suite.runs if s.objective == objective]
+        own = [s for s in runs if s.objective == objective]
         for key, param in space.items():
-            errors += _check_param(f"{where}.{key}", key, param, objective, runs)
-    errors += _check_metric(path, tune, tuned_runs(suite, tune))
+            errors += _check_param(f"{where}.{key}", key, param, objective, own)
+    errors += _check_metric(path, tune, tuned_runs(runs, tune))
     if errors:
         raise SuiteError(errors)
     return tune
