@@ -19,6 +19,9 @@ class Objective(ABC):
     name: ClassVar[str]
     params: ClassVar[tuple[str, ...]] = ()  # RunSpec fields this objective reads
     tolerates_bf16: ClassVar[bool] = True  # may its critic and generator run under bf16 autocast
+    # What divergence_estimate estimates: "js" (a bound on a fixed scale, [0, log 2]) or "w1"
+    # (K * W1 for a K-Lipschitz critic: its scale is the critic's, so the report normalises it).
+    estimate_of: ClassVar[str]
 
     @abstractmethod
     def critic_loss(self, real_scores: Tensor, fake_scores: Tensor) -> Tensor: ...
@@ -49,6 +52,7 @@ class Gan(Objective):
 
     name = "gan"
     params = ("variant",)
+    estimate_of = "js"
 
     def __init__(self, variant: str = "non-saturating"):
         if variant not in ("minimax", "non-saturating"):
@@ -71,6 +75,8 @@ class Gan(Objective):
 
 class Wasserstein(Objective):
     """The Kantorovich-Rubinstein game shared by WGAN and WGAN-GP; they differ in the constraint."""
+
+    estimate_of = "w1"
 
     def critic_loss(self, real_scores: Tensor, fake_scores: Tensor) -> Tensor:
         return fake_scores.mean() - real_scores.mean()

@@ -161,6 +161,16 @@ class RunSpec(BaseModel):
         if self.precision == "bf16" and not OBJECTIVES[self.objective].tolerates_bf16:
             raise ValueError(f"precision 'bf16' is not tolerated by objective {self.objective!r}")
         check_critic_norm(self.architecture, self.critic_norm)
+        if (
+            self.fid_samples
+            and self.fid_samples_final
+            and self.fid_samples_final < self.fid_samples
+        ):
+            # the fixed-protocol series takes its fid_samples from the final eval's larger draw
+            raise ValueError(
+                f"fid_samples_final ({self.fid_samples_final}) must be >= fid_samples "
+                f"({self.fid_samples})"
+            )
         fid_counts = [n for n in (self.fid_samples, self.fid_samples_final) if n is not None]
         if fid_counts and self.eval_samples > min(fid_counts):
             # exact W and the critic's values use the first eval_samples of the FID draw

@@ -154,10 +154,10 @@ def train(
     folder.write_status(state="running", step=start, device=str(device), steps=spec.steps)
     clock = time.perf_counter() - elapsed  # wall_time = time.perf_counter() - clock
 
-    def run_eval(step: int) -> None:
+    def run_eval(step: int, train_real: torch.Tensor | None = None) -> None:
         nonlocal evals_frame
         faults.die_at(f"eval:{step}")  # the kill tests' "mid-eval"
-        row = evaluate(step, generator, critic, objective, folder)
+        row = evaluate(step, generator, critic, objective, folder, train_real)
         row["wall_time"] = time.perf_counter() - clock
         evals_frame = pd.concat([evals_frame, pd.DataFrame([row])], ignore_index=True)
         # Tables first, then the checkpoint: a kill in between leaves tables ahead of the
@@ -271,7 +271,7 @@ def train(
             return Outcome("diverged", at, time.perf_counter() - clock, last_row(evals_frame))
         steps_frame = pd.concat([steps_frame, chunk], ignore_index=True)
         if step in eval_steps:
-            run_eval(step)
+            run_eval(step, real.detach())  # the real batch of the critic's last update
         if progress is not None:
             latest = {"estimate": float(chunk["divergence_estimate"].iloc[-1])}
             for column in PROGRESS_COLUMNS:

@@ -97,7 +97,11 @@ def test_image_suite_end_to_end_matches_torch_fidelity(
         folder = RunFolder(result.folder)
         evals = folder.read_evals()
         assert list(evals["step"]) == [0, 2, 4]
-        assert list(evals["fid_generated_samples"]) == [24, 24, 30]  # 50k-style final count
+        # One protocol for the series; the final eval's larger draw in its own columns.
+        assert list(evals["fid_generated_samples"]) == [24, 24, 24]
+        assert evals["fid_final_generated_samples"].iloc[-1] == 30
+        assert evals["fid_final"].iloc[:-1].isna().all() and evals["fid_final"].iloc[-1] > 0
+        assert (evals["critic_lipschitz"] > 0).all()
         assert (evals["fid_real_samples"] == 100).all()
         assert (evals["feature_extractor"] == "inception-v3-compat").all()
         assert (evals["torch_fidelity_version"] == torch_fidelity.__version__).all()
@@ -111,10 +115,10 @@ def test_image_suite_end_to_end_matches_torch_fidelity(
             png = folder.sample_path(step, ".png")
             assert png.read_bytes()[:4] == b"\x89PNG"
 
-        # The final eval's saved samples are exactly what the metrics saw when eval_samples
-        # equals the FID count; torch-fidelity on them must give the same numbers.
-        first = evals.iloc[1]  # step 2: 24 FID samples, all saved
-        with np.load(folder.sample_path(2, ".npz")) as saved:
+        # The final eval's saved samples are the first 24 of its 30-sample draw, exactly what
+        # its fixed-protocol fid saw; torch-fidelity on them must give the same numbers.
+        first = evals.iloc[-1]
+        with np.load(folder.sample_path(4, ".npz")) as saved:
             fake = saved["fake"]
         assert fake.shape == (24, 3, 32, 32) and fake.dtype == np.uint8
         reference = torch_fidelity.calculate_metrics(

@@ -76,7 +76,13 @@ betas = [0.5, 0.9]
 def _series(estimate: list[float], **measures: list[float]) -> pd.DataFrame:
     n = len(estimate)
     keys = dict(suite="s", run_id="r", name="n", objective="wgan", seed=0)
-    return pd.DataFrame({**keys, "step": range(n), "divergence_estimate": estimate, **measures})
+    steps = range(1, n + 1)  # step 0 is left out of every correlation
+    return pd.DataFrame({**keys, "step": steps, "divergence_estimate": estimate, **measures})
+
+
+def _whole(series: pd.DataFrame) -> pd.DataFrame:
+    within = correlation.within_runs(series)
+    return within[within["phase"] == "whole"]
 
 
 def test_signs_say_estimate_falls_as_samples_improve():
@@ -87,7 +93,7 @@ def test_signs_say_estimate_falls_as_samples_improve():
         inception_score=[1.0, 2.0, 3.0, 5.0, 6.0],  # improves (rises) as the estimate falls
         exact_w1=[0.1, 0.2, 0.3, 0.4, 0.5],  # worsens while the estimate falls
     )
-    within = correlation.within_runs(series).set_index("measure")
+    within = _whole(series).set_index("measure")
     assert within.loc["fid", "spearman"] == pytest.approx(1.0)
     assert within.loc["inception_score", "spearman"] == pytest.approx(1.0)
     assert within.loc["exact_w1", "spearman"] == pytest.approx(-1.0)
@@ -102,14 +108,14 @@ def test_correlation_matches_scipy_on_noisy_series():
     rng = np.random.default_rng(0)
     estimate = rng.normal(size=30)
     fid = estimate + rng.normal(size=30)
-    within = correlation.within_runs(_series(list(estimate), fid=list(fid))).iloc[0]
+    within = _whole(_series(list(estimate), fid=list(fid))).iloc[0]
     assert within["spearman"] == pytest.approx(stats.spearmanr(estimate, fid).statistic)
     assert within["kendall"] == pytest.approx(stats.kendalltau(estimate, fid).statistic)
     assert within["pearson"] == pytest.approx(stats.pearsonr(estimate, fid).statistic)
 
 
 def test_too_few_points_give_no_number():
-    within = correlation.within_runs(_series([1.0, 2.0], fid=[1.0, 2.0])).iloc[0]
+    within = _whole(_series([1.0, 2.0], fid=[1.0, 2.0])).iloc[0]
     assert within["points"] == 2 and math.isnan(within["spearman"])
 
 
@@ -128,40 +134,6 @@ def test_median_filter_removes_a_spike_and_stays_within_its_run():
     # A window of 1 leaves the series as it was.
     same = correlation.filtered(steps, window=1)
     assert same["divergence_estimate_filtered"].equals(same["divergence_estimate"])
-
-
-def test_bootstrap_interval_holds_the_median():
-    values = np.array([0.9, 0.8, 0.7, 0.95, 0.1, 0.85])
-    low, high = correlation.median_interval(values)
-    assert low <= np.median(values) <= high and low < high
-    assert correlation.median_interval(values) == (low, high)  # seeded: the same each time
-    assert all(math.isnan(v) for v in correlation.median_interval(np.array([0.5])))
-
-
-def test_across_runs_uses_finished_runs_only():
-    rows = []
-    for k in range(4):
-        for step in (0, 10):
-            rows.append(
-                dict(
-                    suite="s",
-                    run_id=f"r{k}",
-                    name="n",
-                    objective="wgan",
-                    seed=k,
-                    step=step,
-                    divergence_estimate_filtered=float(k),
-                    heldout_estimate=float(k),
-                    fid=float(10 * k if k < 3 else -99),
-                )
-            )
-    series = pd.DataFrame(rows)
-    runs = pd.DataFrame(
-        {"run_id": [f"r{k}" for k in range(4)], "state": ["done", "done", "done", "diverged"]}
-    )
-    across = correlation.across_runs(series, runs)
-    row = across[(across["measure"] == "fid") & (across["estimate"] == "heldout_estimate")].iloc[0]
-    assert row["runs"] == 3 and row["spearman"] == pytest.approx(1.0)
 
 
 def test_js_saturation_against_log2():
@@ -230,25 +202,36 @@ def test_correlation_tables_cover_each_objective(results):
     report = build_report(results, window=5)
     within = report.frames["correlation_within_runs"]
     assert set(within["estimate"]) == set(correlation.ESTIMATES)
-    # 5 eval points; the raw and filtered estimates have none at step 0 (before training)
-    heldout = within[within["estimate"] == "heldout_estimate"]
-    assert (heldout["points"] == 5).all() and heldout["spearman"].between(-1, 1).all()
+    # 4 eval points after step 0, the same for every estimate; 3 differences; 2 late points
+    whole = within[within["phase"] == "whole"]
+    assert (whole["points"] == 4).all() and whole["spearman"].between(-1, 1).all()
+    assert (within.loc[within["phase"] == "differences", "points"] == 3).all()
+    assert (within.loc[within["phase"] == "late", "points"] == 2).all()
+    # normalized_estimate: W1 objectives only
+    normalized = within[within["estimate"] == "normalized_estimate"]
+    assert set(normalized["objective"]) == {"wgan", "wgan-gp"}
     by_objective = report.frames["correlation_by_objective"]
     row = by_objective[
         (by_objective["objective"] == "wgan-gp")
         & (by_objective["estimate"] == "heldout_estimate")
         & (by_objective["measure"] == "exact_w1")
+        & (by_objective["phase"] == "whole")
     ].iloc[0]
-    runs = within[
-        (within["objective"] == "wgan-gp")
-        & (within["measure"] == "exact_w1")
-        & (within["estimate"] == "heldout_estimate")
+    runs = whole[
+        (whole["objective"] == "wgan-gp")
+        & (whole["measure"] == "exact_w1")
+        & (whole["estimate"] == "heldout_estimate")
     ]
     assert row["runs"] == len(runs) == 2
     assert (within[within["objective"] == "gan"]["run_id"].nunique()) == 5  # copies in any state
     assert row["spearman"] == pytest.approx(runs["spearman"].median())
     gap = report.frames["heldout_gap"]
     assert np.allclose(gap["gap"], gap["heldout_estimate"] - gap["train_estimate"])
+    assert np.isfinite(gap["train_estimate"]).all()  # read at the eval, same critic and fakes
+    assert math.isnan(row["spearman_low"])  # 2 runs: too few for an interval
+    findings = report.frames["findings"]
+    assert set(findings["objective"]) == {"gan", "wgan", "wgan-gp"}
+    assert findings["sentence"].str.contains("too few runs").all()
     assert set(report.frames["js_saturation"]["objective"]) == {"gan"}
 
 
@@ -272,10 +255,12 @@ def test_formats_through_the_cli(results, tmp_path):
         assert "9 runs" in done.output
     markdown = (tmp_path / "r.md").read_text()
     assert "| objective" in markdown and "median Spearman ρ" in markdown
+    assert markdown.index("## Findings") < markdown.index("## Suite mini")
     assert "![" in markdown and (tmp_path / "r-plots" / "mini-curves.png").exists()
     tidy = json.loads((tmp_path / "r.json").read_text())
     assert tidy["window"] == 5 and len(tidy["runs"]) == 9
-    assert {"summary", "correlation_by_objective", "evals", "steps"} <= set(tidy)
+    assert {"summary", "correlation_by_objective", "evals", "steps", "findings"} <= set(tidy)
+    assert tidy["findings"][0]["sentence"] in markdown
     steps = pd.read_csv(tmp_path / "csv" / "steps.csv")
     assert len(steps) == 6 * 40 + 3 * 40 and set(KEYS) <= set(steps.columns)
 

@@ -7,7 +7,7 @@ W on low-dimensional projections. Both record the critic's value on held-out rea
 from typing import Any, Protocol
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from harness.data import Sampler, build_sampler
 from harness.data.images import ImageSet
@@ -38,6 +38,7 @@ class Evaluator(Protocol):
         critic: nn.Module,
         objective: Objective,
         folder: RunFolder,
+        train_real: Tensor | None = None,  # the real batch of the critic's last update
     ) -> dict[str, Any]: ...
 
 

@@ -17,6 +17,7 @@ from harness.data import LOCATION_KEYS
 from harness.data.images import ImageSet, to_float
 from harness.errors import UserError
 from harness.evaluate.fidelity import POOL, Fidelity, to_uint8
+from harness.evaluate.lipschitz import critic_lipschitz
 from harness.evaluate.points import eval_rng
 from harness.evaluate.projections import PCA_FIT_SAMPLES, fit_projections
 from harness.evaluate.transport import transport_metrics
@@ -79,22 +80,36 @@ class ImageEvaluator:
         critic: nn.Module,
         objective: Objective,
         folder: RunFolder,
+        train_real: Tensor | None = None,  # images: training images are drawn at the eval
     ) -> dict[str, Any]:
         started = time.perf_counter()
         spec, n = self.spec, self.spec.eval_samples
-        n_fid = spec.fid_samples_final if step == spec.steps else spec.fid_samples
-        assert n_fid is not None
+        n_fid, n_final = spec.fid_samples, spec.fid_samples_final
+        assert n_fid is not None and n_final is not None
+        final = step == spec.steps and n_final != n_fid
         generator.eval()  # batch-norm running statistics, so a sample does not depend on its batch
         try:
             features, fake = self.fidelity.generated(
-                generator, spec.z_dim, n_fid, spec.seed, keep=n, device=self.device
+                generator,
+                spec.z_dim,
+                n_final if final else n_fid,
+                spec.seed,
+                keep=n,
+                device=self.device,
             )
             grid = generator(self.grid_z)
         finally:
             generator.train()
+        # FID is biased upward roughly as 1/N: every eval's fid, kid and inception_score use the
+        # same n_fid samples (at the final eval, the first n_fid of its larger draw), so the
+        # series has one protocol; the large final protocol goes to the *_final columns.
         row: dict[str, Any] = {"step": step, "eval_samples": n}
-        row |= self.fidelity.metrics(features, seed=spec.seed)
+        row |= self.fidelity.metrics({k: v[:n_fid] for k, v in features.items()}, seed=spec.seed)
         row |= self.fidelity.protocol(n_fid)
+        if final:
+            metrics = self.fidelity.metrics(features, seed=spec.seed)
+            row |= {f"{column}_final": value for column, value in metrics.items()}
+            row["fid_final_generated_samples"] = n_final
 
         # Exact W between n generated and n real training images, and real against real.
         cpu_rng = eval_rng(spec.seed, step, torch.device("cpu"))
@@ -125,6 +140,9 @@ class ImageEvaluator:
             self._scores(critic, to_float(self.train.images[real_i[:m].to(self.device)])),
             fake_scores,
         ).item()
+        row["critic_lipschitz"] = critic_lipschitz(
+            critic, to_float(heldout), fake[:m], eval_rng(spec.seed, step, self.device)
+        )
 
         folder.save_samples(step, fake=fake_u8.cpu().numpy(), real_index=real_i.numpy())
         picture = make_grid(to_uint8(grid).cpu(), nrow=8, padding=1).permute(1, 2, 0).numpy()

@@ -1,16 +1,18 @@
 """Evaluation of 2-D (and other low-dimensional) point data: exact W in the data space itself.
 
 Fresh real points are held out by construction (toy distributions are infinite), so the
-critic's value on them is the held-out estimate.
+critic's value on them is the held-out estimate; its value on the last real training batch, at
+the same moment and against the same generated points, is the training estimate beside it.
 """
 
 import time
 from typing import Any
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from harness.data import Sampler
+from harness.evaluate.lipschitz import critic_lipschitz
 from harness.evaluate.samples import scatter_png
 from harness.evaluate.transport import transport_metrics
 from harness.objectives import Objective
@@ -34,16 +36,25 @@ class PointsEvaluator:
         critic: nn.Module,
         objective: Objective,
         folder: RunFolder,
+        train_real: Tensor | None = None,
     ) -> dict[str, Any]:
         started = time.perf_counter()
         rng = eval_rng(self.seed, step, self.device)
         real, real_again = self.data.sample(self.n, rng), self.data.sample(self.n, rng)
         fake = generator(torch.randn(self.n, self.z_dim, generator=rng, device=self.device))
-        # The critic's value on fresh samples it never trained on, beside the per-step estimate.
-        heldout = objective.divergence_estimate(critic(real), critic(fake)).item()
+        # One critic, one generator, one moment: fresh real points it never trained on against
+        # the real batch of its last update, both against the same generated points.
+        fake_scores = critic(fake)
+        row: dict[str, Any] = {"step": step, "eval_samples": self.n}
+        row["heldout_estimate"] = objective.divergence_estimate(critic(real), fake_scores).item()
+        row["train_estimate"] = (
+            float("nan")  # step 0: the critic has trained on nothing yet
+            if train_real is None
+            else objective.divergence_estimate(critic(train_real), fake_scores).item()
+        )
+        row["critic_lipschitz"] = critic_lipschitz(critic, real, fake, rng)
 
         real_np, again_np, fake_np = (t.float().cpu().numpy() for t in (real, real_again, fake))
-        row: dict[str, Any] = {"step": step, "eval_samples": self.n, "heldout_estimate": heldout}
         row |= transport_metrics(real_np, fake_np, again_np, seed=self.seed * 1_000_003 + step)
         folder.save_samples(step, real=real_np, fake=fake_np)
         if real_np.ndim == 2 and real_np.shape[1] == 2:

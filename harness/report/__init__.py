@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from harness.errors import UserError
-from harness.report import correlation, tables, theory, tuning
+from harness.report import across, calibration, correlation, findings, tables, theory, tuning
 from harness.report.load import Results, load_results
 from harness.report.plots import (
     Plot,
@@ -65,15 +65,20 @@ def build_report(root: Path, window: int = correlation.WINDOW) -> Report:
 
 def _run_frames(results: Results, window: int) -> dict[str, pd.DataFrame]:
     steps = correlation.filtered(results.steps, window)
-    series = correlation.eval_series(steps, results.evals)
+    series = correlation.eval_series(steps, results.evals, results.runs)
     within = correlation.within_runs(series)
     trials = tuning.trials_frame(results, series)
+    calibration_runs = calibration.calibration_runs(series)
     frames = {
         "runs": results.runs,
         "summary": tables.summary(results.runs, series),
         "correlation_by_objective": correlation.by_objective(within),
         "correlation_within_runs": within,
-        "correlation_across_runs": correlation.across_runs(series, results.runs),
+        "correlation_across_seeds": across.across_seeds(series, results.runs),
+        "correlation_across_settings": across.across_settings(series, results.runs),
+        "regret": across.regret(series, results.runs),
+        "calibration": calibration.calibration(calibration_runs),
+        "calibration_runs": calibration_runs,
         "heldout_gap": correlation.heldout_gap(series),
         "js_saturation": correlation.js_saturation(steps),
         "trials": trials,
@@ -82,7 +87,8 @@ def _run_frames(results: Results, window: int) -> dict[str, pd.DataFrame]:
         "evals": series,
         "steps": steps,
     }
-    return frames
+    frames["findings"] = findings.findings(frames, results.runs)
+    return {"findings": frames.pop("findings"), **frames}
 
 
 def _section(suite: str, frames: dict[str, pd.DataFrame], results: Results) -> SuiteSection:

@@ -1,5 +1,6 @@
-"""Does the game's value track sample quality? Rank and linear correlations between each
-divergence estimate and each quality measure, within runs, per objective and across runs.
+"""Does the game's value track sample quality within a run? Rank and linear correlations between
+each divergence estimate and each quality measure over a run's eval steps: over the whole run,
+on first differences and over the run's second half, then the median over runs per objective.
 
 Signs are oriented so that + means "the estimate falls as the samples improve" whatever the
 measure's direction (FID falls as samples improve, the Inception Score rises).
@@ -8,26 +9,39 @@ measure's direction (FID falls as samples improve, the Inception Score rises).
 import math
 import warnings
 from collections.abc import Iterable
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
+from harness.objectives import OBJECTIVES
+from harness.report.intervals import median_interval
 from harness.report.load import KEYS
 
 WINDOW = 101  # the WGAN code's README plots the W estimate median-filtered over 101 steps
-MIN_POINTS = 3  # fewer eval points than this give no correlation
+MIN_POINTS = 3  # fewer eval points (or differences) than this give no correlation
 ESTIMATES = [
     "divergence_estimate",  # the training batch's value at the eval step, as recorded
     "divergence_estimate_filtered",  # its running median over `window` steps
     "heldout_estimate",  # the critic's value on samples it never trained on
+    "normalized_estimate",  # heldout_estimate / critic_lipschitz (W1 objectives): scale-free
 ]
-METHODS = ["spearman", "kendall", "pearson"]
+PHASES = {
+    "whole": "every eval step after step 0",
+    "differences": "changes between consecutive evals",
+    "late": "eval steps in the second half of the run",
+}
+METHODS: list[Literal["spearman", "kendall", "pearson"]] = ["spearman", "kendall", "pearson"]
 LOG2 = math.log(2.0)
 
 
 def quality_measures(columns: Iterable[str]) -> dict[str, int]:
-    """Evals columns that measure sample quality -> +1 if lower is better, -1 if higher is."""
+    """Evals columns that measure sample quality -> +1 if lower is better, -1 if higher is.
+
+    The fixed-protocol series only: `fid_final` and the like (a larger sample at the last eval)
+    are left out, so a change of protocol never passes for an improvement.
+    """
     found = {}
     for column in columns:
         if column in ("fid", "kid") or column.startswith(("exact_w1", "exact_w2", "sliced_w2")):
@@ -47,12 +61,18 @@ def headline_measures(columns: Iterable[str]) -> list[str]:
 
 
 def primary_measure(columns: Iterable[str]) -> str | None:
-    """The one measure a plot shows: FID for images, else exact W1 in the data space."""
+    """The one measure a plot and the Findings use: FID for images, else exact W1."""
     measures = list(quality_measures(columns))
     for preferred in ("fid", "exact_w1"):
         if preferred in measures:
             return preferred
     return next((m for m in measures if m.startswith("exact_w1")), None)
+
+
+def estimates_w1(objective: str) -> bool:
+    """Whether an objective's estimate is K * W1 (its scale set by the critic)."""
+    cls = OBJECTIVES.get(objective)
+    return cls is not None and cls.estimate_of == "w1"
 
 
 def filtered(steps: pd.DataFrame, window: int = WINDOW) -> pd.DataFrame:
@@ -68,16 +88,49 @@ def filtered(steps: pd.DataFrame, window: int = WINDOW) -> pd.DataFrame:
     return steps.assign(divergence_estimate_filtered=median)
 
 
-def eval_series(steps: pd.DataFrame, evals: pd.DataFrame) -> pd.DataFrame:
+def eval_series(steps: pd.DataFrame, evals: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
     """One row per (run, eval step): the evals row with the step's raw and filtered estimate
-    (`steps` as `filtered` returns them)."""
+    (`steps` as `filtered` returns them) and the scale-free estimates derived from the
+    held-out one: `normalized_estimate` (÷ the critic's measured Lipschitz constant, W1
+    objectives) and `estimate_over_clip` (÷ c, WGAN)."""
     columns = ["run_id", "step", "divergence_estimate", "divergence_estimate_filtered"]
-    at_step = steps.reindex(columns=columns)
-    return evals.merge(at_step, on=["run_id", "step"], how="left")
+    series = evals.merge(steps.reindex(columns=columns), on=["run_id", "step"], how="left")
+    heldout = series.get("heldout_estimate", pd.Series(math.nan, index=series.index))
+    lipschitz = series.get("critic_lipschitz", pd.Series(math.nan, index=series.index))
+    w1 = series["objective"].map(estimates_w1).astype(bool)
+    series["normalized_estimate"] = (heldout / lipschitz).where(w1 & (lipschitz > 0))
+    clip = series["run_id"].map(runs.set_index("run_id")["clip"]).astype(float)
+    series["estimate_over_clip"] = (heldout / clip).where(series["objective"] == "wgan")
+    return series
 
 
-def _oriented(x: pd.Series, y: pd.Series, sign: int) -> dict[str, float]:
-    ok = x.notna() & y.notna() & np.isfinite(x) & np.isfinite(y)
+def common_points(run: pd.DataFrame) -> pd.DataFrame:
+    """A run's eval rows on which every estimate it records is finite, step 0 left out.
+
+    Step 0 is before any training: there is no training-batch estimate, and the untrained
+    critic's value there is arbitrary. Dropping it for all estimates (not just for those
+    without a value) makes every estimate's correlation use the same eval steps.
+    """
+    present = [e for e in ESTIMATES if e in run and np.isfinite(run[e].astype(float)).any()]
+    ok = run["step"] > 0
+    for estimate in present:
+        ok &= np.isfinite(run[estimate].astype(float))
+    return run[ok].sort_values("step", kind="stable")
+
+
+def _phase(x: pd.Series, y: pd.Series, steps: pd.Series, phase: str) -> tuple[pd.Series, ...]:
+    if phase == "differences":
+        return x.diff().iloc[1:], y.diff().iloc[1:]
+    if phase == "late":
+        late = steps > steps.max() / 2
+        return x[late], y[late]
+    return x, y
+
+
+def oriented(x: pd.Series, y: pd.Series, sign: int) -> dict[str, float]:
+    """Spearman, Kendall and Pearson of x against y, times `sign`, over the finite pairs."""
+    x, y = x.astype(float), y.astype(float)
+    ok = np.isfinite(x) & np.isfinite(y)
     out: dict[str, float] = {"points": int(ok.sum())}
     with warnings.catch_warnings():  # a constant series has no correlation: NaN, said in docs
         warnings.simplefilter("ignore", stats.ConstantInputWarning)
@@ -88,119 +141,68 @@ def _oriented(x: pd.Series, y: pd.Series, sign: int) -> dict[str, float]:
 
 
 def within_runs(series: pd.DataFrame) -> pd.DataFrame:
-    """Per run, estimate and measure: the correlation over that run's eval steps."""
+    """Per run, estimate, measure and phase: the correlation over that run's common points."""
     rows = []
     measures = quality_measures(series.columns)
     for keys, run in series.groupby(KEYS, sort=False):
-        for estimate in (e for e in ESTIMATES if e in run):
+        points = common_points(run)
+        for estimate in (e for e in ESTIMATES if e in points and points[e].notna().any()):
             for measure, sign in measures.items():
-                rows.append(
-                    dict(zip(KEYS, keys, strict=True), estimate=estimate, measure=measure)
-                    | _oriented(run[estimate], run[measure], sign)
-                )
-    return pd.DataFrame(rows, columns=[*KEYS, "estimate", "measure", "points", *METHODS])
-
-
-def median_interval(values: np.ndarray, seed: int = 0) -> tuple[float, float]:
-    """Percentile-bootstrap 95% interval of the median (NaN below two values)."""
-    values = values[np.isfinite(values)]
-    if len(values) < 2:
-        return math.nan, math.nan
-    if np.ptp(values) == 0:
-        return float(values[0]), float(values[0])
-    result = stats.bootstrap(
-        (values,),
-        np.median,
-        confidence_level=0.95,
-        n_resamples=2000,
-        method="percentile",
-        random_state=np.random.default_rng(seed),
-    )
-    return float(result.confidence_interval.low), float(result.confidence_interval.high)
+                have = points[points[measure].notna()]
+                for phase in PHASES:
+                    x, y = _phase(have[estimate], have[measure], have["step"], phase)
+                    rows.append(
+                        dict(zip(KEYS, keys, strict=True))
+                        | dict(estimate=estimate, measure=measure, phase=phase)
+                        | oriented(x, y, sign)
+                    )
+    return pd.DataFrame(rows, columns=[*KEYS, "estimate", "measure", "phase", "points", *METHODS])
 
 
 def by_objective(within: pd.DataFrame) -> pd.DataFrame:
-    """Per suite, objective, estimate and measure: median within-run rho with its 95% interval."""
+    """Per suite, objective, estimate, measure and phase: the median within-run rho over runs,
+    with the order-statistic 95% interval of that median (NaN below intervals.MIN_RUNS)."""
     rows = []
-    groups = within.groupby(["suite", "objective", "estimate", "measure"], sort=False)
-    for (suite, objective, estimate, measure), group in groups:
+    keys = ["suite", "objective", "estimate", "measure", "phase"]
+    for values, group in within.groupby(keys, sort=False):
         rho = group["spearman"].to_numpy(dtype=float)
-        low, high = median_interval(rho)
+        finite = rho[np.isfinite(rho)]
+        low, high = median_interval(finite)
         rows.append(
-            dict(
-                suite=suite,
-                objective=objective,
-                estimate=estimate,
-                measure=measure,
-                runs=int(np.isfinite(rho).sum()),
-                spearman=group["spearman"].median(),
+            dict(zip(keys, values, strict=True))
+            | dict(
+                runs=len(finite),
+                spearman=float(np.median(finite)) if len(finite) else math.nan,
                 spearman_low=low,
                 spearman_high=high,
                 kendall=group["kendall"].median(),
                 pearson=group["pearson"].median(),
+                values=", ".join(f"{v:.2f}" for v in np.sort(finite)),
             )
         )
-    return pd.DataFrame(
-        rows,
-        columns=[
-            "suite",
-            "objective",
-            "estimate",
-            "measure",
-            "runs",
-            "spearman",
-            "spearman_low",
-            "spearman_high",
-            "kendall",
-            "pearson",
-        ],
-    )
+    columns = [*keys, "runs", "spearman", "spearman_low", "spearman_high", "kendall", "pearson"]
+    return pd.DataFrame(rows, columns=[*columns, "values"])
 
 
 def finals(series: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
-    """The last eval row of every finished run (state done)."""
+    """The last eval row of every finished run (state done), with the run's setting."""
     done = runs.loc[runs["state"] == "done", "run_id"]
     last = series.sort_values("step", kind="stable").groupby("run_id", sort=False).tail(1)
-    return last[last["run_id"].isin(done)]
-
-
-def across_runs(series: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
-    """Per suite and objective, over its finished runs (seeds, settings, trials): does a lower
-    final estimate go with better final samples?"""
-    last = finals(series, runs)
-    rows = []
-    measures = quality_measures(series.columns)
-    for (suite, objective), group in last.groupby(["suite", "objective"], sort=False):
-        for estimate in (e for e in ESTIMATES if e in group):
-            for measure, sign in measures.items():
-                rows.append(
-                    dict(suite=suite, objective=objective, estimate=estimate, measure=measure)
-                    | _oriented(group[estimate], group[measure], sign)
-                )
-    frame = pd.DataFrame(
-        rows, columns=["suite", "objective", "estimate", "measure", "points", *METHODS]
-    )
-    return frame.rename(columns={"points": "runs"}).astype({"runs": int})
+    last = last[last["run_id"].isin(done)]
+    return last.assign(setting=last["run_id"].map(runs.set_index("run_id")["setting"]))
 
 
 def heldout_gap(series: pd.DataFrame) -> pd.DataFrame:
-    """At each run's last eval: the critic's value on held-out against training samples.
-
-    Image runs record both at the eval (train_estimate on the training split); point runs
-    compare fresh samples against the training batch's value at that step.
-    """
+    """At each run's last eval: the critic's value on held-out against training samples, both
+    read at the eval with the same critic, the same generator and the same generated samples."""
+    columns = [*KEYS, "step", "train_estimate", "heldout_estimate", "gap", "relative_gap"]
     last = series.sort_values("step", kind="stable").groupby("run_id", sort=False).tail(1)
-    if "heldout_estimate" not in last:
-        return pd.DataFrame(columns=[*KEYS, "step", "train_estimate", "heldout_estimate", "gap"])
-    train = last["divergence_estimate"]  # point data: the training batch's value at the step
-    if "train_estimate" in last:  # image data: the critic on training images at the eval
-        train = last["train_estimate"].combine_first(train)
-    out = last[[*KEYS, "step"]].assign(
-        train_estimate=train.to_numpy(), heldout_estimate=last["heldout_estimate"].to_numpy()
-    )
+    if "heldout_estimate" not in last or "train_estimate" not in last:
+        return pd.DataFrame(columns=columns)
+    out = last[[*KEYS, "step", "train_estimate", "heldout_estimate"]].copy()
     out["gap"] = out["heldout_estimate"] - out["train_estimate"]
     out["relative_gap"] = out["gap"] / out["train_estimate"].abs()
-    return out.reset_index(drop=True)
+    return out.reset_index(drop=True)[columns]
 
 
 def js_saturation(steps: pd.DataFrame) -> pd.DataFrame:

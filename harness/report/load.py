@@ -9,6 +9,7 @@ import pandas as pd
 
 from harness.objectives import OBJECTIVES
 from harness.records import RunFolder
+from harness.suite import content_id
 
 KEYS = ["suite", "run_id", "name", "objective", "seed"]
 SETTINGS = [  # spec fields shown beside each run (the rest stay in spec.json)
@@ -27,7 +28,18 @@ SETTINGS = [  # spec fields shown beside each run (the rest stay in spec.json)
     "precision",
 ]
 
-RUN_COLUMNS = [*KEYS, "data", "state", "step", "wall_time", "error", "study", "trial", *SETTINGS]
+RUN_COLUMNS = [
+    *KEYS,
+    "setting",  # the hash of the spec without name and seed: the runs that differ only by seed
+    "data",
+    "state",
+    "step",
+    "wall_time",
+    "error",
+    "study",
+    "trial",
+    *SETTINGS,
+]
 
 
 @dataclass
@@ -100,6 +112,9 @@ def _read_run(folder: RunFolder) -> tuple[dict[str, Any], pd.DataFrame | None, p
         name=spec.get("name", folder.path.name),
         objective=spec.get("objective", "?"),
         seed=spec.get("seed", -1),
+        setting=content_id(
+            {k: v for k, v in spec.items() if k not in ("name", "seed", "run_id") and v is not None}
+        ),
         data=(spec.get("data") or {}).get("name", "?"),
         state=status.get("state", "pending"),  # spec written, training never started
         step=status.get("step", 0),

@@ -12,7 +12,8 @@ from pathlib import Path
 import pandas as pd
 
 from harness.report import Report, SuiteSection
-from harness.report.correlation import ESTIMATES, LOG2, headline_measures
+from harness.report.correlation import ESTIMATES, LOG2, PHASES, headline_measures
+from harness.report.intervals import MIN_PAIRS, MIN_RUNS, MIN_SETTINGS
 from harness.report.load import KEYS
 from harness.report.plots import Plot
 from harness.report.tables import states
@@ -91,15 +92,23 @@ def summary_table(section: SuiteSection) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _interval_text(low: float, high: float, n: int, minimum: int) -> str:
+    if n < minimum:
+        return f"too few runs (n = {n}; {minimum} needed)"
+    return f"[{_num(low, 2)}, {_num(high, 2)}]"
+
+
+def _headline(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame[frame["measure"].isin(headline_measures(frame["measure"].unique()))]
+
+
 def correlation_table(section: SuiteSection) -> pd.DataFrame:
-    frame = section.frames["correlation_by_objective"]
-    frame = frame[
-        frame["measure"].isin(headline_measures(frame["measure"].unique())) & (frame["runs"] > 0)
-    ]
-    order = {e: k for k, e in enumerate(ESTIMATES)}
+    frame = _headline(section.frames["correlation_by_objective"])
+    frame = frame[frame["runs"] > 0]
+    order = {e: k for k, e in enumerate(ESTIMATES)} | {p: k for k, p in enumerate(PHASES)}
     frame = frame.sort_values(
-        ["objective", "measure", "estimate"],
-        key=lambda c: c.map(order) if c.name == "estimate" else c,
+        ["objective", "measure", "estimate", "phase"],
+        key=lambda c: c.map(order) if c.name in ("estimate", "phase") else c,
         kind="stable",
     )
     return pd.DataFrame(
@@ -107,11 +116,14 @@ def correlation_table(section: SuiteSection) -> pd.DataFrame:
             "objective": frame["objective"],
             "estimate": frame["estimate"],
             "measure": frame["measure"],
+            "phase": frame["phase"],
             "runs": frame["runs"],
             "median Spearman ρ": frame["spearman"].map(_num),
-            "95% interval": [
-                f"[{_num(lo, 2)}, {_num(hi, 2)}]"
-                for lo, hi in zip(frame["spearman_low"], frame["spearman_high"], strict=True)
+            "95% interval of the median": [
+                _interval_text(lo, hi, n, MIN_RUNS)
+                for lo, hi, n in zip(
+                    frame["spearman_low"], frame["spearman_high"], frame["runs"], strict=True
+                )
             ],
             "median Kendall τ": frame["kendall"].map(_num),
             "median Pearson r": frame["pearson"].map(_num),
@@ -119,21 +131,72 @@ def correlation_table(section: SuiteSection) -> pd.DataFrame:
     )
 
 
-def across_table(section: SuiteSection) -> pd.DataFrame:
-    frame = section.frames["correlation_across_runs"]
-    frame = frame[
-        frame["measure"].isin(headline_measures(frame["measure"].unique()))
-        & (frame["estimate"] != "divergence_estimate")
-        & frame[["spearman", "kendall", "pearson"]].notna().any(axis=1)
-    ]
-    shown = frame[["objective", "estimate", "measure", "runs"]].copy()
-    for method, label in (
-        ("spearman", "Spearman ρ"),
-        ("kendall", "Kendall τ"),
-        ("pearson", "Pearson r"),
-    ):
-        shown[label] = frame[method].map(_num)
-    return shown
+def seeds_table(section: SuiteSection) -> pd.DataFrame:
+    frame = _headline(section.frames["correlation_across_seeds"])
+    return pd.DataFrame(
+        {
+            "objective": frame["objective"],
+            "estimate": frame["estimate"],
+            "measure": frame["measure"],
+            "runs": frame["runs"],
+            "settings": frame["settings"],
+            "seed pairs": frame["pairs"],
+            "concordant": frame["concordant"],
+            "Kendall τ": [
+                _num(t) if n >= MIN_PAIRS else "–"
+                for t, n in zip(frame["tau"], frame["pairs"], strict=True)
+            ],
+            "95% interval": [
+                _interval_text(lo, hi, n, MIN_PAIRS)
+                for lo, hi, n in zip(
+                    frame["tau_low"], frame["tau_high"], frame["pairs"], strict=True
+                )
+            ],
+        }
+    )
+
+
+def settings_table(section: SuiteSection) -> pd.DataFrame:
+    frame = _headline(section.frames["correlation_across_settings"])
+    return pd.DataFrame(
+        {
+            "objective": frame["objective"],
+            "estimate": frame["estimate"],
+            "measure": frame["measure"],
+            "runs": frame["runs"],
+            "settings": frame["settings"],
+            "Spearman ρ": frame["spearman"].map(_num),
+            "95% interval": [
+                _interval_text(lo, hi, n, MIN_SETTINGS)
+                for lo, hi, n in zip(
+                    frame["spearman_low"], frame["spearman_high"], frame["settings"], strict=True
+                )
+            ],
+        }
+    )
+
+
+def regret_table(section: SuiteSection) -> pd.DataFrame:
+    frame = _headline(section.frames["regret"])
+    return _rounded(frame.drop(columns=["picked_run"]))
+
+
+def calibration_table(section: SuiteSection) -> pd.DataFrame:
+    frame = section.frames["calibration"]
+    return pd.DataFrame(
+        {
+            "objective": frame["objective"],
+            "ratio": frame["estimate"] + " ÷ exact_w1",
+            "runs": frame["runs"],
+            "median over runs of the run's median": frame["median_ratio"].map(_num),
+            "95% interval": [
+                _interval_text(lo, hi, n, MIN_RUNS)
+                for lo, hi, n in zip(frame["low"], frame["high"], frame["runs"], strict=True)
+            ],
+            "median at the last eval": frame["final_ratio"].map(_num),
+            "per run": frame["values"],
+        }
+    )
 
 
 def _rounded(frame: pd.DataFrame, drop: tuple[str, ...] = ("suite", "run_id")) -> pd.DataFrame:
@@ -162,20 +225,46 @@ def tables(section: SuiteSection) -> list[tuple[str, str, pd.DataFrame]]:
         ),
         (
             "Does the estimate track quality? (within runs)",
-            "Over each run's eval steps; + means the estimate falls as samples improve. "
-            "Median over runs, with a percentile-bootstrap 95% interval of that median.",
+            "Spearman ρ over each run's eval steps after step 0, the same steps for every "
+            "estimate; + means the estimate falls as samples improve. Phases: whole run, first "
+            "differences between consecutive evals, second half of the run. Median over runs, "
+            f"with the order-statistic 95% interval of the median (none below {MIN_RUNS} runs).",
             correlation_table(section),
         ),
         (
-            "Across runs",
-            "Final estimate against final quality over the finished runs of an objective "
-            "(seeds, settings, trials); + means a lower estimate goes with better samples.",
-            across_table(section),
+            "Across seeds of one setting",
+            "Disjoint pairs of seeds of the same setting: does the seed with the lower final "
+            "estimate have the better final samples? Kendall τ = (concordant − discordant) / "
+            f"pairs, exact binomial 95% interval (none below {MIN_PAIRS} pairs).",
+            seeds_table(section),
+        ),
+        (
+            "Across settings (scale-free estimates)",
+            "Per setting, the median over seeds of the final estimate and quality; Spearman ρ over "
+            "settings with a Fisher-z 95% interval (none below "
+            f"{MIN_SETTINGS} settings). W1 estimates are divided by the critic's measured "
+            "Lipschitz constant (normalized_estimate) or, for wgan, by c (estimate_over_clip).",
+            settings_table(section),
+        ),
+        (
+            "Could the estimate pick the best run?",
+            "Over an objective's finished runs: the quality of the run with the lowest final "
+            "estimate, of the best run and of a random pick (the mean); regret = how much worse "
+            "than the best, in the measure's own units.",
+            regret_table(section),
+        ),
+        (
+            "Calibration: is a W1 critic on the scale of W1? (point data)",
+            "The critic's value on the eval's fresh samples divided by exact W1 on the same "
+            "samples; normalized_estimate is that value ÷ the critic's Lipschitz constant, "
+            "at most 1 for a critic whose constant was measured exactly.",
+            calibration_table(section),
         ),
         (
             "Held-out against training estimate",
-            "The critic's value at the last eval on samples it never trained on, against its value "
-            "on training data; a negative gap means the critic fits its training samples.",
+            "At the last eval, one critic, one generator, the same generated samples: its value "
+            "with real samples it never trained on against real training samples (point data: "
+            "its last update's batch); a negative gap means the critic fits its training samples.",
             _rounded(f["heldout_gap"]),
         ),
         (
@@ -200,6 +289,27 @@ def tables(section: SuiteSection) -> list[tuple[str, str, pd.DataFrame]]:
     ]
     out += [*theory, experiments]
     return [(title, text, table) for title, text, table in out if not table.empty]
+
+
+def findings(report: Report) -> list[tuple[str, list[tuple[str, list[str]]]]]:
+    """[(suite, [(objective, [sentence, ...]), ...]), ...] in report order."""
+    frame = report.frames.get("findings")
+    if frame is None or frame.empty:
+        return []
+    out = []
+    for suite, rows in frame.groupby("suite", sort=False):
+        per_objective = [
+            (str(objective), list(group["sentence"]))
+            for objective, group in rows.groupby("objective", sort=False)
+        ]
+        out.append((str(suite), per_objective))
+    return out
+
+
+FINDINGS_NOTE = (
+    "+ means the estimate falls as the samples improve. Each number carries its n and a 95% "
+    'interval whose coverage was checked by simulation; "too few runs" where n cannot carry one.'
+)
 
 
 # --- html ---------------------------------------------------------------------------------
@@ -229,6 +339,14 @@ def render_html(report: Report) -> str:
         f"median filter window {report.window} steps; written "
         f"{e(time.strftime('%Y-%m-%d %H:%M'))}. docs/report.md explains every number.</p>",
     ]
+    found = findings(report)
+    if found:
+        parts += ["<h2>Findings</h2>", f"<p class=note>{e(FINDINGS_NOTE)}</p>"]
+        for suite, per_objective in found:
+            parts.append(f"<h3>Suite {e(suite)}</h3>")
+            for objective, sentences in per_objective:
+                items = "".join(f"<li>{e(text)}</li>" for text in sentences)
+                parts.append(f"<p><b>{e(objective)}</b></p><ul>{items}</ul>")
     for section in report.sections:
         parts.append(f"<h2>Suite {e(section.suite)} <small>({e(section.data)})</small></h2>")
         for title, text, table in tables(section):
@@ -257,6 +375,14 @@ def render_markdown(report: Report, plot_dir: Path | None) -> str:
         f"{counts(report)}; median filter window {report.window} steps.",
         "",
     ]
+    found = findings(report)
+    if found:
+        lines += ["## Findings", "", FINDINGS_NOTE, ""]
+        for suite, per_objective in found:
+            lines += [f"### Suite {_md(suite)}", ""]
+            for objective, sentences in per_objective:
+                lines += [f"**{_md(objective)}**", ""]
+                lines += [f"- {_md(text)}" for text in sentences] + [""]
     for section in report.sections:
         lines += [f"## Suite {_md(section.suite)} ({_md(section.data)})", ""]
         for title, text, table in tables(section):

@@ -6,6 +6,7 @@ import pandas as pd
 from harness.report.correlation import finals, headline_measures, quality_measures
 
 GROUP = ["suite", "objective", "name"]
+FINAL_PROTOCOL = ["fid_final", "kid_final", "inception_score_final"]
 
 
 def states(runs: pd.DataFrame) -> str:
@@ -19,6 +20,10 @@ def summary(runs: pd.DataFrame, series: pd.DataFrame) -> pd.DataFrame:
     last = finals(series, runs)
     directions = quality_measures(series.columns)
     measures = headline_measures(series.columns)
+    for column in FINAL_PROTOCOL:  # the last eval's larger sample, where a suite draws one
+        if column in series:
+            measures.append(column)
+            directions[column] = directions[column.removesuffix("_final")]
     rows = []
     for (suite, objective, name), group in runs.groupby(GROUP, sort=False):
         row = dict(

@@ -1,0 +1,141 @@
+"""Across runs, like with like: does a lower final estimate go with better final samples?
+
+- Across seeds of one setting (the same spec but the seed): raw estimates are comparable there.
+- Across settings: only scale-free estimates, since a K-Lipschitz critic estimates K * W1 and
+  K moves with c, lambda and the architecture.
+- Selection: the quality lost by picking the run with the best final estimate (the regret).
+"""
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from harness.report.correlation import estimates_w1, finals, oriented, quality_measures
+from harness.report.intervals import (
+    MIN_SETTINGS,
+    concordance_interval,
+    spearman_interval,
+)
+
+RAW = ["divergence_estimate_filtered", "heldout_estimate"]  # comparable between seeds
+MIN_REGRET_RUNS = 3  # a pick among fewer runs says nothing about picking
+
+
+def scale_free(objective: str) -> list[str]:
+    """The estimates comparable across settings of one objective: the JS bound is on a fixed
+    scale; a W1 estimate only after dividing out the critic's Lipschitz constant (or c)."""
+    if not estimates_w1(objective):
+        return list(RAW)
+    return ["normalized_estimate"] + (["estimate_over_clip"] if objective == "wgan" else [])
+
+
+def seed_pairs(seeds: pd.Series) -> list[tuple[int, int]]:
+    """Disjoint pairs of runs of one setting, as positions in `seeds` (seeds in order: 1st with
+    2nd, 3rd with 4th, ...): pairs that share no run are independent, so their concordance is a
+    binomial count."""
+    order = [int(i) for i in np.argsort(seeds.to_numpy(), kind="stable")]
+    return [(order[i], order[i + 1]) for i in range(0, len(order) - 1, 2)]
+
+
+def across_seeds(series: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
+    """Per suite, objective, raw estimate and measure: over disjoint seed pairs of the same
+    setting, tau = (concordant - discordant) / pairs, with its exact binomial interval."""
+    last = finals(series, runs)
+    measures = quality_measures(series.columns)
+    rows = []
+    for (suite, objective), group in last.groupby(["suite", "objective"], sort=False):
+        group = group.sort_values("setting", kind="stable").reset_index(drop=True)
+        pairs = [
+            (rows[a], rows[b])
+            for rows in group.groupby("setting").indices.values()
+            for a, b in seed_pairs(group["seed"].iloc[rows])
+        ]
+        first, second = [p[0] for p in pairs], [p[1] for p in pairs]
+        for estimate in (e for e in RAW if e in group):
+            e = group[estimate].to_numpy(dtype=float)
+            for measure, sign in measures.items():
+                m = group[measure].to_numpy(dtype=float)
+                agree = np.sign(e[first] - e[second]) * np.sign(m[first] - m[second]) * sign
+                agree = agree[np.isfinite(agree) & (agree != 0)]  # ties say nothing
+                concordant = int((agree > 0).sum())
+                low, high = concordance_interval(concordant, len(agree) - concordant)
+                rows.append(
+                    dict(suite=suite, objective=objective, estimate=estimate, measure=measure)
+                    | dict(
+                        runs=len(group),
+                        settings=group["setting"].nunique(),
+                        pairs=len(agree),
+                        concordant=concordant,
+                        tau=(2 * concordant - len(agree)) / len(agree) if len(agree) else math.nan,
+                        tau_low=low,
+                        tau_high=high,
+                    )
+                )
+    columns = ["suite", "objective", "estimate", "measure", "runs", "settings", "pairs"]
+    return pd.DataFrame(rows, columns=[*columns, "concordant", "tau", "tau_low", "tau_high"])
+
+
+def per_setting(last: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """The median over each setting's seeds of the final values in `columns`."""
+    return last.groupby("setting", sort=False)[columns].median()
+
+
+def across_settings(series: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
+    """Per suite, objective, scale-free estimate and measure: Spearman's rho over settings of
+    the settings' median final estimate and quality, with a Fisher-z interval."""
+    last = finals(series, runs)
+    measures = quality_measures(series.columns)
+    rows = []
+    for (suite, objective), group in last.groupby(["suite", "objective"], sort=False):
+        for estimate in (e for e in scale_free(str(objective)) if e in group):
+            for measure, sign in measures.items():
+                medians = per_setting(group, [estimate, measure])
+                rho = oriented(medians[estimate], medians[measure], sign)
+                low, high = spearman_interval(rho["spearman"], int(rho["points"]))
+                if rho["points"] < MIN_SETTINGS:
+                    rho["spearman"] = math.nan  # too few settings: no number, said as such
+                rows.append(
+                    dict(suite=suite, objective=objective, estimate=estimate, measure=measure)
+                    | dict(
+                        runs=len(group),
+                        settings=rho["points"],
+                        spearman=rho["spearman"],
+                        spearman_low=low,
+                        spearman_high=high,
+                    )
+                )
+    columns = ["suite", "objective", "estimate", "measure", "runs", "settings"]
+    return pd.DataFrame(rows, columns=[*columns, "spearman", "spearman_low", "spearman_high"])
+
+
+def regret(series: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
+    """Per suite, objective, estimate and measure, over the finished runs: the quality of the run
+    with the lowest final estimate, of the best run, and of a random pick (the mean); regret is
+    how much worse than the best each pick is, in the measure's own units (>= 0)."""
+    last = finals(series, runs)
+    measures = quality_measures(series.columns)
+    rows = []
+    for (suite, objective), group in last.groupby(["suite", "objective"], sort=False):
+        estimates = dict.fromkeys([*RAW, *scale_free(str(objective))])
+        for estimate in (e for e in estimates if e in group):
+            for measure, sign in measures.items():
+                have = group[np.isfinite(group[[estimate, measure]].astype(float)).all(axis=1)]
+                row = dict(suite=suite, objective=objective, estimate=estimate, measure=measure)
+                row |= dict(runs=len(have))
+                if len(have) >= MIN_REGRET_RUNS:
+                    quality = have[measure].to_numpy(dtype=float) * sign  # lower is better
+                    pick = int(np.argmin(have[estimate].to_numpy(dtype=float)))
+                    picked, best, random = quality[pick], quality.min(), quality.mean()
+                    row |= dict(
+                        picked_run=have["run_id"].iloc[pick],
+                        picked_quality=sign * picked,
+                        best_quality=sign * best,
+                        random_quality=sign * random,
+                        regret=picked - best,
+                        random_regret=random - best,
+                    )
+                rows.append(row)
+    columns = ["suite", "objective", "estimate", "measure", "runs", "picked_run"]
+    columns += ["picked_quality", "best_quality", "random_quality", "regret", "random_regret"]
+    return pd.DataFrame(rows, columns=columns)

@@ -1,0 +1,338 @@
+"""The report's statistics on constructed data with a known answer: interval coverage by
+simulation, the same points for every estimate, trend-robust phases, like-with-like across
+runs, regret, calibration, the held-out gap and the Findings sentences."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from scipy import stats
+from torch import nn
+
+from harness.evaluate.lipschitz import critic_lipschitz
+from harness.evaluate.points import PointsEvaluator, eval_rng
+from harness.objectives import build_objective
+from harness.records import RunFolder
+from harness.report import across, calibration, correlation, findings, intervals
+from harness.report.load import KEYS
+
+REPLICATES = 400
+
+
+# --- intervals: coverage by simulation --------------------------------------------------------
+
+
+def _coverage(draw, interval, truth: float, seed: int) -> float:
+    rng = np.random.default_rng(seed)
+    hits = 0
+    for _ in range(REPLICATES):
+        low, high = interval(draw(rng))
+        hits += low <= truth <= high
+    return hits / REPLICATES
+
+
+@pytest.mark.parametrize("n", [10, 30])
+def test_median_interval_covers_the_median_of_per_run_correlations(n):
+    # Per-run rho = tanh(normal): its median is tanh(mean) exactly, the spread that of runs.
+    def symmetric(rng):
+        return np.tanh(rng.normal(math.atanh(0.6), 0.5, size=n))
+
+    # A skewed population of per-run rho on [-1, 1]: 2 * Beta(5, 2) - 1.
+    def skewed(rng):
+        return 2 * rng.beta(5, 2, size=n) - 1
+
+    for name, draw, truth in (
+        ("symmetric", symmetric, 0.6),
+        ("skewed", skewed, 2 * stats.beta(5, 2).median() - 1),
+    ):
+        coverage = _coverage(draw, intervals.median_interval, truth, seed=n)
+        print(f"order-statistic interval, {name}, n = {n} runs: coverage {coverage:.3f}")
+        assert coverage >= 0.93
+    assert intervals.order_statistic_coverage(n) >= 0.95
+
+
+def test_order_statistic_ranks_as_the_binomial_says():
+    assert intervals.order_statistic_ranks(10) == (2, 9)
+    assert intervals.order_statistic_coverage(10) == pytest.approx(0.978515625)
+    assert intervals.order_statistic_ranks(6) == (1, 6)
+    assert intervals.order_statistic_ranks(5) is None  # (X1, X5) covers only 93.75%
+    assert all(math.isnan(v) for v in intervals.median_interval(np.array([0.2, 0.5, 0.9])))
+    low, high = intervals.median_interval(np.arange(10.0))
+    assert (low, high) == (1.0, 8.0)
+
+
+@pytest.mark.parametrize("n", [10, 30])
+def test_spearman_interval_coverage(n):
+    r = 0.5
+    truth = 6 / math.pi * math.asin(r / 2)  # Spearman's rho of a bivariate normal
+
+    def draw(rng):
+        return rng.multivariate_normal([0, 0], [[1, r], [r, 1]], size=n)
+
+    def interval(xy):
+        return intervals.spearman_interval(stats.spearmanr(xy[:, 0], xy[:, 1]).statistic, n)
+
+    coverage = _coverage(draw, interval, truth, seed=100 + n)
+    print(f"Fisher-z Spearman interval, n = {n} settings: coverage {coverage:.3f}")
+    assert coverage >= 0.93
+
+
+@pytest.mark.parametrize("n", [10, 30])
+def test_concordance_interval_coverage(n):
+    tau = 0.4  # P(concordant) = 0.7
+
+    def draw(rng):
+        return int(rng.binomial(n, (1 + tau) / 2))
+
+    def interval(concordant):
+        return intervals.concordance_interval(concordant, n - concordant)
+
+    coverage = _coverage(draw, interval, tau, seed=200 + n)
+    print(f"Clopper-Pearson concordance interval, n = {n} pairs: coverage {coverage:.3f}")
+    assert coverage >= 0.93
+
+
+# --- within runs ---------------------------------------------------------------------------------
+
+
+def _run(**columns) -> pd.DataFrame:
+    n = len(next(iter(columns.values())))
+    keys = dict(suite="s", run_id="r", name="n", objective="wgan-gp", seed=0)
+    return pd.DataFrame({**keys, "step": [10 * k for k in range(n)], **columns})
+
+
+def _within(series: pd.DataFrame, estimate: str, phase: str = "whole") -> pd.Series:
+    within = correlation.within_runs(series)
+    return within[(within["estimate"] == estimate) & (within["phase"] == phase)].iloc[0]
+
+
+def test_every_estimate_uses_the_same_points_and_step_0_is_out():
+    w1 = [2.0, 1.0, 0.8, 0.6, 0.5, 0.45, 0.4]
+    series = _run(
+        exact_w1=w1,
+        divergence_estimate=[math.nan, *w1[1:]],  # no training-batch value before training
+        heldout_estimate=[-5.0, *w1[1:]],  # the untrained critic's arbitrary value at step 0
+    )
+    for estimate in ("divergence_estimate", "heldout_estimate"):
+        row = _within(series, estimate)
+        assert row["points"] == 6 and row["spearman"] == pytest.approx(1.0)
+    # Step 0 is out even where every estimate has a value there.
+    only_heldout = series.drop(columns="divergence_estimate")
+    assert _within(only_heldout, "heldout_estimate")["points"] == 6
+    # A step where one estimate is missing is dropped for all of them.
+    series.loc[3, "divergence_estimate"] = math.nan
+    assert _within(series, "heldout_estimate")["points"] == 5
+
+
+def test_a_shared_trend_passes_the_whole_run_but_not_the_trend_robust_phases():
+    # Estimate and quality both move with training time; their fluctuations are independent.
+    # docs/report.md walks through the same two cases.
+    rng = np.random.default_rng(0)
+    t = np.arange(1, 41)
+    noise = [0.01 * rng.normal(size=40) for _ in range(3)]
+    # A trend that settles (the usual shape): late phase sees only the noise.
+    quality = 0.1 + np.exp(-t / 4) + noise[0]
+    settles = _run(
+        exact_w1=[1.0, *quality], heldout_estimate=[0.0, *(0.2 + 2 * np.exp(-t / 4) + noise[1])]
+    )
+    assert _within(settles, "heldout_estimate")["spearman"] > 0.7  # looks like tracking
+    assert abs(_within(settles, "heldout_estimate", "late")["spearman"]) < 0.4
+    assert _within(settles, "heldout_estimate", "late")["points"] == 20  # steps 210..400 of 400
+    # A steady trend: first differences see only the noise.
+    steady = _run(
+        exact_w1=[1.0, *(1 - t / 50 + 5 * noise[0])],
+        heldout_estimate=[0.0, *(2 - t / 25 + 5 * noise[1])],
+    )
+    assert _within(steady, "heldout_estimate")["spearman"] > 0.9
+    assert abs(_within(steady, "heldout_estimate", "differences")["spearman"]) < 0.35
+    # An estimate that does track quality passes all three.
+    tracks = _run(exact_w1=[1.0, *quality], heldout_estimate=[0.0, *(2 * quality + noise[2] / 5)])
+    for phase in correlation.PHASES:
+        assert _within(tracks, "heldout_estimate", phase)["spearman"] > 0.9
+
+
+def test_by_objective_gives_no_interval_below_six_runs():
+    rows = [
+        dict(zip(KEYS, ("s", f"r{k}", "n", "wgan", k), strict=True))
+        | dict(estimate="e", measure="exact_w1", phase="whole", points=9, spearman=v)
+        | dict(kendall=v, pearson=v)
+        for k, v in enumerate(np.linspace(0.1, 0.9, 10))
+    ]
+    within = pd.DataFrame(rows)
+    ten = correlation.by_objective(within).iloc[0]
+    assert ten["runs"] == 10 and ten["spearman"] == pytest.approx(0.5)
+    assert (ten["spearman_low"], ten["spearman_high"]) == pytest.approx(
+        (np.sort(within["spearman"])[1], np.sort(within["spearman"])[8])
+    )
+    five = correlation.by_objective(within.iloc[:5]).iloc[0]
+    assert five["runs"] == 5 and math.isnan(five["spearman_low"])
+
+
+# --- across runs -------------------------------------------------------------------------------
+
+
+def _finals(objective: str, rows: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A series of one eval (step 100) per run and the runs frame, all done."""
+    series = pd.DataFrame(
+        [
+            dict(suite="s", run_id=f"r{k}", name=f"n{r['setting']}", objective=objective)
+            | dict(step=100)
+            | r
+            for k, r in enumerate(rows)
+        ]
+    )
+    runs = series[["run_id", "setting"]].assign(state="done", clip=series.get("clip", math.nan))
+    return series.drop(columns=["setting", "clip"], errors="ignore"), runs
+
+
+def test_across_seeds_counts_disjoint_pairs_of_one_setting():
+    rows = []
+    for setting in range(12):  # 12 settings x 2 seeds; the lower estimate wins in 9 of 12
+        agree = setting < 9
+        for seed in (0, 1):
+            better = seed == 0
+            rows.append(
+                dict(setting=setting, seed=seed, heldout_estimate=1.0 + seed + 10 * setting)
+                | dict(exact_w1=(0.1 if better == agree else 0.2) + setting)
+            )
+    series, runs = _finals("wgan-gp", rows)
+    out = across.across_seeds(series, runs)
+    row = out[(out["estimate"] == "heldout_estimate") & (out["measure"] == "exact_w1")].iloc[0]
+    assert (row["pairs"], row["concordant"], row["settings"]) == (12, 9, 12)
+    assert row["tau"] == pytest.approx(0.5)
+    low, high = intervals.concordance_interval(9, 3)
+    assert (row["tau_low"], row["tau_high"]) == pytest.approx((low, high))
+    # Three seeds of one setting give one disjoint pair, not three overlapping ones.
+    assert across.seed_pairs(pd.Series([2, 0, 1])) == [(1, 2)]
+
+
+def test_across_settings_compares_wgan_on_a_scale_free_estimate():
+    # Twelve settings of c; the critic's scale K is set by c, so the raw estimate K * W1
+    # ranks the settings by c. Divided by the measured Lipschitz constant it ranks them by W1.
+    rng = np.random.default_rng(1)
+    rows = []
+    for setting, clip in enumerate(np.geomspace(0.005, 0.1, 12)):
+        w1 = rng.uniform(0.1, 1.0)
+        for seed in (0, 1):
+            k = 50 * clip
+            rows.append(
+                dict(setting=setting, seed=seed, clip=clip, exact_w1=w1)
+                | dict(heldout_estimate=k * w1, critic_lipschitz=k)
+            )
+    series, runs = _finals("wgan", rows)
+    series = correlation.eval_series(pd.DataFrame(columns=["run_id", "step"]), series, runs)
+    out = across.across_settings(series, runs).set_index("estimate")
+    assert set(out.index) == {"normalized_estimate", "estimate_over_clip"}  # never the raw one
+    assert out.loc["normalized_estimate", "spearman"] == pytest.approx(1.0)
+    assert out.loc["normalized_estimate", "settings"] == 12
+    raw = stats.spearmanr(series["heldout_estimate"], series["exact_w1"]).statistic
+    assert raw < 0.9  # the raw estimate pooled over c would have hidden it
+
+
+def test_regret_in_the_measures_units():
+    rows = [
+        dict(setting=k, seed=0, heldout_estimate=e, exact_w1=q, inception_score=-q)
+        for k, (e, q) in enumerate([(1.0, 0.3), (2.0, 0.1), (3.0, 0.2), (4.0, 0.4)])
+    ]
+    series, runs = _finals("gan", rows)
+    out = across.regret(series, runs)
+    w1 = out[(out["estimate"] == "heldout_estimate") & (out["measure"] == "exact_w1")].iloc[0]
+    assert (w1["picked_quality"], w1["best_quality"]) == pytest.approx((0.3, 0.1))
+    assert w1["random_quality"] == pytest.approx(0.25)
+    assert (w1["regret"], w1["random_regret"]) == pytest.approx((0.2, 0.15))
+    inception = out[out["measure"] == "inception_score"].iloc[0]  # higher is better
+    assert inception["best_quality"] == pytest.approx(-0.1)
+    assert inception["regret"] == pytest.approx(0.2)
+    few = across.regret(*_finals("gan", rows[:2]))
+    assert few["regret"].isna().all()
+
+
+# --- calibration and the held-out gap ---------------------------------------------------------
+
+
+def test_calibration_ratio_of_a_critic_at_twice_the_scale():
+    rows = []
+    for k in range(6):
+        for step, w1 in ((0, 3.0), (10, 1.0), (20, 0.5)):
+            rows.append(
+                dict(suite="s", run_id=f"r{k}", name="n", objective="wgan-gp", seed=k, step=step)
+                | dict(exact_w1=w1, heldout_estimate=2 * w1 * (1 + k / 100), critic_lipschitz=2.0)
+                | dict(divergence_estimate=1.0 if step else math.nan)
+            )
+    series = pd.DataFrame(rows)
+    series["normalized_estimate"] = series["heldout_estimate"] / series["critic_lipschitz"]
+    per_run = calibration.calibration_runs(series)
+    assert (per_run["points"] == 2).all()
+    summary = calibration.calibration(per_run).set_index("estimate")
+    assert summary.loc["heldout_estimate", "median_ratio"] == pytest.approx(2 * 1.025)
+    assert summary.loc["normalized_estimate", "median_ratio"] == pytest.approx(1.025)
+    assert summary.loc["normalized_estimate", "runs"] == 6
+    assert summary.loc["normalized_estimate", "low"] == pytest.approx(1.0)
+    assert summary.loc["normalized_estimate", "high"] == pytest.approx(1.05)
+
+
+class Linear(nn.Module):
+    def __init__(self, slope: float):
+        super().__init__()
+        self.slope = slope
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.slope * x[:, 0]
+
+
+def test_critic_lipschitz_of_a_linear_critic():
+    rng = torch.Generator().manual_seed(0)
+    real, fake = torch.randn(50, 2), torch.randn(50, 2) + 3
+    assert critic_lipschitz(Linear(3.0), real, fake, rng) == pytest.approx(3.0)
+
+
+class Sampler:
+    shape = (2,)
+
+    def sample(self, n: int, rng: torch.Generator) -> torch.Tensor:
+        return torch.randn(n, 2, generator=rng)
+
+
+def test_point_heldout_gap_is_read_at_one_moment(tmp_path):
+    evaluator = PointsEvaluator(0, 64, 2, Sampler(), torch.device("cpu"))
+    objective = build_objective("wgan", {"clip": 0.01})
+    generator, critic, folder = nn.Identity(), Linear(2.0), RunFolder(tmp_path)
+    folder.create()
+    # The training batch the critic last saw, shifted by +1 along x: f is 2 higher on it.
+    fresh = Sampler().sample(64, eval_rng(0, 5, torch.device("cpu")))
+    row = evaluator(5, generator, critic, objective, folder, train_real=fresh + 1)
+    assert row["heldout_estimate"] - row["train_estimate"] == pytest.approx(-2.0, abs=1e-5)
+    assert row["critic_lipschitz"] == pytest.approx(2.0)
+    same = evaluator(5, generator, critic, objective, folder, train_real=fresh)
+    assert same["train_estimate"] == pytest.approx(same["heldout_estimate"])
+    assert math.isnan(evaluator(0, generator, critic, objective, folder)["train_estimate"])
+
+
+# --- findings ----------------------------------------------------------------------------------
+
+
+def test_findings_state_numbers_with_interval_and_n_or_too_few_runs():
+    rows = [
+        dict(suite="s", objective="wgan-gp", estimate=findings.WITHIN, measure="exact_w1")
+        | dict(phase=phase, runs=n, spearman=0.9, spearman_low=0.8, spearman_high=0.95)
+        | dict(values="0.90")
+        for phase, n in (("whole", 10), ("differences", 10), ("late", 3))
+    ]
+    empty = {
+        name: pd.DataFrame(columns=["suite", "objective", "estimate", "measure"])
+        for name in ("correlation_across_seeds", "correlation_across_settings", "regret")
+    }
+    frames = empty | {
+        "correlation_by_objective": pd.DataFrame(rows),
+        "calibration": pd.DataFrame(columns=["suite", "objective"]),
+        "evals": pd.DataFrame({"suite": ["s"], "exact_w1": [0.1]}),
+    }
+    runs = pd.DataFrame({"suite": ["s"], "objective": ["wgan-gp"]})
+    out = findings.findings(frames, runs).set_index("statement")
+    whole = out.loc["within_whole"]
+    assert "0.9" in whole["sentence"] and "[0.8, 0.95]" in whole["sentence"]
+    assert "n = 10 runs" in whole["sentence"] and whole["n"] == 10
+    late = out.loc["within_late"]
+    assert "too few runs" in late["sentence"] and math.isnan(late["value"])
