@@ -139,6 +139,8 @@ OBJECTIVES: dict[str, type[Objective]] = {}
 def register_objective(cls: type[Objective]) -> type[Objective]:
     if cls.name in OBJECTIVES:
         raise ValueError(f"objective {cls.name!r} is registered twice")
+    if getattr(cls, "estimate_of", None) not in ("js", "w1"):
+        raise ValueError(f"objective {cls.name!r}: estimate_of must be 'js' or 'w1'")
     OBJECTIVES[cls.name] = cls
     return cls
 

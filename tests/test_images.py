@@ -101,7 +101,10 @@ def test_image_suite_end_to_end_matches_torch_fidelity(
         assert list(evals["fid_generated_samples"]) == [24, 24, 24]
         assert evals["fid_final_generated_samples"].iloc[-1] == 30
         assert evals["fid_final"].iloc[:-1].isna().all() and evals["fid_final"].iloc[-1] > 0
-        assert (evals["critic_lipschitz"] > 0).all()
+        if spec.critic_norm == "batch":  # a batch-norm critic has no per-point gradient
+            assert evals["critic_lipschitz"].isna().all()
+        else:
+            assert (evals["critic_lipschitz"] > 0).all()
         assert (evals["fid_real_samples"] == 100).all()
         assert (evals["feature_extractor"] == "inception-v3-compat").all()
         assert (evals["torch_fidelity_version"] == torch_fidelity.__version__).all()

@@ -2,7 +2,10 @@
 simulation, the same points for every estimate, trend-robust phases, like-with-like across
 runs, regret, calibration, the held-out gap and the Findings sentences."""
 
+import html
 import math
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -15,8 +18,9 @@ from harness.evaluate.lipschitz import critic_lipschitz
 from harness.evaluate.points import PointsEvaluator, eval_rng
 from harness.objectives import build_objective
 from harness.records import RunFolder
-from harness.report import across, calibration, correlation, findings, intervals
-from harness.report.load import KEYS
+from harness.report import across, build_report, calibration, correlation, findings, intervals
+from harness.report.load import KEYS, setting_id
+from harness.report.render import render_html, render_markdown, write_csv
 
 REPLICATES = 400
 
@@ -161,21 +165,25 @@ def test_by_objective_gives_no_interval_below_six_runs():
         for k, v in enumerate(np.linspace(0.1, 0.9, 10))
     ]
     within = pd.DataFrame(rows)
-    ten = correlation.by_objective(within).iloc[0]
+    runs = within[["suite", "run_id"]].assign(state="done")
+    ten = correlation.by_objective(within, runs).iloc[0]
     assert ten["runs"] == 10 and ten["spearman"] == pytest.approx(0.5)
     assert (ten["spearman_low"], ten["spearman_high"]) == pytest.approx(
         (np.sort(within["spearman"])[1], np.sort(within["spearman"])[8])
     )
-    five = correlation.by_objective(within.iloc[:5]).iloc[0]
+    five = correlation.by_objective(within.iloc[:5], runs).iloc[0]
     assert five["runs"] == 5 and math.isnan(five["spearman_low"])
+    # Only finished runs count: a run still training or diverged is no draw of a whole run.
+    unfinished = runs.assign(state=["done"] * 9 + ["running"])
+    assert correlation.by_objective(within, unfinished).iloc[0]["runs"] == 9
 
 
 # --- across runs -------------------------------------------------------------------------------
 
 
-def _finals(objective: str, rows: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """A series of one eval (step 100) per run and the runs frame, all done."""
-    series = pd.DataFrame(
+def _finals(objective: str, rows: list[dict]) -> pd.DataFrame:
+    """The eval series of runs with one eval each (step 100), all done, as eval_series makes it."""
+    evals = pd.DataFrame(
         [
             dict(suite="s", run_id=f"r{k}", name=f"n{r['setting']}", objective=objective)
             | dict(step=100)
@@ -183,8 +191,11 @@ def _finals(objective: str, rows: list[dict]) -> tuple[pd.DataFrame, pd.DataFram
             for k, r in enumerate(rows)
         ]
     )
-    runs = series[["run_id", "setting"]].assign(state="done", clip=series.get("clip", math.nan))
-    return series.drop(columns=["setting", "clip"], errors="ignore"), runs
+    runs = evals[["suite", "run_id", "setting"]].assign(
+        state="done", steps=100, clip=evals.get("clip", math.nan)
+    )
+    evals = evals.drop(columns=["setting", "clip"], errors="ignore")
+    return correlation.eval_series(pd.DataFrame(columns=["suite", "run_id", "step"]), evals, runs)
 
 
 def test_across_seeds_counts_disjoint_pairs_of_one_setting():
@@ -197,8 +208,7 @@ def test_across_seeds_counts_disjoint_pairs_of_one_setting():
                 dict(setting=setting, seed=seed, heldout_estimate=1.0 + seed + 10 * setting)
                 | dict(exact_w1=(0.1 if better == agree else 0.2) + setting)
             )
-    series, runs = _finals("wgan-gp", rows)
-    out = across.across_seeds(series, runs)
+    out = across.across_seeds(_finals("wgan-gp", rows))
     row = out[(out["estimate"] == "heldout_estimate") & (out["measure"] == "exact_w1")].iloc[0]
     assert (row["pairs"], row["concordant"], row["settings"]) == (12, 9, 12)
     assert row["tau"] == pytest.approx(0.5)
@@ -221,9 +231,8 @@ def test_across_settings_compares_wgan_on_a_scale_free_estimate():
                 dict(setting=setting, seed=seed, clip=clip, exact_w1=w1)
                 | dict(heldout_estimate=k * w1, critic_lipschitz=k)
             )
-    series, runs = _finals("wgan", rows)
-    series = correlation.eval_series(pd.DataFrame(columns=["run_id", "step"]), series, runs)
-    out = across.across_settings(series, runs).set_index("estimate")
+    series = _finals("wgan", rows)
+    out = across.across_settings(series).set_index("estimate")
     assert set(out.index) == {"normalized_estimate", "estimate_over_clip"}  # never the raw one
     assert out.loc["normalized_estimate", "spearman"] == pytest.approx(1.0)
     assert out.loc["normalized_estimate", "settings"] == 12
@@ -236,16 +245,16 @@ def test_regret_in_the_measures_units():
         dict(setting=k, seed=0, heldout_estimate=e, exact_w1=q, inception_score=-q)
         for k, (e, q) in enumerate([(1.0, 0.3), (2.0, 0.1), (3.0, 0.2), (4.0, 0.4)])
     ]
-    series, runs = _finals("gan", rows)
-    out = across.regret(series, runs)
+    out = across.regret(_finals("gan", rows))
     w1 = out[(out["estimate"] == "heldout_estimate") & (out["measure"] == "exact_w1")].iloc[0]
     assert (w1["picked_quality"], w1["best_quality"]) == pytest.approx((0.3, 0.1))
     assert w1["random_quality"] == pytest.approx(0.25)
     assert (w1["regret"], w1["random_regret"]) == pytest.approx((0.2, 0.15))
-    inception = out[out["measure"] == "inception_score"].iloc[0]  # higher is better
+    inception = out[(out["measure"] == "inception_score") & (out["estimate"] == "heldout_estimate")]
+    inception = inception.iloc[0]  # higher is better
     assert inception["best_quality"] == pytest.approx(-0.1)
     assert inception["regret"] == pytest.approx(0.2)
-    few = across.regret(*_finals("gan", rows[:2]))
+    few = across.regret(_finals("gan", rows[:2]))
     assert few["regret"].isna().all()
 
 
@@ -259,7 +268,7 @@ def test_calibration_ratio_of_a_critic_at_twice_the_scale():
             rows.append(
                 dict(suite="s", run_id=f"r{k}", name="n", objective="wgan-gp", seed=k, step=step)
                 | dict(exact_w1=w1, heldout_estimate=2 * w1 * (1 + k / 100), critic_lipschitz=2.0)
-                | dict(divergence_estimate=1.0 if step else math.nan)
+                | dict(divergence_estimate=1.0 if step else math.nan, state="done")
             )
     series = pd.DataFrame(rows)
     series["normalized_estimate"] = series["heldout_estimate"] / series["critic_lipschitz"]
@@ -271,6 +280,9 @@ def test_calibration_ratio_of_a_critic_at_twice_the_scale():
     assert summary.loc["normalized_estimate", "runs"] == 6
     assert summary.loc["normalized_estimate", "low"] == pytest.approx(1.0)
     assert summary.loc["normalized_estimate", "high"] == pytest.approx(1.05)
+    # A run that has not finished is no draw of a whole run.
+    series.loc[series["run_id"] == "r5", "state"] = "running"
+    assert (calibration.calibration_runs(series)["run_id"] != "r5").all()
 
 
 class Linear(nn.Module):
@@ -310,15 +322,15 @@ def test_point_heldout_gap_is_read_at_one_moment(tmp_path):
     assert math.isnan(evaluator(0, generator, critic, objective, folder)["train_estimate"])
 
 
-# --- findings ----------------------------------------------------------------------------------
+# --- findings ---------------------------------------------------------------------------------
 
 
 def test_findings_state_numbers_with_interval_and_n_or_too_few_runs():
     rows = [
         dict(suite="s", objective="wgan-gp", estimate=findings.WITHIN, measure="exact_w1")
-        | dict(phase=phase, runs=n, spearman=0.9, spearman_low=0.8, spearman_high=0.95)
-        | dict(values="0.90")
-        for phase, n in (("whole", 10), ("differences", 10), ("late", 3))
+        | dict(phase=phase, finished=finished, runs=n, spearman=0.9)
+        | dict(spearman_low=0.8, spearman_high=0.95, values="0.90")
+        for phase, finished, n in (("whole", 10, 10), ("differences", 3, 3), ("late", 10, 3))
     ]
     empty = {
         name: pd.DataFrame(columns=["suite", "objective", "estimate", "measure"])
@@ -334,5 +346,119 @@ def test_findings_state_numbers_with_interval_and_n_or_too_few_runs():
     whole = out.loc["within_whole"]
     assert "0.9" in whole["sentence"] and "[0.8, 0.95]" in whole["sentence"]
     assert "n = 10 runs" in whole["sentence"] and whole["n"] == 10
+    few = out.loc["within_differences"]
+    assert "too few runs (n = 3" in few["sentence"] and math.isnan(few["value"])
+    # Ten finished runs, but only three with enough eval points: not "too few runs".
     late = out.loc["within_late"]
-    assert "too few runs" in late["sentence"] and math.isnan(late["value"])
+    assert "only 3 of 10 finished runs" in late["sentence"] and math.isnan(late["value"])
+
+
+def write_population(root: Path, lipschitz: bool = True) -> None:
+    """12 settings of wgan-gp (a critic scale K each) x 2 seeds, as run folders: exact W1 falls
+    over training, the critic reads K x W1 with noise, and its measured Lipschitz constant is K."""
+    rng = np.random.default_rng(0)
+    for setting in range(12):
+        scale, floor = 0.5 + setting / 4, 0.05 + setting / 50
+        for seed in (0, 1):
+            folder = RunFolder(root / "pop" / f"run{setting:02d}{seed}")
+            folder.create()
+            spec = dict(name=f"gp{setting}", objective="wgan-gp", seed=seed, steps=900)
+            spec |= dict(
+                gp_lambda=float(scale), data={"name": "8gaussians"}, run_id=folder.path.name
+            )
+            folder.write_spec(spec)
+            folder.write_status(state="done", step=900, wall_time=1.0)
+            step = np.arange(1, 901)
+            w1 = floor + np.exp(-step / 300) + 0.003 * seed + rng.normal(0, 0.0002, size=900)
+            folder.write_steps(pd.DataFrame({"step": step, "divergence_estimate": scale * w1}))
+            at = np.arange(0, 901, 100)
+            w1_at = floor + np.exp(-at / 300) + 0.003 * seed + rng.normal(0, 0.001, size=len(at))
+            evals = pd.DataFrame({"step": at, "exact_w1": w1_at})
+            if lipschitz:  # runs recorded before it existed have no critic_lipschitz
+                evals["critic_lipschitz"] = scale
+            evals["wall_time"] = at / 100.0
+            evals["heldout_estimate"] = scale * w1_at * (1 - 0.02 * rng.random())
+            evals["train_estimate"] = evals["heldout_estimate"]
+            folder.write_evals(evals)
+
+
+def test_findings_of_a_population_open_every_format(tmp_path):
+    write_population(tmp_path)
+    report = build_report(tmp_path, window=5)
+    rows = report.frames["findings"].set_index("statement")
+    assert not rows["sentence"].str.contains("too few").any(), rows["sentence"].tolist()
+    assert rows.loc["within_whole", "n"] == 24 and rows.loc["within_whole", "value"] > 0.9
+    assert rows.loc["across_seeds", "n"] == 12 and rows.loc["across_seeds", "unit"] == "seed pairs"
+    assert rows.loc["across_seeds", "value"] == pytest.approx(1.0)  # the lower seed wins each
+    assert rows.loc["across_settings", "estimate"] == "normalized_estimate"
+    assert rows.loc["across_settings", "n"] == 12 and rows.loc["across_settings", "value"] > 0.9
+    assert rows.loc["regret", "value"] == pytest.approx(0.0)  # the pick is the best run
+    calibrated = rows.loc["calibration_normalized_estimate"]
+    assert calibrated["value"] == pytest.approx(0.99, abs=0.011)
+    assert calibrated["low"] <= calibrated["value"] <= calibrated["high"]
+    for row in rows.itertuples():
+        if math.isfinite(row.low):
+            assert "95% interval" in row.sentence and f"n = {row.n}" in row.sentence
+    page = render_html(report)
+    assert page.index("<h2>Findings</h2>") < page.index("<h2>Suite pop")
+    assert html.escape(rows.loc["across_settings", "sentence"]) in page
+    markdown = render_markdown(report, None)
+    assert markdown.index("## Findings") < markdown.index("## Suite pop")
+    write_csv(report, tmp_path / "csv")
+    on_disk = pd.read_csv(tmp_path / "csv" / "findings.csv")
+    assert list(on_disk["sentence"]) == list(report.frames["findings"]["sentence"])
+
+
+def test_the_same_run_in_two_suites_stays_in_each(tmp_path):
+    write_population(tmp_path)
+    shutil.copytree(tmp_path / "pop", tmp_path / "again")  # the same run ids, another suite
+    found = build_report(tmp_path, window=5).frames["findings"]
+    whole = found[found["statement"] == "within_whole"].set_index("suite")
+    assert set(whole.index) == {"pop", "again"} and (whole["n"] == 24).all()
+
+
+def test_measures_across_runs_are_each_suites_own():
+    rows = [dict(setting=k // 2, seed=k % 2, heldout_estimate=float(k)) for k in range(4)]
+    points = _finals("gan", [r | dict(exact_w1=0.1 * k) for k, r in enumerate(rows)])
+    images = _finals("gan", [r | dict(fid=10.0 * k) for k, r in enumerate(rows)])
+    series = pd.concat([points, images.assign(suite="img")], ignore_index=True)
+    out = across.across_seeds(series)
+    assert set(out.loc[out["suite"] == "s", "measure"]) == {"exact_w1"}
+    assert set(out.loc[out["suite"] == "img", "measure"]) == {"fid"}
+
+
+def test_old_image_runs_keep_one_fid_protocol():
+    old = pd.DataFrame(  # recorded before *_final: its last eval measured 50 samples
+        dict(suite="s", run_id="old", name="n", objective="gan", seed=0, step=[0, 5, 10])
+        | dict(fid=[300.0, 200.0, 150.0], fid_generated_samples=[10, 10, 50])
+    )
+    new = old.assign(run_id="new", seed=1, fid=[310.0, 210.0, 170.0], fid_generated_samples=10)
+    new["fid_final"] = [math.nan, math.nan, 160.0]
+    new["fid_final_generated_samples"] = [math.nan, math.nan, 50]
+    runs = pd.DataFrame(dict(suite="s", run_id=["old", "new"], setting="x", state="done"))
+    empty = pd.DataFrame(columns=["suite", "run_id", "step"])
+    series = correlation.eval_series(empty, pd.concat([old, new]), runs.assign(steps=10))
+    moved = series[series["run_id"] == "old"]
+    assert moved["fid"].tolist()[:2] == [300.0, 200.0] and math.isnan(moved["fid"].iloc[2])
+    assert moved["fid_final"].iloc[2] == 150.0 and moved["fid_final"].iloc[:2].isna().all()
+    assert (series["fid_generated_samples"] == 10).all()
+    kept = series[series["run_id"] == "new"]
+    assert kept["fid"].tolist() == [310.0, 210.0, 170.0] and kept["fid_final"].iloc[2] == 160.0
+    # Across runs, final quality is the large final protocol that both runs have.
+    assert across.final_quality(correlation.finals(series))["fid"].tolist() == [150.0, 160.0]
+
+
+def test_setting_ignores_seed_name_and_where_the_data_lies():
+    spec = dict(name="a", seed=0, objective="wgan", clip=0.01, data={"name": "cifar10"})
+    same = spec | dict(name="b", seed=3, run_id="x", data={"name": "cifar10", "root": "/d"})
+    assert setting_id(spec) == setting_id(same)
+    assert setting_id(spec) != setting_id(spec | dict(clip=0.02))
+
+
+def test_runs_without_a_scale_free_estimate_say_so(tmp_path):
+    write_population(tmp_path, lipschitz=False)
+    rows = build_report(tmp_path, window=5).frames["findings"].set_index("statement")
+    assert "not measurable" in rows.loc["across_settings", "sentence"]
+    assert math.isnan(rows.loc["across_settings", "value"])
+    assert "regret" not in rows.index  # raw W1 estimates are not compared across settings
+    assert rows.loc["within_whole", "n"] == 24  # what needs no normalising is still there

@@ -132,6 +132,10 @@ def test_run_id_ignores_where_the_data_lies(tmp_path):
     moved = a.model_copy(update={"data": {**a.data, "root": "/elsewhere", "download": False}})
     assert moved.run_id == a.run_id
     assert a.model_copy(update={"data": {**a.data, "size": 8}}).run_id != a.run_id
+    # The fixed-protocol series takes fid_samples from the final draw: it must be the larger.
+    smaller = text.replace("fid_samples = 100", "fid_samples = 100\nfid_samples_final = 60")
+    with pytest.raises(SuiteError, match=r"fid_samples_final \(60\) must be >= fid_samples"):
+        load_suite(write(tmp_path, smaller))
 
 
 GP_RUN = 'name = "gp"\nobjective = "wgan-gp"'

@@ -262,3 +262,43 @@ def test_compiled_wgan_gp_trains_with_the_penalty_eager(tmp_path):
     np.testing.assert_allclose(
         steps["critic_loss"], eager.read_steps()["critic_loss"], rtol=1e-3, atol=1e-4
     )
+
+
+def test_each_eval_gets_the_real_batch_of_the_critics_last_update(tmp_path, monkeypatch):
+    """The point-data held-out gap is like for like only if train_real is that very batch."""
+    import harness.train as training
+
+    drawn: list[torch.Tensor] = []  # every real batch the loop draws, in order
+    seen: dict[int, torch.Tensor | None] = {}  # eval step -> the train_real it was given
+    build_sampler = training.build_sampler
+
+    def recording_sampler(*args, **kwargs):
+        sampler = build_sampler(*args, **kwargs)
+        sample = sampler.sample
+
+        def record(n, rng):
+            batch = sample(n, rng)
+            drawn.append(batch.detach().clone())
+            return batch
+
+        sampler.sample = record
+        return sampler
+
+    def recording_evaluator(*args, **kwargs):
+        def evaluate(step, generator, critic, objective, folder, train_real=None):
+            seen[step] = None if train_real is None else train_real.clone()
+            return {"step": step}
+
+        return evaluate
+
+    monkeypatch.setattr(training, "build_sampler", recording_sampler)
+    monkeypatch.setattr(training, "build_evaluator", recording_evaluator)
+    folder = RunFolder(tmp_path / "run")
+    folder.create()
+    spec = small_spec(steps=10, eval_every=5, n_critic=3)
+    train(spec, folder, CPU)
+    assert seen[0] is None  # before training the critic has seen no batch
+    # n_critic = 3 real batches per generator step: the eval after step s gets batch 3 s - 1.
+    for step in (5, 10):
+        assert torch.equal(seen[step], drawn[3 * step - 1])
+        assert not torch.equal(seen[step], drawn[3 * step - 2])

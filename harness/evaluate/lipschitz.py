@@ -12,8 +12,12 @@ def critic_lipschitz(critic: nn.Module, real: Tensor, fake: Tensor, rng: torch.G
     """max ||grad_x f|| over real, fake and eps * real + (1 - eps) * fake, eps ~ U[0, 1] per pair.
 
     A lower bound on the critic's true Lipschitz constant, measured where the game is played:
-    on the supports and on the lines between them (where WGAN-GP's penalty looks).
+    on the supports and on the lines between them (where WGAN-GP's penalty looks). NaN for a
+    critic with batch norm: in training mode a point's score depends on its whole batch, so
+    no per-point gradient measures the function.
     """
+    if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in critic.modules()):
+        return float("nan")
     m = min(len(real), len(fake))
     real, fake = real[:m].float(), fake[:m].float()
     eps_shape = (m,) + (1,) * (real.dim() - 1)

@@ -11,7 +11,13 @@ import math
 import numpy as np
 import pandas as pd
 
-from harness.report.correlation import estimates_w1, finals, oriented, quality_measures
+from harness.report.correlation import (
+    FIXED_PROTOCOL,
+    estimates_w1,
+    finals,
+    oriented,
+    quality_measures,
+)
 from harness.report.intervals import (
     MIN_SETTINGS,
     concordance_interval,
@@ -38,13 +44,28 @@ def seed_pairs(seeds: pd.Series) -> list[tuple[int, int]]:
     return [(order[i], order[i + 1]) for i in range(0, len(order) - 1, 2)]
 
 
-def across_seeds(series: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
+def final_quality(last: pd.DataFrame) -> pd.DataFrame:
+    """Final quality for comparing runs: the large final protocol (`fid_final` and the like)
+    where a run recorded one, the same for every run of a suite, else the series' last value."""
+    last = last.copy()
+    for column in FIXED_PROTOCOL:
+        if column in last and f"{column}_final" in last:
+            last[column] = last[f"{column}_final"].combine_first(last[column])
+    return last
+
+
+def measures_of(group: pd.DataFrame) -> dict[str, int]:
+    """The quality measures this group of runs recorded (a results folder may mix suites)."""
+    return quality_measures(c for c in group.columns if group[c].notna().any())
+
+
+def across_seeds(series: pd.DataFrame) -> pd.DataFrame:
     """Per suite, objective, raw estimate and measure: over disjoint seed pairs of the same
     setting, tau = (concordant - discordant) / pairs, with its exact binomial interval."""
-    last = finals(series, runs)
-    measures = quality_measures(series.columns)
+    last = final_quality(finals(series))
     rows = []
     for (suite, objective), group in last.groupby(["suite", "objective"], sort=False):
+        measures = measures_of(group)
         group = group.sort_values("setting", kind="stable").reset_index(drop=True)
         pairs = [
             (rows[a], rows[b])
@@ -52,7 +73,7 @@ def across_seeds(series: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
             for a, b in seed_pairs(group["seed"].iloc[rows])
         ]
         first, second = [p[0] for p in pairs], [p[1] for p in pairs]
-        for estimate in (e for e in RAW if e in group):
+        for estimate in (e for e in RAW if e in group and group[e].notna().any()):
             e = group[estimate].to_numpy(dtype=float)
             for measure, sign in measures.items():
                 m = group[measure].to_numpy(dtype=float)
@@ -64,7 +85,7 @@ def across_seeds(series: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
                     dict(suite=suite, objective=objective, estimate=estimate, measure=measure)
                     | dict(
                         runs=len(group),
-                        settings=group["setting"].nunique(),
+                        settings=len({group["setting"].iloc[a] for a in first}),
                         pairs=len(agree),
                         concordant=concordant,
                         tau=(2 * concordant - len(agree)) / len(agree) if len(agree) else math.nan,
@@ -81,16 +102,17 @@ def per_setting(last: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     return last.groupby("setting", sort=False)[columns].median()
 
 
-def across_settings(series: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
+def across_settings(series: pd.DataFrame) -> pd.DataFrame:
     """Per suite, objective, scale-free estimate and measure: Spearman's rho over settings of
     the settings' median final estimate and quality, with a Fisher-z interval."""
-    last = finals(series, runs)
-    measures = quality_measures(series.columns)
+    last = final_quality(finals(series))
     rows = []
     for (suite, objective), group in last.groupby(["suite", "objective"], sort=False):
+        measures = measures_of(group)
         for estimate in (e for e in scale_free(str(objective)) if e in group):
             for measure, sign in measures.items():
                 medians = per_setting(group, [estimate, measure])
+                recorded = int(np.isfinite(group[estimate].astype(float)).sum())
                 rho = oriented(medians[estimate], medians[measure], sign)
                 low, high = spearman_interval(rho["spearman"], int(rho["points"]))
                 if rho["points"] < MIN_SETTINGS:
@@ -99,26 +121,30 @@ def across_settings(series: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
                     dict(suite=suite, objective=objective, estimate=estimate, measure=measure)
                     | dict(
                         runs=len(group),
+                        recorded=recorded,
                         settings=rho["points"],
                         spearman=rho["spearman"],
                         spearman_low=low,
                         spearman_high=high,
                     )
                 )
-    columns = ["suite", "objective", "estimate", "measure", "runs", "settings"]
+    columns = ["suite", "objective", "estimate", "measure", "runs", "recorded", "settings"]
     return pd.DataFrame(rows, columns=[*columns, "spearman", "spearman_low", "spearman_high"])
 
 
-def regret(series: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
+def regret(series: pd.DataFrame) -> pd.DataFrame:
     """Per suite, objective, estimate and measure, over the finished runs: the quality of the run
     with the lowest final estimate, of the best run, and of a random pick (the mean); regret is
-    how much worse than the best each pick is, in the measure's own units (>= 0)."""
-    last = finals(series, runs)
-    measures = quality_measures(series.columns)
+    how much worse than the best each pick is, in the measure's own units (>= 0). A W1
+    objective's raw estimates are used only when its runs share one setting."""
+    last = final_quality(finals(series))
     rows = []
     for (suite, objective), group in last.groupby(["suite", "objective"], sort=False):
-        estimates = dict.fromkeys([*RAW, *scale_free(str(objective))])
-        for estimate in (e for e in estimates if e in group):
+        measures = measures_of(group)
+        # Raw W1 estimates are comparable only between seeds of one setting.
+        raw = RAW if not estimates_w1(str(objective)) or group["setting"].nunique() == 1 else []
+        estimates = dict.fromkeys([*raw, *scale_free(str(objective))])
+        for estimate in (e for e in estimates if e in group and group[e].notna().any()):
             for measure, sign in measures.items():
                 have = group[np.isfinite(group[[estimate, measure]].astype(float)).all(axis=1)]
                 row = dict(suite=suite, objective=objective, estimate=estimate, measure=measure)

@@ -20,13 +20,14 @@ MEASURE = "exact_w1"  # in the data space: point data only
 
 
 def calibration_runs(series: pd.DataFrame) -> pd.DataFrame:
-    """Per W1 run and estimate: estimate / exact W1, its median over the run's evals after
-    step 0 and its value at the last eval."""
+    """Per finished W1 run and estimate: estimate / exact W1, its median over the run's evals
+    after step 0 and its value at the last eval."""
     columns = [*KEYS, "estimate", "points", "median_ratio", "final_ratio"]
     if MEASURE not in series:
         return pd.DataFrame(columns=columns)
     rows = []
-    w1 = series[series["objective"].map(estimates_w1).astype(bool)]
+    finished = series["state"] == "done"  # a run still training or diverged is no whole run
+    w1 = series[series["objective"].map(estimates_w1).astype(bool) & finished]
     for keys, run in w1.groupby(KEYS, sort=False):
         points = common_points(run)
         for estimate in (e for e in ESTIMATES if e in points):

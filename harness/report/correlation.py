@@ -88,19 +88,50 @@ def filtered(steps: pd.DataFrame, window: int = WINDOW) -> pd.DataFrame:
     return steps.assign(divergence_estimate_filtered=median)
 
 
+RUN_COLUMNS = ["setting", "state", "steps", "clip"]  # from the runs frame, beside each eval
+FIXED_PROTOCOL = ["fid", "kid", "inception_score", "kid_std", "inception_score_std"]
+
+
 def eval_series(steps: pd.DataFrame, evals: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
     """One row per (run, eval step): the evals row with the step's raw and filtered estimate
-    (`steps` as `filtered` returns them) and the scale-free estimates derived from the
-    held-out one: `normalized_estimate` (÷ the critic's measured Lipschitz constant, W1
-    objectives) and `estimate_over_clip` (÷ c, WGAN)."""
-    columns = ["run_id", "step", "divergence_estimate", "divergence_estimate_filtered"]
-    series = evals.merge(steps.reindex(columns=columns), on=["run_id", "step"], how="left")
-    heldout = series.get("heldout_estimate", pd.Series(math.nan, index=series.index))
-    lipschitz = series.get("critic_lipschitz", pd.Series(math.nan, index=series.index))
+    (`steps` as `filtered` returns them), the run's setting, state, steps and clip, and the
+    scale-free estimates derived from the held-out one: `normalized_estimate` (÷ the critic's
+    measured Lipschitz constant, W1 objectives) and `estimate_over_clip` (÷ c, WGAN)."""
+    columns = ["suite", "run_id", "step", "divergence_estimate", "divergence_estimate_filtered"]
+    on = ["suite", "run_id"]  # a run id names the settings; the same run may sit in two suites
+    series = evals.merge(steps.reindex(columns=columns), on=[*on, "step"], how="left")
+    series = series.merge(runs.reindex(columns=[*on, *RUN_COLUMNS]), on=on, how="left")
+    series = _fixed_protocol(series)
+    nan = pd.Series(math.nan, index=series.index)
+    heldout = series.get("heldout_estimate", nan).astype(float)
+    lipschitz = series.get("critic_lipschitz", nan).astype(float)
     w1 = series["objective"].map(estimates_w1).astype(bool)
     series["normalized_estimate"] = (heldout / lipschitz).where(w1 & (lipschitz > 0))
-    clip = series["run_id"].map(runs.set_index("run_id")["clip"]).astype(float)
+    clip = series["clip"].astype(float)
     series["estimate_over_clip"] = (heldout / clip).where(series["objective"] == "wgan")
+    return series
+
+
+def _fixed_protocol(series: pd.DataFrame) -> pd.DataFrame:
+    """Runs recorded before the *_final columns existed measured their last eval's FID on the
+    larger final draw: move such rows' metrics to the *_final columns, so every series keeps
+    the sample count of its first eval."""
+    if "fid_generated_samples" not in series:
+        return series
+    count = series["fid_generated_samples"]
+    usual = count.groupby([series["suite"], series["run_id"]]).transform("first")
+    moved = count.notna() & (count != usual)  # never true for a run with *_final columns
+    if not moved.any():
+        return series
+    series = series.copy()
+    nan = pd.Series(math.nan, index=series.index)
+    for column in (c for c in FIXED_PROTOCOL if c in series):
+        final = f"{column}_final"
+        series[final] = series.get(final, nan).mask(moved, series[column])
+        series.loc[moved, column] = math.nan
+    final_count = series.get("fid_final_generated_samples", nan)
+    series["fid_final_generated_samples"] = final_count.mask(moved, count)
+    series.loc[moved, "fid_generated_samples"] = usual[moved]
     return series
 
 
@@ -118,11 +149,12 @@ def common_points(run: pd.DataFrame) -> pd.DataFrame:
     return run[ok].sort_values("step", kind="stable")
 
 
-def _phase(x: pd.Series, y: pd.Series, steps: pd.Series, phase: str) -> tuple[pd.Series, ...]:
+def _phase(x: pd.Series, y: pd.Series, steps: pd.Series, total: float, phase: str):
+    """The points of one phase; `total` is the run's generator steps as its spec sets them."""
     if phase == "differences":
         return x.diff().iloc[1:], y.diff().iloc[1:]
     if phase == "late":
-        late = steps > steps.max() / 2
+        late = steps > (total if math.isfinite(total) else steps.max()) / 2
         return x[late], y[late]
     return x, y
 
@@ -143,14 +175,15 @@ def oriented(x: pd.Series, y: pd.Series, sign: int) -> dict[str, float]:
 def within_runs(series: pd.DataFrame) -> pd.DataFrame:
     """Per run, estimate, measure and phase: the correlation over that run's common points."""
     rows = []
-    measures = quality_measures(series.columns)
     for keys, run in series.groupby(KEYS, sort=False):
         points = common_points(run)
+        total = float(run["steps"].iloc[0]) if "steps" in run else math.nan
+        measures = quality_measures(c for c in run.columns if run[c].notna().any())
         for estimate in (e for e in ESTIMATES if e in points and points[e].notna().any()):
             for measure, sign in measures.items():
                 have = points[points[measure].notna()]
                 for phase in PHASES:
-                    x, y = _phase(have[estimate], have[measure], have["step"], phase)
+                    x, y = _phase(have[estimate], have[measure], have["step"], total, phase)
                     rows.append(
                         dict(zip(KEYS, keys, strict=True))
                         | dict(estimate=estimate, measure=measure, phase=phase)
@@ -159,9 +192,12 @@ def within_runs(series: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=[*KEYS, "estimate", "measure", "phase", "points", *METHODS])
 
 
-def by_objective(within: pd.DataFrame) -> pd.DataFrame:
-    """Per suite, objective, estimate, measure and phase: the median within-run rho over runs,
-    with the order-statistic 95% interval of that median (NaN below intervals.MIN_RUNS)."""
+def by_objective(within: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
+    """Per suite, objective, estimate, measure and phase, over the finished runs (state done):
+    the median within-run rho, with the order-statistic 95% interval of that median (NaN below
+    intervals.MIN_RUNS). `runs` counts the runs with a rho, `finished` those in the group."""
+    done = runs.loc[runs["state"] == "done", ["suite", "run_id"]]
+    within = within.merge(done, on=["suite", "run_id"])
     rows = []
     keys = ["suite", "objective", "estimate", "measure", "phase"]
     for values, group in within.groupby(keys, sort=False):
@@ -171,6 +207,7 @@ def by_objective(within: pd.DataFrame) -> pd.DataFrame:
         rows.append(
             dict(zip(keys, values, strict=True))
             | dict(
+                finished=len(group),
                 runs=len(finite),
                 spearman=float(np.median(finite)) if len(finite) else math.nan,
                 spearman_low=low,
@@ -180,23 +217,23 @@ def by_objective(within: pd.DataFrame) -> pd.DataFrame:
                 values=", ".join(f"{v:.2f}" for v in np.sort(finite)),
             )
         )
-    columns = [*keys, "runs", "spearman", "spearman_low", "spearman_high", "kendall", "pearson"]
-    return pd.DataFrame(rows, columns=[*columns, "values"])
+    columns = [*keys, "finished", "runs", "spearman", "spearman_low", "spearman_high"]
+    return pd.DataFrame(rows, columns=[*columns, "kendall", "pearson", "values"])
 
 
-def finals(series: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
-    """The last eval row of every finished run (state done), with the run's setting."""
-    done = runs.loc[runs["state"] == "done", "run_id"]
-    last = series.sort_values("step", kind="stable").groupby("run_id", sort=False).tail(1)
-    last = last[last["run_id"].isin(done)]
-    return last.assign(setting=last["run_id"].map(runs.set_index("run_id")["setting"]))
+def finals(series: pd.DataFrame) -> pd.DataFrame:
+    """The last eval row of every finished run (state done); `series` as eval_series gives it."""
+    ordered = series.sort_values("step", kind="stable")
+    last = ordered.groupby(["suite", "run_id"], sort=False).tail(1)
+    return last[last["state"] == "done"]
 
 
 def heldout_gap(series: pd.DataFrame) -> pd.DataFrame:
     """At each run's last eval: the critic's value on held-out against training samples, both
     read at the eval with the same critic, the same generator and the same generated samples."""
     columns = [*KEYS, "step", "train_estimate", "heldout_estimate", "gap", "relative_gap"]
-    last = series.sort_values("step", kind="stable").groupby("run_id", sort=False).tail(1)
+    ordered = series.sort_values("step", kind="stable")
+    last = ordered.groupby(["suite", "run_id"], sort=False).tail(1)
     if "heldout_estimate" not in last or "train_estimate" not in last:
         return pd.DataFrame(columns=columns)
     out = last[[*KEYS, "step", "train_estimate", "heldout_estimate"]].copy()

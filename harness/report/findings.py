@@ -9,8 +9,8 @@ from typing import Any
 
 import pandas as pd
 
-from harness.report.across import scale_free
-from harness.report.correlation import PHASES, estimates_w1, primary_measure
+from harness.report.across import MIN_REGRET_RUNS, scale_free
+from harness.report.correlation import MIN_POINTS, PHASES, estimates_w1, primary_measure
 from harness.report.intervals import MIN_PAIRS, MIN_RUNS, MIN_SETTINGS
 
 WITHIN = "divergence_estimate_filtered"  # the estimate the WGAN paper plots against quality
@@ -26,158 +26,136 @@ def _interval(low: float, high: float) -> str:
     return f"95% interval [{_g(low)}, {_g(high)}]"
 
 
-def _row(suite: str, objective: str, statement: str, **fields: Any) -> dict[str, Any]:
-    return dict(suite=suite, objective=objective, statement=statement) | fields
+def _row(
+    where: tuple[str, str, str],
+    estimate: str,
+    measure: str,
+    n_unit: tuple[int, str],
+    numbers: tuple[float, float, float],
+    sentence: str,
+) -> dict[str, Any]:
+    """One statement: (suite, objective, statement), what it compares, its n and unit, its
+    (value, low, high) and the sentence the page prints."""
+    return dict(zip(COLUMNS, [*where, estimate, measure, *n_unit, *numbers, sentence], strict=True))
+
+
+NAN3 = (math.nan, math.nan, math.nan)
+NOT_MEASURED = (
+    "not measurable: no scale-free estimate was recorded (critic_lipschitz is missing in runs "
+    "older than it and undefined for batch-norm critics)."
+)
+
+
+def first_recorded(
+    frame: pd.DataFrame, key: tuple[str, str, str], estimates: list[str], **match: str
+) -> pd.Series | None:
+    """The row for (suite, objective, measure) of the first of `estimates` that was recorded."""
+    suite, objective, measure = key
+    for estimate in estimates:
+        hit = frame[
+            (frame["suite"] == suite)
+            & (frame["objective"] == objective)
+            & (frame["estimate"] == estimate)
+            & (frame["measure"] == measure)
+        ]
+        for column, value in match.items():
+            hit = hit[hit[column] == value]
+        if not hit.empty and hit.iloc[0].get("recorded", 1) > 0:
+            return hit.iloc[0]
+    return None
+
+
+def median_sentence(n: int, numbers: tuple[float, float, float], values: str, what: str):
+    """(numbers, text) for a median over runs: the number with its interval, or too few runs."""
+    if n < MIN_RUNS:
+        text = f"too few runs (n = {n}; an interval of the median needs {MIN_RUNS}); "
+        return NAN3, text + f"per-run {what}: {values or 'none'}."
+    text = f"median {what} {_g(numbers[0])}, {_interval(*numbers[1:])}, n = {n} runs."
+    return numbers, text
 
 
 def within_rows(frames: dict[str, pd.DataFrame], suite: str, objective: str, measure: str):
     by = frames["correlation_by_objective"]
     for phase, what in PHASES.items():
-        hit = by[
-            (by["suite"] == suite)
-            & (by["objective"] == objective)
-            & (by["estimate"] == WITHIN)
-            & (by["measure"] == measure)
-            & (by["phase"] == phase)
-        ]
-        if hit.empty:
+        r = first_recorded(by, (suite, objective, measure), [WITHIN], phase=phase)
+        if r is None:
             continue
-        r = hit.iloc[0]
         head = f"Within runs ({what}), {WITHIN} against {measure}: "
-        if r["runs"] < MIN_RUNS:
+        numbers = (r["spearman"], r["spearman_low"], r["spearman_high"])
+        numbers, text = median_sentence(r["runs"], numbers, r["values"], "Spearman ρ")
+        if r["runs"] < MIN_RUNS <= r["finished"]:
             text = (
-                f"too few runs (n = {r['runs']}; an interval of the median needs {MIN_RUNS}); "
-                f"per-run Spearman ρ: {r['values'] or 'none'}."
+                f"no answer: only {r['runs']} of {r['finished']} finished runs give a ρ here "
+                f"(it needs {MIN_POINTS} points after step 0, {MIN_POINTS + 1} evals for "
+                "differences, and a series that is not constant)."
             )
-            value = low = high = math.nan
-        else:
-            value, low, high = r["spearman"], r["spearman_low"], r["spearman_high"]
-            text = f"median Spearman ρ {_g(value)}, {_interval(low, high)}, n = {r['runs']} runs."
-        yield _row(
-            suite,
-            objective,
-            f"within_{phase}",
-            estimate=WITHIN,
-            measure=measure,
-            n=r["runs"],
-            unit="runs",
-            value=value,
-            low=low,
-            high=high,
-            sentence=head + text,
-        )
+        where = (suite, objective, f"within_{phase}")
+        yield _row(where, WITHIN, measure, (r["runs"], "runs"), numbers, head + text)
 
 
 def seeds_row(frames: dict[str, pd.DataFrame], suite: str, objective: str, measure: str):
-    seeds = frames["correlation_across_seeds"]
-    hit = seeds[
-        (seeds["suite"] == suite)
-        & (seeds["objective"] == objective)
-        & (seeds["estimate"] == WITHIN)
-        & (seeds["measure"] == measure)
-    ]
-    if hit.empty:
+    r = first_recorded(frames["correlation_across_seeds"], (suite, objective, measure), [WITHIN])
+    if r is None:
         return
-    r = hit.iloc[0]
     head = f"Across seeds of one setting, final {WITHIN} against final {measure}: "
+    numbers = (r["tau"], r["tau_low"], r["tau_high"])
     if r["pairs"] < MIN_PAIRS:
-        text = (
-            f"too few runs ({r['pairs']} independent seed pair(s) from {r['runs']} runs; "
-            f"{MIN_PAIRS} needed)."
+        numbers, text = (
+            NAN3,
+            (
+                f"too few runs: {r['pairs']} independent seed pair(s) from {r['runs']} runs "
+                f"({MIN_PAIRS} pairs needed)."
+            ),
         )
-        value = low = high = math.nan
     else:
-        value, low, high = r["tau"], r["tau_low"], r["tau_high"]
-        share = r["concordant"] / r["pairs"]
         text = (
-            f"Kendall τ {_g(value)}, {_interval(low, high)}, n = {r['pairs']} seed pairs "
-            f"({r['settings']} settings): the lower estimate had the better samples in "
-            f"{share:.0%} of pairs."
+            f"Kendall τ {_g(numbers[0])}, {_interval(*numbers[1:])}, n = {r['pairs']} seed "
+            f"pairs ({r['settings']} settings): the lower estimate had the better samples in "
+            f"{r['concordant'] / r['pairs']:.0%} of pairs."
         )
-    yield _row(
-        suite,
-        objective,
-        "across_seeds",
-        estimate=WITHIN,
-        measure=measure,
-        n=r["pairs"],
-        unit="seed pairs",
-        value=value,
-        low=low,
-        high=high,
-        sentence=head + text,
-    )
+    where = (suite, objective, "across_seeds")
+    yield _row(where, WITHIN, measure, (r["pairs"], "seed pairs"), numbers, head + text)
 
 
 def settings_row(frames: dict[str, pd.DataFrame], suite: str, objective: str, measure: str):
     settings = frames["correlation_across_settings"]
-    estimate = scale_free(objective)[0]
-    hit = settings[
-        (settings["suite"] == suite)
-        & (settings["objective"] == objective)
-        & (settings["estimate"] == estimate)
-        & (settings["measure"] == measure)
-    ]
-    if hit.empty:
+    where = (suite, objective, "across_settings")
+    if not ((settings["suite"] == suite) & (settings["objective"] == objective)).any():
         return
-    r = hit.iloc[0]
+    r = first_recorded(settings, (suite, objective, measure), scale_free(objective))
+    if r is None:
+        text = f"Across settings, against final {measure}: {NOT_MEASURED}"
+        yield _row(where, "", measure, (0, "settings"), NAN3, text)
+        return
+    estimate, n = r["estimate"], r["settings"]
     head = f"Across settings, final {estimate} against final {measure} (medians over seeds): "
-    if r["settings"] < MIN_SETTINGS:
-        text = f"too few runs ({r['settings']} settings; {MIN_SETTINGS} needed)."
-        value = low = high = math.nan
+    numbers = (r["spearman"], r["spearman_low"], r["spearman_high"])
+    if n < MIN_SETTINGS:
+        numbers, text = NAN3, f"too few runs: {n} setting(s) ({MIN_SETTINGS} settings needed)."
     else:
-        value, low, high = r["spearman"], r["spearman_low"], r["spearman_high"]
-        text = f"Spearman ρ {_g(value)}, {_interval(low, high)}, n = {r['settings']} settings."
-    yield _row(
-        suite,
-        objective,
-        "across_settings",
-        estimate=estimate,
-        measure=measure,
-        n=r["settings"],
-        unit="settings",
-        value=value,
-        low=low,
-        high=high,
-        sentence=head + text,
-    )
+        text = f"Spearman ρ {_g(numbers[0])}, {_interval(*numbers[1:])}, n = {n} settings."
+    yield _row(where, estimate, measure, (n, "settings"), numbers, head + text)
 
 
 def regret_row(frames: dict[str, pd.DataFrame], suite: str, objective: str, measure: str):
-    regret = frames["regret"]
-    estimate = scale_free(objective)[0]
-    hit = regret[
-        (regret["suite"] == suite)
-        & (regret["objective"] == objective)
-        & (regret["estimate"] == estimate)
-        & (regret["measure"] == measure)
-    ]
-    if hit.empty:
+    # The scale-free estimate; a W1 objective's raw one only where regret kept it (one setting).
+    estimates = [*scale_free(objective), WITHIN]
+    r = first_recorded(frames["regret"], (suite, objective, measure), estimates)
+    if r is None:
         return
-    r = hit.iloc[0]
-    head = f"Picking the run with the lowest final {estimate}: "
+    head = f"Picking the run with the lowest final {r['estimate']}: "
     if not math.isfinite(r["regret"]):
-        text = f"too few runs (n = {r['runs']}; 3 needed)."
+        text = f"too few runs (n = {r['runs']}; {MIN_REGRET_RUNS} needed)."
     else:
         text = (
             f"{measure} {_g(r['picked_quality'])} against the best run at "
             f"{_g(r['best_quality'])} and a random pick at {_g(r['random_quality'])} on average: "
             f"regret {_g(r['regret'])} (a random pick: {_g(r['random_regret'])}), "
-            f"n = {r['runs']} runs."
+            f"n = {r['runs']} runs (a description of these runs: no interval)."
         )
-    yield _row(
-        suite,
-        objective,
-        "regret",
-        estimate=estimate,
-        measure=measure,
-        n=r["runs"],
-        unit="runs",
-        value=r["regret"],
-        low=math.nan,
-        high=math.nan,
-        sentence=head + text,
-    )
+    numbers = (r["regret"], math.nan, math.nan)
+    where = (suite, objective, "regret")
+    yield _row(where, r["estimate"], measure, (r["runs"], "runs"), numbers, head + text)
 
 
 def calibration_rows(frames: dict[str, pd.DataFrame], suite: str, objective: str):
@@ -185,28 +163,10 @@ def calibration_rows(frames: dict[str, pd.DataFrame], suite: str, objective: str
     hits = calibration[(calibration["suite"] == suite) & (calibration["objective"] == objective)]
     for r in hits.to_dict("records"):
         head = f"Calibration, {r['estimate']} ÷ exact_w1 over training (median per run): "
-        if r["runs"] < MIN_RUNS:
-            text = (
-                f"too few runs (n = {r['runs']}; an interval of the median needs {MIN_RUNS}); "
-                f"per-run ratios: {r['values']}."
-            )
-            value = low = high = math.nan
-        else:
-            value, low, high = r["median_ratio"], r["low"], r["high"]
-            text = f"median {_g(value)}, {_interval(low, high)}, n = {r['runs']} runs."
-        yield _row(
-            suite,
-            objective,
-            f"calibration_{r['estimate']}",
-            estimate=r["estimate"],
-            measure="exact_w1",
-            n=r["runs"],
-            unit="runs",
-            value=value,
-            low=low,
-            high=high,
-            sentence=head + text,
-        )
+        numbers = (r["median_ratio"], r["low"], r["high"])
+        numbers, text = median_sentence(r["runs"], numbers, r["values"], "ratio")
+        where = (suite, objective, f"calibration_{r['estimate']}")
+        yield _row(where, r["estimate"], "exact_w1", (r["runs"], "runs"), numbers, head + text)
 
 
 def findings(frames: dict[str, pd.DataFrame], runs: pd.DataFrame) -> pd.DataFrame:

@@ -1,7 +1,7 @@
 """95% intervals that hold at the small numbers of runs a benchmark has, and the minimum n
 below which the report prints "too few runs" instead of a number.
 
-Each method's coverage is checked by simulation in tests/test_intervals.py.
+Each method's coverage is checked by simulation in tests/test_statistics.py.
 """
 
 import math

@@ -7,6 +7,7 @@ from typing import Any
 
 import pandas as pd
 
+from harness.data import LOCATION_KEYS
 from harness.objectives import OBJECTIVES
 from harness.records import RunFolder
 from harness.suite import content_id
@@ -48,8 +49,9 @@ class Results:
     runs: pd.DataFrame  # one row per run: KEYS, data, state, step, wall_time, error, settings
     steps: pd.DataFrame  # one row per (run, generator step)
     evals: pd.DataFrame  # one row per (run, eval step)
-    folders: dict[str, Path] = field(default_factory=dict)  # run_id -> run folder
-    trials: dict[str, dict[str, Any]] = field(default_factory=dict)  # run_id -> trial.json
+    # keyed by (suite, run_id): a run id names settings, and two suites may hold the same run
+    folders: dict[tuple[str, str], Path] = field(default_factory=dict)  # -> run folder
+    trials: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)  # -> trial.json
 
     @property
     def empty(self) -> bool:
@@ -74,13 +76,17 @@ def load_results(root: Path) -> Results:
             r[0][0]["seed"],
         )
     )
-    runs, steps, evals, folders, trials = [], [], [], {}, {}
+    runs: list[dict[str, Any]] = []
+    steps: list[pd.DataFrame] = []
+    evals: list[pd.DataFrame] = []
+    folders: dict[tuple[str, str], Path] = {}
+    trials: dict[tuple[str, str], dict[str, Any]] = {}
     for (row, run_steps, run_evals), path in read:
         trial = row.pop("_trial")
         runs.append(row)
-        folders[row["run_id"]] = path
+        folders[row["suite"], row["run_id"]] = path
         if trial:
-            trials[row["run_id"]] = trial
+            trials[row["suite"], row["run_id"]] = trial
         keys = {k: row[k] for k in KEYS}
         if run_steps is not None:
             steps.append(run_steps.assign(**keys))
@@ -112,9 +118,7 @@ def _read_run(folder: RunFolder) -> tuple[dict[str, Any], pd.DataFrame | None, p
         name=spec.get("name", folder.path.name),
         objective=spec.get("objective", "?"),
         seed=spec.get("seed", -1),
-        setting=content_id(
-            {k: v for k, v in spec.items() if k not in ("name", "seed", "run_id") and v is not None}
-        ),
+        setting=setting_id(spec),
         data=(spec.get("data") or {}).get("name", "?"),
         state=status.get("state", "pending"),  # spec written, training never started
         step=status.get("step", 0),
@@ -126,6 +130,17 @@ def _read_run(folder: RunFolder) -> tuple[dict[str, Any], pd.DataFrame | None, p
     )
     row.update({key: spec.get(key) for key in SETTINGS})
     return row, run_steps, run_evals
+
+
+def setting_id(spec: dict[str, Any]) -> str:
+    """What a run depends on except its seed (and name, id and where its data lies): runs that
+    share it differ only by seed."""
+    content = {
+        k: v for k, v in spec.items() if k not in ("name", "seed", "run_id") and v is not None
+    }
+    if isinstance(content.get("data"), dict):
+        content["data"] = {k: v for k, v in content["data"].items() if k not in LOCATION_KEYS}
+    return content_id(content)
 
 
 def _last(frame: pd.DataFrame | None, column: str) -> float | None:

@@ -153,18 +153,21 @@ def wall_time_vs_quality(suite: str, series: pd.DataFrame, measure: str) -> Plot
 
 
 def _first_seed(
-    series: pd.DataFrame, folders: dict[str, Path]
+    series: pd.DataFrame, folders: dict[tuple[str, str], Path]
 ) -> list[tuple[str, list[int], RunFolder]]:
     """(name, eval steps, folder) of the lowest seed of each run name."""
     first = series.sort_values("seed", kind="stable").drop_duplicates("name")
     out = []
     for row in first.itertuples():
         steps = series.loc[series["run_id"] == row.run_id, "step"].astype(int)
-        out.append((str(row.name), sorted(steps), RunFolder(folders[str(row.run_id)])))
+        folder = RunFolder(folders[str(row.suite), str(row.run_id)])
+        out.append((str(row.name), sorted(steps), folder))
     return out
 
 
-def point_samples(suite: str, series: pd.DataFrame, folders: dict[str, Path]) -> Plot | None:
+def point_samples(
+    suite: str, series: pd.DataFrame, folders: dict[tuple[str, str], Path]
+) -> Plot | None:
     """2-D data: real (grey) and generated points at evenly spaced eval steps, per run name."""
     picked = _first_seed(series, folders)
     rows = []
@@ -201,7 +204,9 @@ def point_samples(suite: str, series: pd.DataFrame, folders: dict[str, Path]) ->
     return Plot(f"{suite}-samples", "Samples over training", png_bytes(fig))
 
 
-def image_grids(suite: str, series: pd.DataFrame, folders: dict[str, Path]) -> list[Plot]:
+def image_grids(
+    suite: str, series: pd.DataFrame, folders: dict[tuple[str, str], Path]
+) -> list[Plot]:
     """Image data: the grid written at each run name's last eval (lowest seed), as it is."""
     plots = []
     for name, steps, folder in _first_seed(series, folders):

@@ -92,10 +92,19 @@ def summary_table(section: SuiteSection) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _interval_text(low: float, high: float, n: int, minimum: int) -> str:
-    if n < minimum:
-        return f"too few runs (n = {n}; {minimum} needed)"
-    return f"[{_num(low, 2)}, {_num(high, 2)}]"
+def _intervals(frame: pd.DataFrame, low: str, high: str, n: str, minimum: int) -> list[str]:
+    """The interval column as text: "[low, high]", or "too few runs" below `minimum`."""
+    return [
+        f"too few runs (n = {k}; {minimum} needed)"
+        if k < minimum
+        else f"[{_num(a, 2)}, {_num(b, 2)}]"
+        for a, b, k in zip(frame[low], frame[high], frame[n], strict=True)
+    ]
+
+
+def _what(frame: pd.DataFrame) -> dict[str, pd.Series]:
+    """The columns that say what a row compares, and over how many runs."""
+    return {c: frame[c] for c in ("objective", "estimate", "measure")} | {"runs": frame["runs"]}
 
 
 def _headline(frame: pd.DataFrame) -> pd.DataFrame:
@@ -112,19 +121,13 @@ def correlation_table(section: SuiteSection) -> pd.DataFrame:
         kind="stable",
     )
     return pd.DataFrame(
-        {
-            "objective": frame["objective"],
-            "estimate": frame["estimate"],
-            "measure": frame["measure"],
+        _what(frame)
+        | {
             "phase": frame["phase"],
-            "runs": frame["runs"],
             "median Spearman ρ": frame["spearman"].map(_num),
-            "95% interval of the median": [
-                _interval_text(lo, hi, n, MIN_RUNS)
-                for lo, hi, n in zip(
-                    frame["spearman_low"], frame["spearman_high"], frame["runs"], strict=True
-                )
-            ],
+            "95% interval of the median": _intervals(
+                frame, "spearman_low", "spearman_high", "runs", MIN_RUNS
+            ),
             "median Kendall τ": frame["kendall"].map(_num),
             "median Pearson r": frame["pearson"].map(_num),
         }
@@ -134,11 +137,8 @@ def correlation_table(section: SuiteSection) -> pd.DataFrame:
 def seeds_table(section: SuiteSection) -> pd.DataFrame:
     frame = _headline(section.frames["correlation_across_seeds"])
     return pd.DataFrame(
-        {
-            "objective": frame["objective"],
-            "estimate": frame["estimate"],
-            "measure": frame["measure"],
-            "runs": frame["runs"],
+        _what(frame)
+        | {
             "settings": frame["settings"],
             "seed pairs": frame["pairs"],
             "concordant": frame["concordant"],
@@ -146,12 +146,7 @@ def seeds_table(section: SuiteSection) -> pd.DataFrame:
                 _num(t) if n >= MIN_PAIRS else "–"
                 for t, n in zip(frame["tau"], frame["pairs"], strict=True)
             ],
-            "95% interval": [
-                _interval_text(lo, hi, n, MIN_PAIRS)
-                for lo, hi, n in zip(
-                    frame["tau_low"], frame["tau_high"], frame["pairs"], strict=True
-                )
-            ],
+            "95% interval": _intervals(frame, "tau_low", "tau_high", "pairs", MIN_PAIRS),
         }
     )
 
@@ -159,19 +154,13 @@ def seeds_table(section: SuiteSection) -> pd.DataFrame:
 def settings_table(section: SuiteSection) -> pd.DataFrame:
     frame = _headline(section.frames["correlation_across_settings"])
     return pd.DataFrame(
-        {
-            "objective": frame["objective"],
-            "estimate": frame["estimate"],
-            "measure": frame["measure"],
-            "runs": frame["runs"],
+        _what(frame)
+        | {
             "settings": frame["settings"],
             "Spearman ρ": frame["spearman"].map(_num),
-            "95% interval": [
-                _interval_text(lo, hi, n, MIN_SETTINGS)
-                for lo, hi, n in zip(
-                    frame["spearman_low"], frame["spearman_high"], frame["settings"], strict=True
-                )
-            ],
+            "95% interval": _intervals(
+                frame, "spearman_low", "spearman_high", "settings", MIN_SETTINGS
+            ),
         }
     )
 
@@ -189,10 +178,7 @@ def calibration_table(section: SuiteSection) -> pd.DataFrame:
             "ratio": frame["estimate"] + " ÷ exact_w1",
             "runs": frame["runs"],
             "median over runs of the run's median": frame["median_ratio"].map(_num),
-            "95% interval": [
-                _interval_text(lo, hi, n, MIN_RUNS)
-                for lo, hi, n in zip(frame["low"], frame["high"], frame["runs"], strict=True)
-            ],
+            "95% interval": _intervals(frame, "low", "high", "runs", MIN_RUNS),
             "median at the last eval": frame["final_ratio"].map(_num),
             "per run": frame["values"],
         }
@@ -307,8 +293,9 @@ def findings(report: Report) -> list[tuple[str, list[tuple[str, list[str]]]]]:
 
 
 FINDINGS_NOTE = (
-    "+ means the estimate falls as the samples improve. Each number carries its n and a 95% "
-    'interval whose coverage was checked by simulation; "too few runs" where n cannot carry one.'
+    "+ means the estimate falls as the samples improve. Each correlation and ratio carries its n "
+    'and a 95% interval whose coverage was checked by simulation, or says "too few runs" where '
+    "n cannot carry one; the regret describes the runs at hand and carries its n."
 )
 
 

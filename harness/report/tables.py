@@ -17,7 +17,7 @@ def states(runs: pd.DataFrame) -> str:
 
 def summary(runs: pd.DataFrame, series: pd.DataFrame) -> pd.DataFrame:
     """One row per suite x objective x name: numbers over the finished runs' last evals."""
-    last = finals(series, runs)
+    last = finals(series)
     directions = quality_measures(series.columns)
     measures = headline_measures(series.columns)
     for column in FINAL_PROTOCOL:  # the last eval's larger sample, where a suite draws one
@@ -35,7 +35,7 @@ def summary(runs: pd.DataFrame, series: pd.DataFrame) -> pd.DataFrame:
             states=states(group),
             wall_time=group["wall_time"].astype(float).mean(),
         )
-        done = last[last["run_id"].isin(group["run_id"])]
+        done = last[(last["suite"] == suite) & last["run_id"].isin(group["run_id"])]
         for measure in measures:
             values = done[measure].astype(float)
             best = values.min() if directions[measure] > 0 else values.max()

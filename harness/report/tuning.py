@@ -20,14 +20,15 @@ MIN_FOR_IMPORTANCE = 3  # complete trials; fewer give no importance
 def trials_frame(results: Results, evals: pd.DataFrame) -> pd.DataFrame:
     """One row per trial run: its study, number, Optuna state, params and last metric value."""
     rows = []
-    runs = results.runs.set_index("run_id")
-    for run_id, trial in results.trials.items():
-        run = runs.loc[run_id]
+    runs = {(r["suite"], r["run_id"]): r for r in results.runs.to_dict("records")}
+    for (suite, run_id), trial in results.trials.items():
+        run = runs[suite, run_id]
         metric = trial.get("metric", "")
-        own = evals[evals["run_id"] == run_id]
+        own = evals[(evals["suite"] == suite) & (evals["run_id"] == run_id)]
         value = float(own[metric].iloc[-1]) if metric in own and not own.empty else math.nan
         rows.append(
-            {key: run_id if key == "run_id" else run[key] for key in KEYS}
+            dict(suite=suite, run_id=run_id)
+            | {key: run[key] for key in KEYS if key not in ("suite", "run_id")}
             | dict(
                 study=trial.get("study"),
                 trial=trial.get("trial"),
@@ -82,7 +83,7 @@ def importances(trials: pd.DataFrame, results: Results) -> pd.DataFrame:
         complete = group[(group["state"] == "COMPLETE") & np.isfinite(group["value"])]
         if len(complete) < MIN_FOR_IMPORTANCE:
             continue
-        first = results.trials[complete["run_id"].iloc[0]]
+        first = results.trials[str(suite), complete["run_id"].iloc[0]]
         distributions = {
             name: optuna.distributions.json_to_distribution(json.dumps(d))
             for name, d in first.get("distributions", {}).items()
@@ -91,7 +92,9 @@ def importances(trials: pd.DataFrame, results: Results) -> pd.DataFrame:
         try:  # a space edited between sessions, or all values equal: no importance, no crash
             memory.add_trials(
                 optuna.trial.create_trial(
-                    params=results.trials[r]["params"], distributions=distributions, value=v
+                    params=results.trials[str(suite), r]["params"],
+                    distributions=distributions,
+                    value=v,
                 )
                 for r, v in zip(complete["run_id"], complete["value"], strict=True)
             )
