@@ -123,14 +123,17 @@ def test_median_filter_removes_a_spike_and_stays_within_its_run():
     values = [1.0] * 10 + [100.0] + [1.0] * 10
     steps = pd.DataFrame(
         {
-            "run_id": ["a"] * 21 + ["b"] * 21,
-            "step": list(range(21)) * 2,
-            "divergence_estimate": values + [50.0] * 21,
+            "suite": ["s"] * 42 + ["t"] * 21,
+            "run_id": ["a"] * 21 + ["b"] * 21 + ["a"] * 21,  # run a again, in another suite
+            "step": list(range(21)) * 3,
+            "divergence_estimate": values + [50.0] * 21 + [7.0] * 21,
         }
     )
     out = correlation.filtered(steps, window=5)
-    assert out.loc[out["run_id"] == "a", "divergence_estimate_filtered"].max() == 1.0
+    s_a = (out["suite"] == "s") & (out["run_id"] == "a")
+    assert out.loc[s_a, "divergence_estimate_filtered"].max() == 1.0
     assert (out.loc[out["run_id"] == "b", "divergence_estimate_filtered"] == 50.0).all()
+    assert (out.loc[out["suite"] == "t", "divergence_estimate_filtered"] == 7.0).all()
     # A window of 1 leaves the series as it was.
     same = correlation.filtered(steps, window=1)
     assert same["divergence_estimate_filtered"].equals(same["divergence_estimate"])

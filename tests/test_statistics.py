@@ -165,7 +165,7 @@ def test_by_objective_gives_no_interval_below_six_runs():
         for k, v in enumerate(np.linspace(0.1, 0.9, 10))
     ]
     within = pd.DataFrame(rows)
-    runs = within[["suite", "run_id"]].assign(state="done")
+    runs = within[["suite", "run_id", "objective"]].assign(state="done")
     ten = correlation.by_objective(within, runs).iloc[0]
     assert ten["runs"] == 10 and ten["spearman"] == pytest.approx(0.5)
     assert (ten["spearman_low"], ten["spearman_high"]) == pytest.approx(
@@ -341,7 +341,7 @@ def test_findings_state_numbers_with_interval_and_n_or_too_few_runs():
         "calibration": pd.DataFrame(columns=["suite", "objective"]),
         "evals": pd.DataFrame({"suite": ["s"], "exact_w1": [0.1]}),
     }
-    runs = pd.DataFrame({"suite": ["s"], "objective": ["wgan-gp"]})
+    runs = pd.DataFrame({"suite": ["s"], "objective": ["wgan-gp"], "state": ["done"]})
     out = findings.findings(frames, runs).set_index("statement")
     whole = out.loc["within_whole"]
     assert "0.9" in whole["sentence"] and "[0.8, 0.95]" in whole["sentence"]
@@ -462,3 +462,31 @@ def test_runs_without_a_scale_free_estimate_say_so(tmp_path):
     assert math.isnan(rows.loc["across_settings", "value"])
     assert "regret" not in rows.index  # raw W1 estimates are not compared across settings
     assert rows.loc["within_whole", "n"] == 24  # what needs no normalising is still there
+
+
+def test_findings_say_why_there_is_no_number(tmp_path):
+    write_population(tmp_path)
+    for k, folder in enumerate(sorted((tmp_path / "pop").iterdir())):
+        if k % 2:  # one seed per setting is left: no seed pairs, settings still all there
+            shutil.rmtree(folder)
+    rows = build_report(tmp_path, window=5).frames["findings"].set_index("statement")
+    assert "no setting has two finished seeds" in rows.loc["across_seeds", "sentence"]
+    assert rows.loc["across_settings", "n"] == 12  # the other statements are unaffected
+    for folder in (tmp_path / "pop").iterdir():
+        RunFolder(folder).write_status(state="diverged")
+    rows = build_report(tmp_path, window=5).frames["findings"]
+    assert rows["statement"].tolist() == ["no_finished_runs"]
+    assert "No finished runs (12 diverged)" in rows["sentence"].iloc[0]
+
+
+def test_findings_use_the_scale_free_estimate_with_the_most_settings():
+    settings = pd.DataFrame(
+        dict(suite="s", objective="wgan", measure="exact_w1", runs=40)
+        | dict(estimate=["normalized_estimate", "estimate_over_clip"], recorded=[4, 40])
+        | dict(settings=[2, 20], spearman=[math.nan, 0.5], spearman_low=[math.nan, 0.1])
+        | dict(spearman_high=[math.nan, 0.8])
+    )
+    row = findings.first_recorded(
+        settings, ("s", "wgan", "exact_w1"), across.scale_free("wgan"), "settings"
+    )
+    assert row["estimate"] == "estimate_over_clip"  # batch-norm settings lack the other

@@ -80,10 +80,10 @@ def filtered(steps: pd.DataFrame, window: int = WINDOW) -> pd.DataFrame:
     if steps.empty:
         return steps.assign(divergence_estimate_filtered=pd.Series(dtype=float))
     median = (
-        steps.groupby("run_id", sort=False)["divergence_estimate"]
+        steps.groupby(["suite", "run_id"], sort=False)["divergence_estimate"]
         .rolling(window, center=True, min_periods=1)
         .median()
-        .reset_index(level=0, drop=True)
+        .reset_index(level=[0, 1], drop=True)
     )
     return steps.assign(divergence_estimate_filtered=median)
 
@@ -177,7 +177,9 @@ def within_runs(series: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for keys, run in series.groupby(KEYS, sort=False):
         points = common_points(run)
-        total = float(run["steps"].iloc[0]) if "steps" in run else math.nan
+        total = float(
+            pd.to_numeric(run.get("steps", pd.Series([math.nan])), errors="coerce").iloc[0]
+        )
         measures = quality_measures(c for c in run.columns if run[c].notna().any())
         for estimate in (e for e in ESTIMATES if e in points and points[e].notna().any()):
             for measure, sign in measures.items():
@@ -196,8 +198,9 @@ def by_objective(within: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
     """Per suite, objective, estimate, measure and phase, over the finished runs (state done):
     the median within-run rho, with the order-statistic 95% interval of that median (NaN below
     intervals.MIN_RUNS). `runs` counts the runs with a rho, `finished` those in the group."""
-    done = runs.loc[runs["state"] == "done", ["suite", "run_id"]]
-    within = within.merge(done, on=["suite", "run_id"])
+    done = runs.loc[runs["state"] == "done", ["suite", "run_id", "objective"]]
+    finished = done.groupby(["suite", "objective"]).size()
+    within = within.merge(done[["suite", "run_id"]], on=["suite", "run_id"])
     rows = []
     keys = ["suite", "objective", "estimate", "measure", "phase"]
     for values, group in within.groupby(keys, sort=False):
@@ -207,7 +210,7 @@ def by_objective(within: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
         rows.append(
             dict(zip(keys, values, strict=True))
             | dict(
-                finished=len(group),
+                finished=int(finished.get((values[0], values[1]), 0)),
                 runs=len(finite),
                 spearman=float(np.median(finite)) if len(finite) else math.nan,
                 spearman_low=low,

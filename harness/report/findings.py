@@ -1,5 +1,6 @@
 """The report's answer in plain sentences: per suite and objective, one sentence per statement,
-each with its number, its 95% interval and its n, or "too few runs" where n cannot carry one.
+each with its number and its n, an interval where it claims one (correlations and ratios; the
+regret describes the runs at hand), or "too few runs" where n cannot carry a number.
 
 The same rows go to csv and json (frame `findings`), so the page and the tables never disagree.
 """
@@ -12,6 +13,7 @@ import pandas as pd
 from harness.report.across import MIN_REGRET_RUNS, scale_free
 from harness.report.correlation import MIN_POINTS, PHASES, estimates_w1, primary_measure
 from harness.report.intervals import MIN_PAIRS, MIN_RUNS, MIN_SETTINGS
+from harness.report.tables import states
 
 WITHIN = "divergence_estimate_filtered"  # the estimate the WGAN paper plots against quality
 COLUMNS = ["suite", "objective", "statement", "estimate", "measure", "n", "unit"]
@@ -47,10 +49,16 @@ NOT_MEASURED = (
 
 
 def first_recorded(
-    frame: pd.DataFrame, key: tuple[str, str, str], estimates: list[str], **match: str
+    frame: pd.DataFrame,
+    key: tuple[str, str, str],
+    estimates: list[str],
+    n: str = "runs",
+    **match: str,
 ) -> pd.Series | None:
-    """The row for (suite, objective, measure) of the first of `estimates` that was recorded."""
+    """The row for (suite, objective, measure) of the recorded estimate with the largest n
+    (the earlier in `estimates` on a tie), or None where none was recorded."""
     suite, objective, measure = key
+    best = None
     for estimate in estimates:
         hit = frame[
             (frame["suite"] == suite)
@@ -60,9 +68,11 @@ def first_recorded(
         ]
         for column, value in match.items():
             hit = hit[hit[column] == value]
-        if not hit.empty and hit.iloc[0].get("recorded", 1) > 0:
-            return hit.iloc[0]
-    return None
+        if hit.empty or hit.iloc[0].get("recorded", 1) == 0:
+            continue
+        if best is None or hit.iloc[0][n] > best[n]:
+            best = hit.iloc[0]
+    return best
 
 
 def median_sentence(n: int, numbers: tuple[float, float, float], values: str, what: str):
@@ -99,14 +109,11 @@ def seeds_row(frames: dict[str, pd.DataFrame], suite: str, objective: str, measu
         return
     head = f"Across seeds of one setting, final {WITHIN} against final {measure}: "
     numbers = (r["tau"], r["tau_low"], r["tau_high"])
-    if r["pairs"] < MIN_PAIRS:
-        numbers, text = (
-            NAN3,
-            (
-                f"too few runs: {r['pairs']} independent seed pair(s) from {r['runs']} runs "
-                f"({MIN_PAIRS} pairs needed)."
-            ),
-        )
+    if r["pairs"] == 0 and r["runs"] >= 2:
+        numbers, text = NAN3, "no answer: no setting has two finished seeds with both values."
+    elif r["pairs"] < MIN_PAIRS:
+        pairs = f"{r['pairs']} independent seed pair(s) from {r['runs']} runs"
+        numbers, text = NAN3, f"too few runs: {pairs} ({MIN_PAIRS} pairs needed)."
     else:
         text = (
             f"Kendall τ {_g(numbers[0])}, {_interval(*numbers[1:])}, n = {r['pairs']} seed "
@@ -122,7 +129,7 @@ def settings_row(frames: dict[str, pd.DataFrame], suite: str, objective: str, me
     where = (suite, objective, "across_settings")
     if not ((settings["suite"] == suite) & (settings["objective"] == objective)).any():
         return
-    r = first_recorded(settings, (suite, objective, measure), scale_free(objective))
+    r = first_recorded(settings, (suite, objective, measure), scale_free(objective), "settings")
     if r is None:
         text = f"Across settings, against final {measure}: {NOT_MEASURED}"
         yield _row(where, "", measure, (0, "settings"), NAN3, text)
@@ -179,6 +186,12 @@ def findings(frames: dict[str, pd.DataFrame], runs: pd.DataFrame) -> pd.DataFram
         if measure is None:
             continue
         for objective in dict.fromkeys(runs.loc[runs["suite"] == suite, "objective"]):
+            mine = runs[(runs["suite"] == suite) & (runs["objective"] == objective)]
+            if not (mine["state"] == "done").any():
+                text = f"No finished runs ({states(mine)}): nothing to say yet."
+                where = (suite, objective, "no_finished_runs")
+                rows.append(_row(where, "", measure, (0, "runs"), NAN3, text))
+                continue
             rows += within_rows(frames, suite, objective, measure)
             rows += seeds_row(frames, suite, objective, measure)
             rows += settings_row(frames, suite, objective, measure)

@@ -102,6 +102,11 @@ def _intervals(frame: pd.DataFrame, low: str, high: str, n: str, minimum: int) -
     ]
 
 
+def _enough(values: pd.Series, n: pd.Series, minimum: int) -> list[str]:
+    """A statistic over runs as text, "–" below the n where it means nothing."""
+    return [_num(v) if k >= minimum else "–" for v, k in zip(values, n, strict=True)]
+
+
 def _what(frame: pd.DataFrame) -> dict[str, pd.Series]:
     """The columns that say what a row compares, and over how many runs."""
     return {c: frame[c] for c in ("objective", "estimate", "measure")} | {"runs": frame["runs"]}
@@ -124,12 +129,16 @@ def correlation_table(section: SuiteSection) -> pd.DataFrame:
         _what(frame)
         | {
             "phase": frame["phase"],
-            "median Spearman ρ": frame["spearman"].map(_num),
+            "median Spearman ρ": _enough(frame["spearman"], frame["runs"], MIN_RUNS),
             "95% interval of the median": _intervals(
                 frame, "spearman_low", "spearman_high", "runs", MIN_RUNS
             ),
-            "median Kendall τ": frame["kendall"].map(_num),
-            "median Pearson r": frame["pearson"].map(_num),
+            "median Kendall τ": _enough(frame["kendall"], frame["runs"], MIN_RUNS),
+            "median Pearson r": _enough(frame["pearson"], frame["runs"], MIN_RUNS),
+            "per run ρ": [  # below the minimum, the runs' own values instead of a median
+                v if k < MIN_RUNS else ""
+                for v, k in zip(frame["values"], frame["runs"], strict=True)
+            ],
         }
     )
 
@@ -142,10 +151,7 @@ def seeds_table(section: SuiteSection) -> pd.DataFrame:
             "settings": frame["settings"],
             "seed pairs": frame["pairs"],
             "concordant": frame["concordant"],
-            "Kendall τ": [
-                _num(t) if n >= MIN_PAIRS else "–"
-                for t, n in zip(frame["tau"], frame["pairs"], strict=True)
-            ],
+            "Kendall τ": _enough(frame["tau"], frame["pairs"], MIN_PAIRS),
             "95% interval": _intervals(frame, "tau_low", "tau_high", "pairs", MIN_PAIRS),
         }
     )
@@ -157,7 +163,7 @@ def settings_table(section: SuiteSection) -> pd.DataFrame:
         _what(frame)
         | {
             "settings": frame["settings"],
-            "Spearman ρ": frame["spearman"].map(_num),
+            "Spearman ρ": _enough(frame["spearman"], frame["settings"], MIN_SETTINGS),
             "95% interval": _intervals(
                 frame, "spearman_low", "spearman_high", "settings", MIN_SETTINGS
             ),
@@ -177,9 +183,11 @@ def calibration_table(section: SuiteSection) -> pd.DataFrame:
             "objective": frame["objective"],
             "ratio": frame["estimate"] + " ÷ exact_w1",
             "runs": frame["runs"],
-            "median over runs of the run's median": frame["median_ratio"].map(_num),
+            "median over runs of the run's median": _enough(
+                frame["median_ratio"], frame["runs"], MIN_RUNS
+            ),
             "95% interval": _intervals(frame, "low", "high", "runs", MIN_RUNS),
-            "median at the last eval": frame["final_ratio"].map(_num),
+            "median at the last eval": _enough(frame["final_ratio"], frame["runs"], MIN_RUNS),
             "per run": frame["values"],
         }
     )

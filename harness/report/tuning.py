@@ -26,6 +26,8 @@ def trials_frame(results: Results, evals: pd.DataFrame) -> pd.DataFrame:
         metric = trial.get("metric", "")
         own = evals[(evals["suite"] == suite) & (evals["run_id"] == run_id)]
         value = float(own[metric].iloc[-1]) if metric in own and not own.empty else math.nan
+        if math.isnan(value) and f"{metric}_final" in own and not own.empty:
+            value = float(own[f"{metric}_final"].iloc[-1])  # an old run's moved final FID
         rows.append(
             dict(suite=suite, run_id=run_id)
             | {key: run[key] for key in KEYS if key not in ("suite", "run_id")}
