@@ -259,6 +259,8 @@ def test_formats_through_the_cli(results, tmp_path):
     markdown = (tmp_path / "r.md").read_text()
     assert "| objective" in markdown and "median Spearman ρ" in markdown
     assert markdown.index("## Findings") < markdown.index("## Suite mini")
+    # 2 runs per objective: no median or interval in the tables, each run's value instead
+    assert "too few runs (n = 2; 6 needed)" in markdown and "per run ρ" in markdown
     assert "![" in markdown and (tmp_path / "r-plots" / "mini-curves.png").exists()
     tidy = json.loads((tmp_path / "r.json").read_text())
     assert tidy["window"] == 5 and len(tidy["runs"]) == 9

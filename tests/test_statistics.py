@@ -470,7 +470,7 @@ def test_findings_say_why_there_is_no_number(tmp_path):
         if k % 2:  # one seed per setting is left: no seed pairs, settings still all there
             shutil.rmtree(folder)
     rows = build_report(tmp_path, window=5).frames["findings"].set_index("statement")
-    assert "no setting has two finished seeds" in rows.loc["across_seeds", "sentence"]
+    assert "no two finished seeds of one setting" in rows.loc["across_seeds", "sentence"]
     assert rows.loc["across_settings", "n"] == 12  # the other statements are unaffected
     for folder in (tmp_path / "pop").iterdir():
         RunFolder(folder).write_status(state="diverged")

@@ -110,7 +110,7 @@ def seeds_row(frames: dict[str, pd.DataFrame], suite: str, objective: str, measu
     head = f"Across seeds of one setting, final {WITHIN} against final {measure}: "
     numbers = (r["tau"], r["tau_low"], r["tau_high"])
     if r["pairs"] == 0 and r["runs"] >= 2:
-        numbers, text = NAN3, "no answer: no setting has two finished seeds with both values."
+        numbers, text = NAN3, "no answer: no two finished seeds of one setting differ in both."
     elif r["pairs"] < MIN_PAIRS:
         pairs = f"{r['pairs']} independent seed pair(s) from {r['runs']} runs"
         numbers, text = NAN3, f"too few runs: {pairs} ({MIN_PAIRS} pairs needed)."
@@ -145,9 +145,11 @@ def settings_row(frames: dict[str, pd.DataFrame], suite: str, objective: str, me
 
 
 def regret_row(frames: dict[str, pd.DataFrame], suite: str, objective: str, measure: str):
-    # The scale-free estimate; a W1 objective's raw one only where regret kept it (one setting).
-    estimates = [*scale_free(objective), WITHIN]
-    r = first_recorded(frames["regret"], (suite, objective, measure), estimates)
+    # The scale-free estimate; a W1 objective's raw one only where no scale-free one was
+    # recorded and regret kept it (its runs share one setting).
+    key = (suite, objective, measure)
+    r = first_recorded(frames["regret"], key, scale_free(objective))
+    r = r if r is not None else first_recorded(frames["regret"], key, [WITHIN])
     if r is None:
         return
     head = f"Picking the run with the lowest final {r['estimate']}: "
@@ -183,14 +185,14 @@ def findings(frames: dict[str, pd.DataFrame], runs: pd.DataFrame) -> pd.DataFram
     for suite in dict.fromkeys(runs["suite"]):
         own = evals[evals["suite"] == suite]
         measure = primary_measure(c for c in own.columns if own[c].notna().any())
-        if measure is None:
-            continue
         for objective in dict.fromkeys(runs.loc[runs["suite"] == suite, "objective"]):
             mine = runs[(runs["suite"] == suite) & (runs["objective"] == objective)]
             if not (mine["state"] == "done").any():
                 text = f"No finished runs ({states(mine)}): nothing to say yet."
                 where = (suite, objective, "no_finished_runs")
-                rows.append(_row(where, "", measure, (0, "runs"), NAN3, text))
+                rows.append(_row(where, "", measure or "", (0, "runs"), NAN3, text))
+                continue
+            if measure is None:  # finished runs that recorded no quality measure
                 continue
             rows += within_rows(frames, suite, objective, measure)
             rows += seeds_row(frames, suite, objective, measure)
