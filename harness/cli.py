@@ -5,13 +5,26 @@ A UserError (bad suite, missing data, no GPU) ends as its own lines on stderr an
 
 import os
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import click
 
 from harness.errors import UserError
-from harness.runner import describe, pick_device, run_suite, suite_folder
+from harness.records import TERMINAL_STATES
+from harness.runner import (
+    RunResult,
+    clear_runs,
+    describe,
+    pick_device,
+    recorded_results,
+    run_folders,
+    run_suite,
+    suite_folder,
+)
 from harness.suite import Suite, load_suite
+from harness.workers import Workers, apply_threads, cuda_devices, worker_env
 
 
 @click.group()
@@ -108,6 +121,15 @@ def validate(suite_file: str) -> None:
     help="Inception weights file for FID/IS/KID without network (default: torch-fidelity's "
     "download). Env: HARNESS_FEATURE_WEIGHTS.",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Local worker processes sharing the suite (each run trained by one of them); each "
+    "gets cores/N torch threads and, with G GPUs, GPU i mod G.",
+)
+@click.option("--worker", "is_worker", is_flag=True, hidden=True)  # a child of --workers
 def run(
     suite_file: str,
     results: str,
@@ -118,12 +140,23 @@ def run(
     compile_: bool | None,
     shard: tuple[int, int] | None,
     feature_weights: str | None,
+    workers: int,
+    is_worker: bool,
 ) -> None:
     """Train every run of SUITE_FILE, skipping finished runs and resuming unfinished ones."""
     suite = _load(suite_file)
     if dry_run:
         _print_runs(suite, Path(results))
         return
+    if workers > 1:
+        argv = [suite_file, "--results", results]
+        argv += ["--device", device] if device else []
+        argv += [] if compile_ is None else ["--compile" if compile_ else "--no-compile"]
+        argv += ["--shard", f"{shard[0]}/{shard[1]}"] if shard else []
+        argv += ["--feature-weights", feature_weights] if feature_weights else []
+        _run_workers(suite, Path(results), argv, workers, shard, force, quiet)
+        return
+    apply_threads()
     try:
         outcomes = run_suite(
             suite,
@@ -134,14 +167,87 @@ def run(
             feature_weights=feature_weights,
             compile=compile_,
             shard=shard,
+            bars=not is_worker,
         )
     except UserError as exc:
         _fail(exc)
+    if not quiet and not is_worker:
+        _print_outcomes(suite, Path(results), outcomes)
+
+
+def _print_outcomes(suite: Suite, results: Path, outcomes: list[RunResult]) -> None:
+    click.echo(f"\nsuite {suite.name}: results in {suite_folder(results, suite)}")
+    width = max((len(r.spec.name) for r in outcomes), default=0)
+    for r in outcomes:
+        click.echo(f"  {r.spec.name:<{width}}  seed {r.spec.seed:<3} {describe(r)}")
+
+
+def _run_workers(
+    suite: Suite,
+    results: Path,
+    argv: list[str],
+    n: int,
+    shard: tuple[int, int] | None,
+    force: bool,
+    quiet: bool,
+) -> None:
+    """N `harness run --worker` processes on one suite; this process draws their progress (a
+    bar for the suite, one per worker) from the run folders and prints their lines."""
+    from tqdm import tqdm
+
+    if force:
+        clear_runs(suite, results, shard)
+    folders = run_folders(suite, results, shard)
+    command = [sys.executable, "-m", "harness", "run", *argv, "--worker"]
+    pool = Workers.start(command, n, {**os.environ, "PYTHONUNBUFFERED": "1"})
+    pids = [p.pid for p in pool.processes]
+    bars = [] if quiet else [tqdm(total=len(folders), desc="suite", unit="run", position=0)]
+    bars += [] if quiet else [tqdm(desc=f"worker {i}", position=i + 1) for i in range(n)]
+
+    def say(i: int, line: str) -> None:
+        if not quiet:
+            tqdm.write(f"worker {i}: {line}")
+
+    try:
+        while pool.running():
+            pool.drain(say)
+            if bars:
+                _draw(bars, folders, pids)
+            time.sleep(0.5)
+        pool.drain(say)
+    except KeyboardInterrupt:
+        pool.interrupt()
+        pool.drain(say)
+        click.echo("interrupted: each unfinished run resumes on the next `harness run`", err=True)
+        sys.exit(130)
+    finally:
+        for bar in bars:
+            bar.close()
+    codes = pool.codes()
     if not quiet:
-        click.echo(f"\nsuite {suite.name}: results in {suite_folder(Path(results), suite)}")
-        width = max((len(r.spec.name) for r in outcomes), default=0)
-        for r in outcomes:
-            click.echo(f"  {r.spec.name:<{width}}  seed {r.spec.seed:<3} {describe(r)}")
+        _print_outcomes(suite, results, recorded_results(suite, results, shard))
+    if any(codes):
+        click.echo(f"error: {sum(1 for c in codes if c)} of {n} workers failed {codes}", err=True)
+        sys.exit(1)
+
+
+def _draw(bars: list[Any], folders: list[tuple[Any, Any]], pids: list[int]) -> None:
+    """The suite bar counts finished runs; worker i's bar shows the run its process holds."""
+    statuses = [(spec, folder.read_status() or {}) for spec, folder in folders]
+    bars[0].n = sum(1 for _, s in statuses if s.get("state") in TERMINAL_STATES)
+    bars[0].refresh()
+    for bar, pid in zip(bars[1:], pids, strict=True):
+        held = [
+            (spec, s) for spec, s in statuses if s.get("pid") == pid and s["state"] == "running"
+        ]
+        name = bar.desc.split(":")[0]
+        if held:
+            spec, s = held[0]
+            bar.set_description(f"{name}: {spec.name} seed {spec.seed}", refresh=False)
+            bar.total, bar.n = spec.steps, int(s.get("step", 0))
+        else:  # between runs, or done
+            bar.set_description(f"{name}: –", refresh=False)
+        bar.refresh()
 
 
 @main.command()
@@ -243,6 +349,7 @@ def tune(
     try:
         names = create_studies(suite, url, prefix)
         if workers == 1:
+            apply_threads()
             say = (lambda _m: None) if quiet else _echo_now
             options = RunOptions(compile=suite.compile, feature_weights=feature_weights)
             work(
@@ -312,7 +419,11 @@ def _spawn_workers(
     command += ["--feature-weights", feature_weights] if feature_weights else []
     # the URL goes by environment, not argv: a password in argv is visible to `ps`
     env = {**os.environ, "HARNESS_STORAGE": url}
-    processes = [subprocess.Popen(command, env=env) for _ in range(workers)]
+    cores, gpus = os.cpu_count() or 1, cuda_devices()  # the same rule as `run --workers`
+    processes = [
+        subprocess.Popen(command, env=worker_env(i, workers, cores, gpus, env))
+        for i in range(workers)
+    ]
     codes = [p.wait() for p in processes]
     if any(codes):
         raise UserError(

@@ -54,11 +54,13 @@ def run_suite(
     feature_weights: str | None = None,
     compile: bool | None = None,
     shard: tuple[int, int] | None = None,
+    bars: bool = True,
 ) -> list[RunResult]:
     """Train every run of `suite` under `results`; `compile` None means the suite's setting.
 
     `shard` (i, n) keeps every n-th run from the i-th (0-based), for array jobs. A run that
-    another process holds (its folder's lock) is left to it; "busy" says so.
+    another process holds (its folder's lock) is left to it; "busy" says so. `bars` False keeps
+    the per-run lines but no progress bar (a worker whose parent draws the progress).
     """
     results = Path(results)
     if results.exists() and not results.is_dir():
@@ -76,11 +78,43 @@ def run_suite(
         head = f"[{k}/{len(runs)}] {spec.name} seed {spec.seed} ({spec.run_id})"
         with folder.locked() as mine:
             if mine:
-                out.append(_run_one(spec, folder, head, device, options, force, quiet, say))
+                show = quiet or not bars
+                out.append(_run_one(spec, folder, head, device, options, force, show, say))
             else:
                 out.append(_busy(spec, folder, head, say))
     for experiment in in_shard(suite.experiments, shard):
         out.append(run_experiment(experiment, suite_folder(results, suite), device, force, say))
+    return out
+
+
+def run_folders(
+    suite: Suite, results: Path, shard: tuple[int, int] | None = None
+) -> list[tuple[RunSpec, RunFolder]]:
+    """Each run of the suite (or of its shard) with its folder."""
+    return [
+        (spec, RunFolder(suite_folder(results, suite) / spec.run_id))
+        for spec in in_shard(suite.runs, shard)
+    ]
+
+
+def clear_runs(suite: Suite, results: Path, shard: tuple[int, int] | None = None) -> None:
+    """--force before workers start: every run folder emptied under its lock."""
+    for _, folder in run_folders(suite, results, shard):
+        if folder.path.exists():
+            with folder.locked(wait=True):
+                folder.clear()
+
+
+def recorded_results(
+    suite: Suite, results: Path, shard: tuple[int, int] | None = None
+) -> list[RunResult]:
+    """What the run folders say now: each run's state, step, wall time and last evals row."""
+    out = []
+    for spec, folder in run_folders(suite, results, shard):
+        status = folder.read_status() or {}
+        result = _finished(spec, folder, status)
+        result.state = status.get("state", "pending")
+        out.append(result)
     return out
 
 

@@ -5,6 +5,7 @@ the device; records are pulled to the host only every LOG_EVERY steps and at eva
 """
 
 import contextlib
+import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -151,7 +152,9 @@ def train(
         start, elapsed = int(checkpoint["step"]), float(checkpoint["wall_time"])
     steps_frame = _up_to(folder.read_steps() if checkpoint else None, start)
     evals_frame = _up_to(folder.read_evals() if checkpoint else None, start)
-    folder.write_status(state="running", step=start, device=str(device), steps=spec.steps)
+    folder.write_status(
+        state="running", step=start, device=str(device), steps=spec.steps, pid=os.getpid()
+    )
     clock = time.perf_counter() - elapsed  # wall_time = time.perf_counter() - clock
 
     def run_eval(step: int, train_real: torch.Tensor | None = None) -> None:
@@ -285,4 +288,7 @@ def train(
 
 
 def _up_to(frame: pd.DataFrame | None, step: int) -> pd.DataFrame:
-    return pd.DataFrame() if frame is None else frame[frame["step"] <= step]
+    # A run stopped after its step-0 eval wrote a steps file with no rows and no columns.
+    if frame is None or "step" not in frame:
+        return pd.DataFrame()
+    return frame[frame["step"] <= step]

@@ -73,6 +73,7 @@ def numbers(frame: pd.DataFrame) -> pd.DataFrame:
 @pytest.mark.parametrize(
     "point",
     [
+        "step:3",  # before the first steps row: only step 0's eval and checkpoint exist
         "step:13",  # mid-step: step 13 taken, nothing of steps 11-13 recorded yet
         "eval:20",  # mid-eval, before its row exists
         "write:evals.parquet:2",  # mid-write: the step-10 evals written, not yet renamed

@@ -1,0 +1,106 @@
+"""Local worker processes for `harness run --workers N` and `harness tune --workers N`.
+
+Each worker is its own `harness` process: its torch threads and the one GPU it sees are set in
+its environment before it starts, so CUDA never initialises on the wrong device. Workers share
+a suite through the per-run folder locks, so every run is trained by exactly one of them.
+"""
+
+import os
+import queue
+import signal
+import subprocess
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+THREADS_ENV = "HARNESS_THREADS"  # read by the worker: torch.set_num_threads
+
+
+def worker_env(
+    i: int, n: int, cores: int, gpus: int, base: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The environment of worker i of n on a machine with `cores` CPU cores and `gpus` visible
+    CUDA devices: max(1, cores // n) threads, and device i mod G as its only GPU."""
+    env = dict(os.environ if base is None else base)
+    threads = str(max(1, cores // n))
+    env[THREADS_ENV] = env["OMP_NUM_THREADS"] = threads
+    if gpus > 0:
+        visible = env.get("CUDA_VISIBLE_DEVICES", "").strip()
+        ids = visible.split(",") if visible else [str(k) for k in range(gpus)]
+        env["CUDA_VISIBLE_DEVICES"] = ids[i % len(ids)].strip()
+    return env
+
+
+def cuda_devices() -> int:
+    """CUDA devices this process may see (0 without CUDA); the parent never uses them."""
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def apply_threads() -> None:
+    """In a worker: the torch thread count its parent chose."""
+    threads = os.environ.get(THREADS_ENV)
+    if threads:
+        import torch
+
+        torch.set_num_threads(int(threads))
+
+
+@dataclass
+class Workers:
+    """N child processes of one command; their output lines arrive on `lines` as (i, line)."""
+
+    processes: list[subprocess.Popen[str]]
+    lines: "queue.Queue[tuple[int, str]]" = field(default_factory=queue.Queue)
+
+    @classmethod
+    def start(cls, command: list[str], n: int, env: Mapping[str, str] | None = None) -> "Workers":
+        cores, gpus = os.cpu_count() or 1, cuda_devices()
+        processes = [
+            subprocess.Popen(
+                command,
+                env=worker_env(i, n, cores, gpus, env),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                bufsize=1,
+            )
+            for i in range(n)
+        ]
+        workers = cls(processes)
+        for i, process in enumerate(processes):
+            threading.Thread(target=workers._read, args=(i, process), daemon=True).start()
+        return workers
+
+    def _read(self, i: int, process: subprocess.Popen[str]) -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            self.lines.put((i, line.rstrip("\n")))
+
+    def running(self) -> bool:
+        return any(p.poll() is None for p in self.processes)
+
+    def drain(self, say: Callable[[int, str], None]) -> None:
+        while True:
+            try:
+                i, line = self.lines.get_nowait()
+            except queue.Empty:
+                return
+            say(i, line)
+
+    def interrupt(self, grace: float = 60.0) -> None:
+        """Ctrl-C: SIGINT to every worker (each stops at once, its run left resumable), then a
+        kill for any still alive after `grace` seconds."""
+        for p in self.processes:
+            if p.poll() is None:
+                p.send_signal(signal.SIGINT)
+        for p in self.processes:
+            try:
+                p.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+    def codes(self) -> list[int]:
+        return [p.wait() for p in self.processes]

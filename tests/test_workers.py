@@ -1,0 +1,177 @@
+"""`harness run --workers N`: local processes share a suite through the run locks; each run is
+trained by exactly one of them, a killed worker's run resumes, Ctrl-C leaves runs resumable."""
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from harness.records import RunFolder
+from harness.suite import load_suite
+from harness.workers import worker_env
+
+SUITE = """
+[suite]
+name = "{name}"
+seeds = {seeds}
+
+[data]
+name = "8gaussians"
+
+[defaults]
+architecture = "mlp"
+width = 8
+z_dim = 2
+batch_size = 32
+steps = {steps}
+eval_every = {every}
+eval_samples = 64
+
+[[run]]
+name = "gan"
+objective = "gan"
+n_critic = 1
+optimizer = "adam"
+lr = 2e-4
+betas = [0.5, 0.999]
+
+[[run]]
+name = "wgan"
+objective = "wgan"
+clip = 0.01
+n_critic = 2
+optimizer = "rmsprop"
+lr = 5e-5
+
+[[run]]
+name = "wgan-gp"
+objective = "wgan-gp"
+gp_lambda = 1.0
+n_critic = 2
+optimizer = "adam"
+lr = 1e-4
+betas = [0.5, 0.9]
+"""
+HARNESS = [sys.executable, "-m", "harness"]
+
+
+def write_suite(tmp_path: Path, name: str, steps: int, every: int, seeds: int = 4) -> Path:
+    path = tmp_path / f"{name}.toml"
+    path.write_text(SUITE.format(name=name, steps=steps, every=every, seeds=list(range(seeds))))
+    return path
+
+
+def test_worker_env_threads_and_one_gpu_each():
+    base = {"PATH": "/bin"}
+    envs = [worker_env(i, 3, cores=16, gpus=2, base=base) for i in range(3)]
+    assert [e["HARNESS_THREADS"] for e in envs] == ["5", "5", "5"]
+    assert [e["CUDA_VISIBLE_DEVICES"] for e in envs] == ["0", "1", "0"]  # i mod G
+    assert worker_env(0, 4, cores=2, gpus=0, base=base)["HARNESS_THREADS"] == "1"
+    assert "CUDA_VISIBLE_DEVICES" not in worker_env(0, 2, cores=2, gpus=0, base=base)
+    # A parent that already sees a subset maps its workers onto that subset.
+    narrowed = {"CUDA_VISIBLE_DEVICES": "2,5"}
+    assert [worker_env(i, 4, 8, 2, narrowed)["CUDA_VISIBLE_DEVICES"] for i in range(4)] == [
+        "2",
+        "5",
+        "2",
+        "5",
+    ]
+
+
+def test_two_workers_train_each_of_twelve_runs_once(tmp_path):
+    suite_file = write_suite(tmp_path, "twelve", steps=20, every=10)
+    command = [*HARNESS, "run", str(suite_file), "--results", str(tmp_path / "r"), "--workers", "2"]
+    out = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    suite = load_suite(suite_file)
+    assert len(suite.runs) == 12
+    trained = re.findall(r"^worker (\d): .*\((\w{12})\): done at step", out.stdout, re.M)
+    ids = [run_id for _, run_id in trained]
+    assert sorted(ids) == sorted(s.run_id for s in suite.runs)  # each exactly once
+    assert {worker for worker, _ in trained} == {"0", "1"}  # both did work
+    pids = set()
+    for spec in suite.runs:
+        status = RunFolder(tmp_path / "r" / "twelve" / spec.run_id).read_status()
+        assert status["state"] == "done"
+        pids.add(status["pid"])
+    assert len(pids) == 2
+    assert "suite twelve: results in" in out.stdout
+
+
+def _running_pid(folder: Path, least_step: int) -> tuple[str, int] | None:
+    """A run some worker is training past `least_step` (its checkpoint written): (id, pid)."""
+    for status_file in folder.glob("*/status.json"):
+        status = RunFolder(status_file.parent).read_status() or {}
+        if status.get("state") == "running" and status.get("step", 0) >= least_step:
+            return status_file.parent.name, int(status["pid"])
+    return None
+
+
+def _wait_for_running(folder: Path, least_step: int, limit: float = 120) -> tuple[str, int]:
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        found = _running_pid(folder, least_step)
+        if found:
+            return found
+        time.sleep(0.05)
+    raise AssertionError("no run got going")
+
+
+def test_a_killed_workers_run_resumes_on_the_next_run(tmp_path):
+    suite_file = write_suite(tmp_path, "killed", steps=60, every=10, seeds=1)
+    results = tmp_path / "r"
+    command = [*HARNESS, "run", str(suite_file), "--results", str(results), "--workers", "2"]
+    parent = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    run_id, pid = _wait_for_running(results / "killed", least_step=10)
+    os.kill(pid, signal.SIGKILL)
+    output, _ = parent.communicate(timeout=300)
+    assert parent.returncode == 1 and "1 of 2 workers failed" in output
+    again = subprocess.run(
+        [*HARNESS, "run", str(suite_file), "--results", str(results)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert again.returncode == 0, again.stderr
+    for spec in load_suite(suite_file).runs:
+        folder = RunFolder(results / "killed" / spec.run_id)
+        assert folder.read_status()["state"] == "done"
+        steps = folder.read_steps()
+        assert list(steps["step"]) == list(range(1, 61))  # resumed, nothing twice or missing
+    assert run_id in {s.run_id for s in load_suite(suite_file).runs}
+
+
+def test_ctrl_c_stops_every_worker_and_runs_resume(tmp_path):
+    suite_file = write_suite(tmp_path, "stopped", steps=60, every=10, seeds=1)
+    results = tmp_path / "r"
+    command = [*HARNESS, "run", str(suite_file), "--results", str(results), "--workers", "2"]
+    parent = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    _wait_for_running(results / "stopped", least_step=10)
+    parent.send_signal(signal.SIGINT)
+    output, _ = parent.communicate(timeout=120)
+    assert parent.returncode == 130 and "resumes on the next" in output
+    statuses = [
+        RunFolder(results / "stopped" / s.run_id).read_status() or {}
+        for s in load_suite(suite_file).runs
+    ]
+    pids = {s.get("pid") for s in statuses if s.get("state") == "running"}
+    for pid in pids:  # every worker has exited
+        assert (
+            not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()
+        )
+    assert any(s.get("state") == "running" for s in statuses)  # left mid-way, resumable
+    again = subprocess.run(
+        [*HARNESS, "run", str(suite_file), "--results", str(results), "--quiet"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert again.returncode == 0, again.stdout + again.stderr
+    for spec in load_suite(suite_file).runs:
+        steps = RunFolder(results / "stopped" / spec.run_id).read_steps()
+        assert isinstance(steps, pd.DataFrame) and list(steps["step"]) == list(range(1, 61))
