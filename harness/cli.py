@@ -18,6 +18,7 @@ from harness.runner import (
     clear_runs,
     describe,
     pick_device,
+    preflight,
     recorded_results,
     run_folders,
     run_suite,
@@ -193,31 +194,46 @@ def _run_workers(
 ) -> None:
     """N `harness run --worker` processes on one suite; this process draws their progress (a
     bar for the suite, one per worker) from the run folders and prints their lines."""
+    import secrets
+    import signal
+
     from tqdm import tqdm
 
-    if force:
-        clear_runs(suite, results, shard)
+    try:
+        preflight(suite, results, argv_value(argv, "--device"), shard)
+        held = clear_runs(suite, results, shard) if force else []
+    except UserError as exc:
+        _fail(exc)
+    for run_id in held:
+        click.echo(f"{run_id}: held by another process, not started over", err=True)
     folders = run_folders(suite, results, shard)
+    session = secrets.token_hex(8)  # marks this invocation's runs in their status.json
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "HARNESS_SESSION": session}
     command = [sys.executable, "-m", "harness", "run", *argv, "--worker"]
-    pool = Workers.start(command, n, {**os.environ, "PYTHONUNBUFFERED": "1"})
-    pids = [p.pid for p in pool.processes]
     bars = [] if quiet else [tqdm(total=len(folders), desc="suite", unit="run", position=0)]
-    bars += [] if quiet else [tqdm(desc=f"worker {i}", position=i + 1) for i in range(n)]
+    bars += [] if quiet else [tqdm(position=i + 1, bar_format="{desc}") for i in range(n)]
 
     def say(i: int, line: str) -> None:
-        if not quiet:
+        if not quiet or line.startswith(("error:", "Traceback")) or ": failed" in line:
             tqdm.write(f"worker {i}: {line}")
 
+    def stop(_signum: int, _frame: object) -> None:  # SIGTERM (kill, scancel): as Ctrl-C
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    pool = Workers.start(command, n, env)
     try:
         while pool.running():
             pool.drain(say)
             if bars:
-                _draw(bars, folders, pids)
+                _draw(bars, folders, session, [p.pid for p in pool.processes])
             time.sleep(0.5)
-        pool.drain(say)
-    except KeyboardInterrupt:
+        pool.drain(say, final=True)
+    except BaseException as exc:  # Ctrl-C, SIGTERM or a bug here: no worker is left behind
         pool.interrupt()
-        pool.drain(say)
+        pool.drain(say, final=True)
+        if not isinstance(exc, KeyboardInterrupt):
+            raise
         click.echo("interrupted: each unfinished run resumes on the next `harness run`", err=True)
         sys.exit(130)
     finally:
@@ -228,26 +244,27 @@ def _run_workers(
         _print_outcomes(suite, results, recorded_results(suite, results, shard))
     if any(codes):
         click.echo(f"error: {sum(1 for c in codes if c)} of {n} workers failed {codes}", err=True)
-        sys.exit(1)
+        sys.exit(2 if all(c == 2 for c in codes) else 1)
 
 
-def _draw(bars: list[Any], folders: list[tuple[Any, Any]], pids: list[int]) -> None:
-    """The suite bar counts finished runs; worker i's bar shows the run its process holds."""
+def argv_value(argv: list[str], option: str) -> str | None:
+    return argv[argv.index(option) + 1] if option in argv else None
+
+
+def _draw(bars: list[Any], folders: list[tuple[Any, Any]], session: str, pids: list[int]) -> None:
+    """The suite bar counts ended runs; worker i's line, the run its process trains now (its
+    pid and this session in the run's status.json), at that run's last eval step."""
     statuses = [(spec, folder.read_status() or {}) for spec, folder in folders]
-    bars[0].n = sum(1 for _, s in statuses if s.get("state") in TERMINAL_STATES)
+    ended = (*TERMINAL_STATES, "failed")
+    bars[0].n = sum(1 for _, s in statuses if s.get("state") in ended)
     bars[0].refresh()
-    for bar, pid in zip(bars[1:], pids, strict=True):
-        held = [
-            (spec, s) for spec, s in statuses if s.get("pid") == pid and s["state"] == "running"
-        ]
-        name = bar.desc.split(":")[0]
-        if held:
-            spec, s = held[0]
-            bar.set_description(f"{name}: {spec.name} seed {spec.seed}", refresh=False)
-            bar.total, bar.n = spec.steps, int(s.get("step", 0))
-        else:  # between runs, or done
-            bar.set_description(f"{name}: –", refresh=False)
-        bar.refresh()
+    for i, (bar, pid) in enumerate(zip(bars[1:], pids, strict=True)):
+        text = f"worker {i}: –"
+        for spec, s in statuses:
+            if s.get("state") == "running" and (s.get("session"), s.get("pid")) == (session, pid):
+                step = s.get("step", 0)
+                text = f"worker {i}: {spec.name} seed {spec.seed}, step {step}/{spec.steps}"
+        bar.set_description_str(text, refresh=True)
 
 
 @main.command()

@@ -4,6 +4,7 @@ One run failing (an exception) or diverging (NaN) is recorded in its folder; the
 """
 
 import json
+import os
 import time
 import traceback
 from collections.abc import Callable
@@ -23,13 +24,18 @@ from harness.theory import ExperimentSpec, runner
 from harness.train import RunOptions, resolve_device, train
 
 T = TypeVar("T")
+# Set by `harness run --workers` for its workers: a run failed in this session is not retried
+# by a sibling worker (a fresh `harness run` retries it, as always).
+SESSION = os.environ.get("HARNESS_SESSION")
 
 
 @dataclass
 class RunResult:
     spec: RunSpec | ExperimentSpec
     folder: Path
-    state: str  # done | diverged | failed | skipped (finished earlier) | busy (another process)
+    # done | diverged | failed | skipped (finished earlier) | busy (another process); as read
+    # back from the folders after --workers: also running (stopped mid-way) and pending
+    state: str
     step: int
     wall_time: float | None
     final: dict[str, Any]
@@ -63,11 +69,8 @@ def run_suite(
     the per-run lines but no progress bar (a worker whose parent draws the progress).
     """
     results = Path(results)
-    if results.exists() and not results.is_dir():
-        raise UserError(f"--results {results}: is a file, not a folder")
-    device = pick_device(device_name or suite.device)
+    device = preflight(suite, results, device_name, shard)
     runs = in_shard(suite.runs, shard)
-    check_data_sizes(suite, [s for s in runs if not _finished_earlier(results, suite, s)])
     options = RunOptions(
         compile=suite.compile if compile is None else compile, feature_weights=feature_weights
     )
@@ -87,6 +90,19 @@ def run_suite(
     return out
 
 
+def preflight(
+    suite: Suite, results: Path, device_name: str | None, shard: tuple[int, int] | None
+) -> torch.device:
+    """What can be wrong before any run starts (one UserError line): the results path, the
+    device, the data's size. `--workers` checks it once in the parent."""
+    if results.exists() and not results.is_dir():
+        raise UserError(f"--results {results}: is a file, not a folder")
+    device = pick_device(device_name or suite.device)
+    runs = in_shard(suite.runs, shard)
+    check_data_sizes(suite, [s for s in runs if not _finished_earlier(results, suite, s)])
+    return device
+
+
 def run_folders(
     suite: Suite, results: Path, shard: tuple[int, int] | None = None
 ) -> list[tuple[RunSpec, RunFolder]]:
@@ -97,24 +113,36 @@ def run_folders(
     ]
 
 
-def clear_runs(suite: Suite, results: Path, shard: tuple[int, int] | None = None) -> None:
-    """--force before workers start: every run folder emptied under its lock."""
-    for _, folder in run_folders(suite, results, shard):
-        if folder.path.exists():
-            with folder.locked(wait=True):
+def clear_runs(suite: Suite, results: Path, shard: tuple[int, int] | None = None) -> list[str]:
+    """--force before workers start: every run and experiment folder emptied, except those
+    another process holds (their ids are returned, as a single `harness run` leaves them)."""
+    root = suite_folder(results, suite)
+    folders = [f for _, f in run_folders(suite, results, shard)]
+    folders += [RunFolder(root / x.run_id) for x in in_shard(suite.experiments, shard)]
+    held = []
+    for folder in (f for f in folders if f.path.exists()):
+        with folder.locked() as mine:
+            if mine:
                 folder.clear()
+            else:
+                held.append(folder.path.name)
+    return held
 
 
 def recorded_results(
     suite: Suite, results: Path, shard: tuple[int, int] | None = None
 ) -> list[RunResult]:
-    """What the run folders say now: each run's state, step, wall time and last evals row."""
+    """What the run folders say now: each run's (and experiment's) state, step, wall time and
+    last evals row; "pending" for one never started."""
+    root = suite_folder(results, suite)
+    folders: list[tuple[Spec, RunFolder]] = list(run_folders(suite, results, shard))
+    folders += [(x, RunFolder(root / x.run_id)) for x in in_shard(suite.experiments, shard)]
     out = []
-    for spec, folder in run_folders(suite, results, shard):
+    for spec, folder in folders:
         status = folder.read_status() or {}
-        result = _finished(spec, folder, status)
-        result.state = status.get("state", "pending")
-        out.append(result)
+        final = last_row(folder.read_evals())
+        state, step = status.get("state", "pending"), int(status.get("step", 0))
+        out.append(RunResult(spec, folder.path, state, step, status.get("wall_time"), final))
     return out
 
 
@@ -165,6 +193,9 @@ def _run_one(
     if status.get("state") in TERMINAL_STATES:
         say(f"{head}: {status['state']} earlier, skipped")
         return _finished(spec, folder, status)
+    if status.get("state") == "failed" and SESSION and status.get("session") == SESSION:
+        say(f"{head}: failed in this session, not retried")  # a sibling worker tried it
+        return RunResult(spec, folder.path, "failed", 0, None, {})
     folder.create()
     folder.write_spec(spec.model_dump(mode="json") | {"run_id": spec.run_id})
     bar = tqdm(
@@ -263,7 +294,9 @@ def _failed(
     spec: Spec, folder: RunFolder, head: str, say: Callable[[str], None], error: str
 ) -> RunResult:
     """Called inside an `except`: the error and its traceback go into status.json."""
-    folder.write_status(state="failed", error=error, traceback=traceback.format_exc())
+    folder.write_status(
+        state="failed", error=error, traceback=traceback.format_exc(), session=SESSION
+    )
     say(f"{head}: failed: {error}")
     return RunResult(spec, folder.path, "failed", 0, None, {})
 

@@ -152,8 +152,14 @@ def train(
         start, elapsed = int(checkpoint["step"]), float(checkpoint["wall_time"])
     steps_frame = _up_to(folder.read_steps() if checkpoint else None, start)
     evals_frame = _up_to(folder.read_evals() if checkpoint else None, start)
-    folder.write_status(
-        state="running", step=start, device=str(device), steps=spec.steps, pid=os.getpid()
+    folder.write_status(  # who trains it: the progress of `harness run --workers` reads this
+        state="running",
+        step=start,
+        device=str(device),
+        steps=spec.steps,
+        pid=os.getpid(),
+        session=os.environ.get("HARNESS_SESSION"),
+        threads=torch.get_num_threads(),
     )
     clock = time.perf_counter() - elapsed  # wall_time = time.perf_counter() - clock
 

@@ -10,6 +10,7 @@ import queue
 import signal
 import subprocess
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -26,7 +27,7 @@ def worker_env(
     env[THREADS_ENV] = env["OMP_NUM_THREADS"] = threads
     if gpus > 0:
         visible = env.get("CUDA_VISIBLE_DEVICES", "").strip()
-        ids = visible.split(",") if visible else [str(k) for k in range(gpus)]
+        ids = visible.split(",")[:gpus] if visible else [str(k) for k in range(gpus)]
         env["CUDA_VISIBLE_DEVICES"] = ids[i % len(ids)].strip()
     return env
 
@@ -53,6 +54,7 @@ class Workers:
 
     processes: list[subprocess.Popen[str]]
     lines: "queue.Queue[tuple[int, str]]" = field(default_factory=queue.Queue)
+    readers: list[threading.Thread] = field(default_factory=list)
 
     @classmethod
     def start(cls, command: list[str], n: int, env: Mapping[str, str] | None = None) -> "Workers":
@@ -70,7 +72,9 @@ class Workers:
         ]
         workers = cls(processes)
         for i, process in enumerate(processes):
-            threading.Thread(target=workers._read, args=(i, process), daemon=True).start()
+            reader = threading.Thread(target=workers._read, args=(i, process), daemon=True)
+            reader.start()
+            workers.readers.append(reader)
         return workers
 
     def _read(self, i: int, process: subprocess.Popen[str]) -> None:
@@ -81,7 +85,11 @@ class Workers:
     def running(self) -> bool:
         return any(p.poll() is None for p in self.processes)
 
-    def drain(self, say: Callable[[int, str], None]) -> None:
+    def drain(self, say: Callable[[int, str], None], final: bool = False) -> None:
+        """Pass on the lines read so far; `final`: wait for every line of ended workers."""
+        if final:
+            for reader in self.readers:
+                reader.join(timeout=10)
         while True:
             try:
                 i, line = self.lines.get_nowait()
@@ -91,13 +99,14 @@ class Workers:
 
     def interrupt(self, grace: float = 60.0) -> None:
         """Ctrl-C: SIGINT to every worker (each stops at once, its run left resumable), then a
-        kill for any still alive after `grace` seconds."""
+        kill for any still alive `grace` seconds later."""
         for p in self.processes:
             if p.poll() is None:
                 p.send_signal(signal.SIGINT)
+        deadline = time.monotonic() + grace
         for p in self.processes:
             try:
-                p.wait(timeout=grace)
+                p.wait(timeout=max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
