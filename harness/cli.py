@@ -25,7 +25,7 @@ from harness.runner import (
     suite_folder,
 )
 from harness.suite import Suite, load_suite
-from harness.workers import Workers, apply_threads, cuda_devices, worker_env
+from harness.workers import Workers, apply_threads, become_worker, cuda_devices, worker_env
 
 
 @click.group()
@@ -157,7 +157,8 @@ def run(
         argv += ["--feature-weights", feature_weights] if feature_weights else []
         _run_workers(suite, Path(results), argv, workers, shard, force, quiet)
         return
-    apply_threads()
+    if is_worker:
+        become_worker()
     try:
         outcomes = run_suite(
             suite,
@@ -169,6 +170,7 @@ def run(
             compile=compile_,
             shard=shard,
             bars=not is_worker,
+            worker=is_worker,
         )
     except UserError as exc:
         _fail(exc)
@@ -200,7 +202,7 @@ def _run_workers(
     from tqdm import tqdm
 
     try:
-        preflight(suite, results, argv_value(argv, "--device"), shard)
+        preflight(suite, results, argv_value(argv, "--device"), shard, force)
         held = clear_runs(suite, results, shard) if force else []
     except UserError as exc:
         _fail(exc)
@@ -214,15 +216,17 @@ def _run_workers(
     bars += [] if quiet else [tqdm(position=i + 1, bar_format="{desc}") for i in range(n)]
 
     def say(i: int, line: str) -> None:
-        if not quiet or line.startswith(("error:", "Traceback")) or ": failed" in line:
+        # --quiet drops the per-run lines ("[k/n] name ...: done at ...") but never an error
+        if not quiet or not line.startswith("[") or ": failed" in line:
             tqdm.write(f"worker {i}: {line}")
 
     def stop(_signum: int, _frame: object) -> None:  # SIGTERM (kill, scancel): as Ctrl-C
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, stop)
-    pool = Workers.start(command, n, env)
+    before = signal.signal(signal.SIGTERM, stop)
+    pool = Workers([])
     try:
+        pool = Workers.start(command, n, env)
         while pool.running():
             pool.drain(say)
             if bars:
@@ -237,6 +241,7 @@ def _run_workers(
         click.echo("interrupted: each unfinished run resumes on the next `harness run`", err=True)
         sys.exit(130)
     finally:
+        signal.signal(signal.SIGTERM, before)
         for bar in bars:
             bar.close()
     codes = pool.codes()

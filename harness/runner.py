@@ -61,15 +61,17 @@ def run_suite(
     compile: bool | None = None,
     shard: tuple[int, int] | None = None,
     bars: bool = True,
+    worker: bool = False,
 ) -> list[RunResult]:
     """Train every run of `suite` under `results`; `compile` None means the suite's setting.
 
     `shard` (i, n) keeps every n-th run from the i-th (0-based), for array jobs. A run that
     another process holds (its folder's lock) is left to it; "busy" says so. `bars` False keeps
-    the per-run lines but no progress bar (a worker whose parent draws the progress).
+    the per-run lines but no progress bar (a worker whose parent draws the progress). A
+    `worker` of `--workers` leaves the data check to its parent.
     """
     results = Path(results)
-    device = preflight(suite, results, device_name, shard)
+    device = preflight(suite, results, device_name, shard, force, data=not worker)
     runs = in_shard(suite.runs, shard)
     options = RunOptions(
         compile=suite.compile if compile is None else compile, feature_weights=feature_weights
@@ -91,15 +93,24 @@ def run_suite(
 
 
 def preflight(
-    suite: Suite, results: Path, device_name: str | None, shard: tuple[int, int] | None
+    suite: Suite,
+    results: Path,
+    device_name: str | None,
+    shard: tuple[int, int] | None,
+    force: bool = False,
+    data: bool = True,
 ) -> torch.device:
     """What can be wrong before any run starts (one UserError line): the results path, the
-    device, the data's size. `--workers` checks it once in the parent."""
+    device, the data's size (of every run that will train: all of them with `force`).
+    `--workers` checks it all once in the parent; its workers skip the data (`data` False)."""
     if results.exists() and not results.is_dir():
         raise UserError(f"--results {results}: is a file, not a folder")
     device = pick_device(device_name or suite.device)
     runs = in_shard(suite.runs, shard)
-    check_data_sizes(suite, [s for s in runs if not _finished_earlier(results, suite, s)])
+    if data:
+        check_data_sizes(
+            suite, [s for s in runs if force or not _finished_earlier(results, suite, s)]
+        )
     return device
 
 
@@ -144,6 +155,14 @@ def recorded_results(
         state, step = status.get("state", "pending"), int(status.get("step", 0))
         out.append(RunResult(spec, folder.path, state, step, status.get("wall_time"), final))
     return out
+
+
+def tried_in_this_session(status: dict[str, Any]) -> bool:
+    """Under `--workers`: a run that failed, or whose worker died on it (it says running but
+    its lock was free), in this session. A sibling does not try it again (an out-of-memory
+    kill would take every worker in turn); the next `harness run` does."""
+    mine = SESSION is not None and status.get("session") == SESSION
+    return mine and status.get("state") in ("failed", "running")
 
 
 def _finished_earlier(results: Path, suite: Suite, spec: RunSpec) -> bool:
@@ -193,9 +212,9 @@ def _run_one(
     if status.get("state") in TERMINAL_STATES:
         say(f"{head}: {status['state']} earlier, skipped")
         return _finished(spec, folder, status)
-    if status.get("state") == "failed" and SESSION and status.get("session") == SESSION:
-        say(f"{head}: failed in this session, not retried")  # a sibling worker tried it
-        return RunResult(spec, folder.path, "failed", 0, None, {})
+    if tried_in_this_session(status):
+        say(f"{head}: {status['state']} in this session (a sibling's try), left for the next run")
+        return RunResult(spec, folder.path, str(status["state"]), 0, None, {})
     folder.create()
     folder.write_spec(spec.model_dump(mode="json") | {"run_id": spec.run_id})
     bar = tqdm(
@@ -267,9 +286,12 @@ def _experiment(
     if status.get("state") == "done":
         say(f"{head}: done earlier, skipped")
         return RunResult(spec, folder.path, "skipped", 0, status.get("wall_time"), {})
+    if tried_in_this_session(status):
+        say(f"{head}: {status['state']} in this session, left for the next run")
+        return RunResult(spec, folder.path, str(status["state"]), 0, None, {})
     folder.create()
     folder.write_experiment(spec.model_dump(mode="json") | {"run_id": spec.run_id})
-    folder.write_status(state="running", step=0)
+    folder.write_status(state="running", step=0, session=SESSION)
     started = time.perf_counter()
     try:
         table = runner(spec.kind)(spec, device)

@@ -39,6 +39,13 @@ def cuda_devices() -> int:
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
+def become_worker() -> None:
+    """In a worker: its thread count, and Ctrl-C (SIGINT from its parent) raising
+    KeyboardInterrupt even when it was started with SIGINT ignored (a background job)."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    apply_threads()
+
+
 def apply_threads() -> None:
     """In a worker: the torch thread count its parent chose."""
     threads = os.environ.get(THREADS_ENV)
