@@ -42,3 +42,4 @@ def bench(session: nox.Session) -> None:
     session.install("-e", ".")
     session.run("python", "benchmarks/toy_step.py")
     session.run("python", "benchmarks/image_step.py", *session.posargs)
+    session.run("python", "benchmarks/suite_throughput.py")

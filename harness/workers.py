@@ -24,7 +24,8 @@ def worker_env(
     CUDA devices: max(1, cores // n) threads, and device i mod G as its only GPU."""
     env = dict(os.environ if base is None else base)
     threads = str(max(1, cores // n))
-    env[THREADS_ENV] = env["OMP_NUM_THREADS"] = threads
+    for name in (THREADS_ENV, "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        env[name] = threads  # torch, and the BLAS that NumPy and POT use at evals
     if gpus > 0:
         visible = env.get("CUDA_VISIBLE_DEVICES", "").strip()
         ids = visible.split(",")[:gpus] if visible else [str(k) for k in range(gpus)]
