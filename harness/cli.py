@@ -5,7 +5,6 @@ A UserError (bad suite, missing data, no GPU) ends as its own lines on stderr an
 
 import os
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,7 @@ from harness.runner import (
     suite_folder,
 )
 from harness.suite import Suite, load_suite
-from harness.workers import Workers, apply_threads, become_worker, cuda_devices, worker_env
+from harness.workers import Workers, become_worker
 
 
 @click.group()
@@ -223,28 +222,20 @@ def _run_workers(
     def stop(_signum: int, _frame: object) -> None:  # SIGTERM (kill, scancel): as Ctrl-C
         raise KeyboardInterrupt
 
+    def tick() -> None:
+        _draw(bars, folders, session, [p.pid for p in pool.processes])
+
     before = signal.signal(signal.SIGTERM, stop)
-    pool = Workers([])
     try:
         pool = Workers.start(command, n, env)
-        while pool.running():
-            pool.drain(say)
-            if bars:
-                _draw(bars, folders, session, [p.pid for p in pool.processes])
-            time.sleep(0.5)
-        pool.drain(say, final=True)
-    except BaseException as exc:  # Ctrl-C, SIGTERM or a bug here: no worker is left behind
-        pool.interrupt()
-        pool.drain(say, final=True)
-        if not isinstance(exc, KeyboardInterrupt):
-            raise
+        codes = pool.follow(say, tick if bars else None)
+    except KeyboardInterrupt:
         click.echo("interrupted: each unfinished run resumes on the next `harness run`", err=True)
         sys.exit(130)
     finally:
         signal.signal(signal.SIGTERM, before)
         for bar in bars:
             bar.close()
-    codes = pool.codes()
     if not quiet:
         _print_outcomes(suite, results, recorded_results(suite, results, shard))
     if any(codes):
@@ -371,7 +362,7 @@ def tune(
     try:
         names = create_studies(suite, url, prefix)
         if workers == 1:
-            apply_threads()
+            become_worker()  # also when started by `--workers K`: its threads and Ctrl-C
             say = (lambda _m: None) if quiet else _echo_now
             options = RunOptions(compile=suite.compile, feature_weights=feature_weights)
             work(
@@ -420,8 +411,6 @@ def _spawn_workers(
     feature_weights: str | None,
 ) -> None:
     """K processes of `harness tune --workers 1` on one storage; fails if any of them fails."""
-    import subprocess
-
     command = [
         sys.executable,
         "-m",
@@ -440,13 +429,8 @@ def _spawn_workers(
     command += ["--quiet"] if quiet else []
     command += ["--feature-weights", feature_weights] if feature_weights else []
     # the URL goes by environment, not argv: a password in argv is visible to `ps`
-    env = {**os.environ, "HARNESS_STORAGE": url}
-    cores, gpus = os.cpu_count() or 1, cuda_devices()  # the same rule as `run --workers`
-    processes = [
-        subprocess.Popen(command, env=worker_env(i, workers, cores, gpus, env))
-        for i in range(workers)
-    ]
-    codes = [p.wait() for p in processes]
+    env = {**os.environ, "HARNESS_STORAGE": url, "PYTHONUNBUFFERED": "1"}
+    codes = Workers.start(command, workers, env).follow(lambda _i, line: _echo_now(line))
     if any(codes):
         raise UserError(
             f"{sum(1 for c in codes if c)} of {workers} workers failed (exit codes {codes})"

@@ -77,14 +77,14 @@ def run_suite(
         compile=suite.compile if compile is None else compile, feature_weights=feature_weights
     )
     say = (lambda _msg: None) if quiet else tqdm.write
+    no_bar = quiet or not bars
     out: list[RunResult] = []
     for k, spec in enumerate(runs, 1):
         folder = RunFolder(suite_folder(results, suite) / spec.run_id)
         head = f"[{k}/{len(runs)}] {spec.name} seed {spec.seed} ({spec.run_id})"
         with folder.locked() as mine:
             if mine:
-                show = quiet or not bars
-                out.append(_run_one(spec, folder, head, device, options, force, show, say))
+                out.append(_run_one(spec, folder, head, device, options, force, no_bar, say))
             else:
                 out.append(_busy(spec, folder, head, say))
     for experiment in in_shard(suite.experiments, shard):

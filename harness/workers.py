@@ -41,14 +41,9 @@ def cuda_devices() -> int:
 
 
 def become_worker() -> None:
-    """In a worker: its thread count, and Ctrl-C (SIGINT from its parent) raising
-    KeyboardInterrupt even when it was started with SIGINT ignored (a background job)."""
+    """In a worker: the torch thread count its parent chose, and Ctrl-C (SIGINT from its parent)
+    raising KeyboardInterrupt even when it was started with SIGINT ignored (a background job)."""
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    apply_threads()
-
-
-def apply_threads() -> None:
-    """In a worker: the torch thread count its parent chose."""
     threads = os.environ.get(THREADS_ENV)
     if threads:
         import torch
@@ -119,5 +114,20 @@ class Workers:
                 p.kill()
                 p.wait()
 
-    def codes(self) -> list[int]:
+    def follow(
+        self, say: Callable[[int, str], None], tick: Callable[[], None] | None = None
+    ) -> list[int]:
+        """Pass on the workers' lines (and call `tick`) until all of them end; their exit codes.
+        Any exception here (Ctrl-C, SIGTERM made one, a bug) stops every worker before it rises."""
+        try:
+            while self.running():
+                self.drain(say)
+                if tick is not None:
+                    tick()
+                time.sleep(0.5)
+        except BaseException:
+            self.interrupt()
+            raise
+        finally:
+            self.drain(say, final=True)
         return [p.wait() for p in self.processes]

@@ -7,6 +7,7 @@
 """
 
 import math
+from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
@@ -54,23 +55,25 @@ def final_quality(last: pd.DataFrame) -> pd.DataFrame:
     return last
 
 
-def measures_of(group: pd.DataFrame) -> dict[str, int]:
-    """The quality measures this group of runs recorded (a results folder may mix suites)."""
-    return quality_measures(c for c in group.columns if group[c].notna().any())
+def final_groups(series: pd.DataFrame) -> Iterator[tuple[str, str, pd.DataFrame, dict[str, int]]]:
+    """Per suite and objective: its finished runs' last evals (final quality as `final_quality`
+    gives it) and the quality measures those runs recorded (a results folder may mix suites)."""
+    last = final_quality(finals(series))
+    for (suite, objective), group in last.groupby(["suite", "objective"], sort=False):
+        measures = quality_measures(c for c in group.columns if group[c].notna().any())
+        yield str(suite), str(objective), group, measures
 
 
 def across_seeds(series: pd.DataFrame) -> pd.DataFrame:
     """Per suite, objective, raw estimate and measure: over disjoint seed pairs of the same
     setting, tau = (concordant - discordant) / pairs, with its exact binomial interval."""
-    last = final_quality(finals(series))
     rows = []
-    for (suite, objective), group in last.groupby(["suite", "objective"], sort=False):
-        measures = measures_of(group)
+    for suite, objective, group, measures in final_groups(series):
         group = group.sort_values("setting", kind="stable").reset_index(drop=True)
         pairs = [
-            (rows[a], rows[b])
-            for rows in group.groupby("setting").indices.values()
-            for a, b in seed_pairs(group["seed"].iloc[rows])
+            (members[a], members[b])
+            for members in group.groupby("setting").indices.values()
+            for a, b in seed_pairs(group["seed"].iloc[members])
         ]
         first, second = [p[0] for p in pairs], [p[1] for p in pairs]
         for estimate in (e for e in RAW if e in group and group[e].notna().any()):
@@ -105,11 +108,9 @@ def per_setting(last: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
 def across_settings(series: pd.DataFrame) -> pd.DataFrame:
     """Per suite, objective, scale-free estimate and measure: Spearman's rho over settings of
     the settings' median final estimate and quality, with a Fisher-z interval."""
-    last = final_quality(finals(series))
     rows = []
-    for (suite, objective), group in last.groupby(["suite", "objective"], sort=False):
-        measures = measures_of(group)
-        for estimate in (e for e in scale_free(str(objective)) if e in group):
+    for suite, objective, group, measures in final_groups(series):
+        for estimate in (e for e in scale_free(objective) if e in group):
             for measure, sign in measures.items():
                 medians = per_setting(group, [estimate, measure])
                 recorded = int(np.isfinite(group[estimate].astype(float)).sum())
@@ -137,18 +138,16 @@ def regret(series: pd.DataFrame) -> pd.DataFrame:
     with the lowest final estimate, of the best run, and of a random pick (the mean); regret is
     how much worse than the best each pick is, in the measure's own units (>= 0). A W1
     objective's raw estimates are used only when its runs share one setting."""
-    last = final_quality(finals(series))
     rows = []
-    for (suite, objective), group in last.groupby(["suite", "objective"], sort=False):
-        measures = measures_of(group)
+    for suite, objective, group, measures in final_groups(series):
         # Raw W1 estimates are comparable only between seeds of one setting.
-        raw = RAW if not estimates_w1(str(objective)) or group["setting"].nunique() == 1 else []
-        estimates = dict.fromkeys([*raw, *scale_free(str(objective))])
+        raw = RAW if not estimates_w1(objective) or group["setting"].nunique() == 1 else []
+        estimates = dict.fromkeys([*raw, *scale_free(objective)])
         for estimate in (e for e in estimates if e in group and group[e].notna().any()):
             for measure, sign in measures.items():
                 have = group[np.isfinite(group[[estimate, measure]].astype(float)).all(axis=1)]
-                row = dict(suite=suite, objective=objective, estimate=estimate, measure=measure)
-                row |= dict(runs=len(have))
+                row: dict[str, object] = dict(suite=suite, objective=objective)
+                row |= dict(estimate=estimate, measure=measure, runs=len(have))
                 if len(have) >= MIN_REGRET_RUNS:
                     quality = have[measure].to_numpy(dtype=float) * sign  # lower is better
                     pick = int(np.argmin(have[estimate].to_numpy(dtype=float)))
