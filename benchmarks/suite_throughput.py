@@ -1,9 +1,12 @@
 """Runs per hour of a whole suite: `harness run --workers 2` against `--workers 1`.
 
 A small toy suite at width 128 (where one thread runs as fast as two on a 2-core CPU, so a
-second process is the lever): GAN, WGAN and WGAN-GP, 2 seeds each, gan_toy.py's batch 256. Each
-repeat trains the whole suite from nothing into a fresh folder, once with one worker and once
-with two, in alternating order; nothing is shared between the two sides but the suite file.
+second process is the lever): GAN, WGAN and WGAN-GP, 4 seeds each, gan_toy.py's batch 256, 600
+steps. Each repeat trains the whole suite from nothing into a fresh folder, once with one worker
+and once with two, in alternating order; nothing is shared between the two sides but the suite
+file. Both sides pay their process starts (two for `--workers 2`: the parent and each worker),
+so the suite is long enough (about two minutes on one core) that the ratio says what a real
+suite of runs gets, not what starting Python costs.
 
 Run with `nox -s bench` (or `python benchmarks/suite_throughput.py`). Prints each repeat, the
 runs per hour of both and their ratio (target on a 2-core CPU: >= 1.7x). Run it alone: another
@@ -21,7 +24,7 @@ from pathlib import Path
 SUITE = """
 [suite]
 name = "throughput"
-seeds = [0, 1]
+seeds = [0, 1, 2, 3]
 
 [data]
 name = "8gaussians"
@@ -60,7 +63,7 @@ optimizer = "adam"
 lr = 1e-4
 betas = [0.5, 0.9]
 """
-RUNS = 6
+RUNS = 12
 
 
 def one_suite(suite: Path, workers: int) -> float:
@@ -75,8 +78,8 @@ def one_suite(suite: Path, workers: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=400, help="generator steps per run")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=600, help="generator steps per run")
+    parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         suite = Path(folder) / "throughput.toml"

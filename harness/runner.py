@@ -17,7 +17,6 @@ from tqdm import tqdm
 
 from harness.data import build_sampler
 from harness.errors import UserError
-from harness.evaluate.images import too_few_images
 from harness.records import TERMINAL_STATES, RunFolder, last_row
 from harness.suite import RunSpec, Suite
 from harness.theory import ExperimentSpec, runner
@@ -173,6 +172,8 @@ def _finished_earlier(results: Path, suite: Suite, spec: RunSpec) -> bool:
 def check_data_sizes(suite: Suite, runs: list[RunSpec]) -> None:
     """The evaluator's own check (too_few_images), made before anything is written. Each
     dataset is read once, on the CPU; point data are infinite."""
+    from harness.evaluate.images import too_few_images  # here: torch-fidelity loads in a second
+
     sizes: dict[str, int] = {}
     for spec in runs:
         if not spec.images:

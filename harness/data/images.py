@@ -5,16 +5,14 @@ DataLoader, no workers, no host-to-device copy per step. Each set has a fixed tr
 evaluation can score the critic on images it never trained on.
 """
 
+import functools
 import os
 from pathlib import Path
 
 import numpy as np
 import torch
-import torchvision
-import torchvision.transforms.functional as TF
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
-from sklearn.datasets import load_digits
 
 from harness.data import register_dataset
 from harness.errors import UserError
@@ -68,19 +66,29 @@ class Cifar10Params(BaseModel):
     download: bool = True
 
 
-class _Cifar10Files(torchvision.datasets.CIFAR10):
-    """torchvision's CIFAR-10 reader, accepting any copy whose files are all present."""
+CIFAR10_FOLDER = "cifar-10-batches-py"  # torchvision's CIFAR10.base_folder
 
-    def _check_integrity(self) -> bool:
-        """Presence only: per-file md5s reject re-packed or test-made copies, while a download is
-        still md5-checked by torchvision's archive download before it is extracted."""
-        folder = Path(self.root) / self.base_folder
-        return all((folder / name).is_file() for name, _ in self.train_list + self.test_list)
 
-    def _load_meta(self) -> None:
-        """Class names are never used here: skip batches.meta, which torchvision md5-checks."""
-        self.classes: list[str] = []
-        self.class_to_idx: dict[str, int] = {}
+@functools.cache
+def _cifar10_files() -> type:
+    """torchvision's CIFAR-10 reader, accepting any copy whose files are all present (a class
+    made on first use: torchvision's import costs every process a second, CIFAR runs only)."""
+    import torchvision
+
+    class Cifar10Files(torchvision.datasets.CIFAR10):
+        def _check_integrity(self) -> bool:
+            """Presence only: per-file md5s reject re-packed or test-made copies, while a
+            download is still md5-checked by torchvision's archive download before extraction."""
+            folder = Path(self.root) / self.base_folder
+            return all((folder / name).is_file() for name, _ in self.train_list + self.test_list)
+
+        def _load_meta(self) -> None:
+            """Class names are never used here: skip batches.meta, which torchvision md5-checks."""
+            self.classes: list[str] = []
+            self.class_to_idx: dict[str, int] = {}
+
+    assert Cifar10Files.base_folder == CIFAR10_FOLDER
+    return Cifar10Files
 
 
 def one_line(error: BaseException) -> str:
@@ -90,9 +98,9 @@ def one_line(error: BaseException) -> str:
 
 def cifar10(params: Cifar10Params, device: torch.device, split: str) -> ImageSet:
     root = data_root(params.root)
-    where = f"cifar10: no CIFAR-10 under {root} (looked for {_Cifar10Files.base_folder}/)"
+    where = f"cifar10: no CIFAR-10 under {root} (looked for {CIFAR10_FOLDER}/)"
     try:
-        data = _Cifar10Files(str(root), train=split == "train", download=params.download).data
+        data = _cifar10_files()(str(root), train=split == "train", download=params.download).data
     except (OSError, RuntimeError) as e:  # no files and no download, or no network (URLError)
         if not params.download:
             raise UserError(f"{where}; set [data] root, $HARNESS_DATA, or download = true") from e
@@ -114,6 +122,8 @@ DIGITS_TEST_FRACTION = 0.2
 
 def digits(params: DigitsParams, device: torch.device, split: str) -> ImageSet:
     # scikit-learn's bundled 8x8 digits (values 0..16): a small image set that needs no download.
+    from sklearn.datasets import load_digits  # on first use: sklearn's import is slow
+
     raw = torch.from_numpy(load_digits().images).unsqueeze(1)  # (1797, 1, 8, 8) float64
     pixels = torch.round(raw * 255 / 16)
     if params.size != 8:
@@ -143,6 +153,8 @@ def read_square(file: Path, size: int) -> torch.Tensor:
             rgb = im.convert("RGB")
     except OSError as e:  # unreadable or not an image (PIL's UnidentifiedImageError is one)
         raise UserError(f"image-folder: cannot read {file}: {one_line(e)}") from e
+    import torchvision.transforms.functional as TF  # on first use (see _cifar10_files)
+
     square = TF.center_crop(TF.resize(rgb, size), [size, size])
     return torch.from_numpy(np.asarray(square, dtype=np.uint8).copy()).permute(2, 0, 1)
 

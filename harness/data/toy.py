@@ -8,7 +8,6 @@ import math
 
 import torch
 from pydantic import BaseModel, ConfigDict
-from sklearn.datasets import make_swiss_roll
 
 from harness.data import register_dataset
 
@@ -69,6 +68,8 @@ SWISSROLL_POOL = 1 << 20  # ~1M points: far more than any batch or eval draws at
 
 def swissroll(params: BaseModel, device: torch.device, split: str) -> Pool:
     # A fixed random_state: the pool is the dataset; the run's seed decides what is drawn from it.
+    from sklearn.datasets import make_swiss_roll  # on first use: sklearn's import is slow
+
     points, _ = make_swiss_roll(n_samples=SWISSROLL_POOL, noise=0.25, random_state=0)
     return Pool(torch.from_numpy(points[:, [0, 2]] / 7.5), device)
 

@@ -11,7 +11,6 @@ from torch import Tensor, nn
 
 from harness.data import Sampler, build_sampler
 from harness.data.images import ImageSet
-from harness.evaluate.images import ImageEvaluator
 from harness.evaluate.points import PointsEvaluator
 from harness.evaluate.projections import column_name
 from harness.objectives import Objective
@@ -48,6 +47,8 @@ def build_evaluator(
     """The evaluator for a run whose training data is `train`."""
     if not spec.images:
         return PointsEvaluator(spec.seed, spec.eval_samples, spec.z_dim, train, device)
+    from harness.evaluate.images import ImageEvaluator  # here: torch-fidelity loads in a second
+
     heldout = build_sampler(spec.data, device, split="test")
     assert isinstance(train, ImageSet) and isinstance(heldout, ImageSet)
     return ImageEvaluator(spec, train, heldout, device, weights_path)

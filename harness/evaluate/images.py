@@ -11,7 +11,6 @@ import numpy as np
 import torch
 from PIL import Image
 from torch import Tensor, nn
-from torchvision.utils import make_grid
 
 from harness.data import LOCATION_KEYS
 from harness.data.images import ImageSet, to_float
@@ -145,6 +144,8 @@ class ImageEvaluator:
         )
 
         folder.save_samples(step, fake=fake_u8.cpu().numpy(), real_index=real_i.numpy())
+        from torchvision.utils import make_grid  # on first use: torchvision's import is slow
+
         picture = make_grid(to_uint8(grid).cpu(), nrow=8, padding=1).permute(1, 2, 0).numpy()
         Image.fromarray(picture).save(folder.sample_path(step, ".png"))
         row["eval_seconds"] = time.perf_counter() - started

@@ -7,7 +7,6 @@ eval of every run on the same data measures W in the same space.
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.decomposition import PCA
 
 SOURCES = {  # projection kind -> what it is applied to
     "inception-pca": "inception",  # the 2048-d Inception pool features of FID
@@ -49,6 +48,8 @@ def fit_projections(
             top = max(dims)
             if top > min(x.shape):
                 raise ValueError(f"{kind} to {top} dims needs more than {len(x)} real samples")
+            from sklearn.decomposition import PCA  # on first use: sklearn's import is slow
+
             pca = PCA(n_components=top, svd_solver="randomized", random_state=seed)
             pca.fit(x[:PCA_FIT_SAMPLES])
             matrices = {d: pca.components_[:d].T for d in dims}  # leading components nest

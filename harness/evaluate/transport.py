@@ -6,9 +6,17 @@ optimality is an error here, since the value it returns then is not the optimum.
 
 import math
 import warnings
+from types import ModuleType
 
 import numpy as np
-import ot
+
+
+def _pot() -> ModuleType:
+    """POT, imported on first use: its import (sklearn, networkx) costs a process a second, and
+    the parent of `--workers` never evaluates."""
+    import ot
+
+    return ot
 
 
 class NotOptimal(RuntimeError):
@@ -22,24 +30,24 @@ def _emd2(cost: np.ndarray, max_iter: int | None = None) -> float:
     with warnings.catch_warnings():
         warnings.filterwarnings("error", message="numItermax reached", category=UserWarning)
         try:
-            return float(ot.emd2([], [], cost, numItermax=max_iter))
+            return float(_pot().emd2([], [], cost, numItermax=max_iter))
         except UserWarning as exc:
             raise NotOptimal(f"ot.emd2 on {cost.shape}: {exc}") from None
 
 
 def exact_w1(x: np.ndarray, y: np.ndarray) -> float:
     """W1 with the Euclidean ground cost, uniform weights."""
-    return _emd2(ot.dist(_f64(x), _f64(y), metric="euclidean"))
+    return _emd2(_pot().dist(_f64(x), _f64(y), metric="euclidean"))
 
 
 def exact_w2(x: np.ndarray, y: np.ndarray) -> float:
     """W2: the square root of the optimal cost under squared-Euclidean ground cost."""
-    return math.sqrt(max(_emd2(ot.dist(_f64(x), _f64(y), metric="sqeuclidean")), 0.0))
+    return math.sqrt(max(_emd2(_pot().dist(_f64(x), _f64(y), metric="sqeuclidean")), 0.0))
 
 
 def sliced_w2(x: np.ndarray, y: np.ndarray, seed: int, n_projections: int = 256) -> float:
     """Sliced W2: a different quantity from W2 (well below it), kept in its own column."""
-    value = ot.sliced_wasserstein_distance(
+    value = _pot().sliced_wasserstein_distance(
         _f64(x), _f64(y), n_projections=n_projections, p=2, seed=seed
     )
     return float(value)
