@@ -1,4 +1,5 @@
-"""Sessions: tests, lint (ruff), typecheck (mypy), bench (speed against a plain loop)."""
+"""Sessions: tests, lint (ruff), typecheck (mypy), bench (speed against a plain loop), results
+(train the published suites and write their reports to results/published/)."""
 
 import os
 import shutil
@@ -43,3 +44,17 @@ def bench(session: nox.Session) -> None:
     session.run("python", "benchmarks/toy_step.py")
     session.run("python", "benchmarks/image_step.py", *session.posargs)
     session.run("python", "benchmarks/suite_throughput.py")
+
+
+PUBLISHED_SUITES = ["suites/question.toml", "suites/theory.toml"]
+
+
+@nox.session
+def results(session: nox.Session) -> None:
+    """Trains the published suites (finished runs are kept, not trained again) with one worker
+    per core, then writes their reports to results/published/. About 35 minutes on 2 cores."""
+    session.install("-e", ".")
+    workers = str(os.cpu_count() or 1)
+    for suite in PUBLISHED_SUITES:
+        session.run("harness", "run", suite, "--workers", workers)
+    session.run("harness", "publish", *PUBLISHED_SUITES)

@@ -302,6 +302,29 @@ def report(results_dir: str, fmt: str, out: str | None, window: int) -> None:
 
 
 @main.command()
+@click.argument("suite_files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--results", default="results", show_default=True, type=click.Path())
+@click.option("--window", type=int, default=101, show_default=True, help="As for `report`.")
+def publish(suite_files: tuple[str, ...], results: str, window: int) -> None:
+    """The report of each suite's runs (RESULTS/<suite>/) as Markdown, PNG plots and CSV tables
+    in RESULTS/published/<suite>/, stamped with the suite file's hash and the harness version:
+    what the repository keeps. Train the suites first (`nox -s results` does both)."""
+    from harness.report import NoRuns
+    from harness.report.publish import publish as publish_one
+
+    for suite_file in suite_files:
+        _load(suite_file)  # a bad suite file: one line, exit 2
+        try:
+            folder = publish_one(Path(suite_file), Path(results), window)
+        except NoRuns as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+        except UserError as exc:
+            _fail(exc)
+        click.echo(f"{suite_file} -> {folder}")
+
+
+@main.command()
 @click.argument("suite_file", type=click.Path(dir_okay=False))
 @click.option("--results", default="results", show_default=True, type=click.Path())
 @click.option(

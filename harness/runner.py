@@ -172,12 +172,12 @@ def _finished_earlier(results: Path, suite: Suite, spec: RunSpec) -> bool:
 def check_data_sizes(suite: Suite, runs: list[RunSpec]) -> None:
     """The evaluator's own check (too_few_images), made before anything is written. Each
     dataset is read once, on the CPU; point data are infinite."""
-    from harness.evaluate.images import too_few_images  # here: torch-fidelity loads in a second
-
     sizes: dict[str, int] = {}
     for spec in runs:
         if not spec.images:
             continue
+        from harness.evaluate.images import too_few_images  # here: torch-fidelity takes a second
+
         key = json.dumps(spec.data, sort_keys=True)
         if key not in sizes:
             sizes[key] = len(build_sampler(spec.data, torch.device("cpu"), "train"))  # type: ignore[arg-type]

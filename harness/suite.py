@@ -91,6 +91,8 @@ class RunFields(BaseModel):
     projection_dims: Annotated[list[PositiveInt], Field(min_length=1)] | None = None
 
 
+PUBLISHED = "published"  # results/published/ holds the published reports, not a suite's runs
+
 FALLBACKS: dict[str, Any] = {
     "variant": "non-saturating",  # what practice uses (Goodfellow 2014, section 3)
     "critic_schedule": "constant",
@@ -195,7 +197,7 @@ class RunSpec(BaseModel):
 
     def summary(self) -> str:
         """The settings a reader scans for, in one short line."""
-        parts = [f"n_critic={self.n_critic}"]
+        parts = [f"data={self.data['name']}", f"n_critic={self.n_critic}"]
         parts += [f"{k}={getattr(self, k)}" for k in objective_params()[self.objective]]
         parts.append(f"{self.optimizer} lr={self.lr:g}")
         if self.betas:
@@ -207,6 +209,7 @@ class RunSpec(BaseModel):
 class RunTable(RunFields):
     name: Name | None = None
     grid: dict[str, list[Any]] | None = None
+    data: dict[str, Any] | None = None  # this run's own dataset, in place of the suite's [data]
 
 
 class SuiteTable(BaseModel):
@@ -278,19 +281,22 @@ def suite_errors(path: Path, exc: ValidationError, prefix: tuple[Any, ...] = ())
     )
 
 
-def _validate_data(path: Path, table: dict[str, Any]) -> dict[str, Any]:
+def _validate_data(
+    path: Path, table: dict[str, Any], where: tuple[Any, ...] = ("data",)
+) -> dict[str, Any]:
     params = dict(table)
     name = params.pop("name", None)
+    at = _key_path(where)
     if not isinstance(name, str):
-        raise SuiteError([f"{path}: data.name: missing (a dataset name such as '8gaussians')"])
+        raise SuiteError([f"{path}: {at}.name: missing (a dataset name such as '8gaussians')"])
     try:
         entry = dataset_entry(name)
     except ValueError as exc:
-        raise SuiteError([f"{path}: data.name: {exc}"]) from None
+        raise SuiteError([f"{path}: {at}.name: {exc}"]) from None
     try:
         checked = entry.params(**params)
     except ValidationError as exc:
-        raise suite_errors(path, exc, ("data",)) from None
+        raise suite_errors(path, exc, where) from None
     return {"name": name, **checked.model_dump(mode="json")}
 
 
@@ -317,7 +323,7 @@ def _validate_grid(path: Path, i: int, grid: dict[str, list[Any]]) -> list[dict[
 def _expand_run(
     path: Path, i: int, table: RunTable, defaults: RunFields, data: dict[str, Any], seeds: list[int]
 ) -> list[RunSpec]:
-    run_fields = table.model_dump(exclude_none=True, exclude={"name", "grid"})
+    run_fields = table.model_dump(exclude_none=True, exclude={"name", "grid", "data"})
     images = dataset_entry(data["name"]).images
     fallbacks = FALLBACKS | (IMAGE_FALLBACKS if images else {})
     specs = []
@@ -378,12 +384,14 @@ def load_suite(path: str | Path) -> Suite:
         suite_file = SuiteFile.model_validate(raw)
     except ValidationError as exc:
         raise suite_errors(path, exc) from None
+    if suite_file.suite.name == PUBLISHED:
+        raise SuiteError([f"{path}: suite.name: {PUBLISHED!r} is taken by results/{PUBLISHED}/"])
     if len(set(suite_file.suite.seeds)) != len(suite_file.suite.seeds):
         raise SuiteError([f"{path}: suite.seeds: a seed is listed twice"])
     if suite_file.run is None and suite_file.experiment is None:
         raise SuiteError([f"{path}: run: missing (a [[run]] or an [[experiment]] table)"])
-    if suite_file.run is not None and suite_file.data is None:
-        raise SuiteError([f"{path}: data: missing"])
+    if any(t.data is None for t in suite_file.run or []) and suite_file.data is None:
+        raise SuiteError([f"{path}: data: missing (or a data table in every [[run]])"])
     data = _validate_data(path, suite_file.data) if suite_file.data is not None else {}
 
     runs: list[RunSpec] = []
@@ -398,7 +406,9 @@ def load_suite(path: str | Path) -> Suite:
                 ]
             )
         seen_names[label] = i
-        runs += _expand_run(path, i, table, suite_file.defaults, data, suite_file.suite.seeds)
+        own = table.data
+        run_data = data if own is None else _validate_data(path, own, ("run", i, "data"))
+        runs += _expand_run(path, i, table, suite_file.defaults, run_data, suite_file.suite.seeds)
 
     by_id: dict[str, RunSpec] = {}
     for spec in runs:

@@ -1,6 +1,7 @@
 """`harness report`: correlations checked against scipy on series with a known answer, then the
 whole command on a real small suite, in every format, and the HTML page in headless Chromium."""
 
+import hashlib
 import json
 import math
 import os
@@ -19,7 +20,7 @@ from scipy import stats
 
 from harness.cli import main
 from harness.records import RunFolder
-from harness.report import build_report, correlation
+from harness.report import build_report, correlation, publish
 from harness.report.load import KEYS
 from harness.report.render import render_html
 from harness.runner import run_suite
@@ -234,7 +235,8 @@ def test_correlation_tables_cover_each_objective(results):
     assert math.isnan(row["spearman_low"])  # 2 runs: too few for an interval
     findings = report.frames["findings"]
     assert set(findings["objective"]) == {"gan", "wgan", "wgan-gp"}
-    assert findings["sentence"].str.contains("too few runs").all()
+    statistics = findings[~findings["statement"].str.startswith("convergence_")]
+    assert statistics["sentence"].str.contains("too few runs").all()
     assert set(report.frames["js_saturation"]["objective"]) == {"gan"}
 
 
@@ -258,7 +260,7 @@ def test_formats_through_the_cli(results, tmp_path):
         assert "9 runs" in done.output
     markdown = (tmp_path / "r.md").read_text()
     assert "| objective" in markdown and "median Spearman ρ" in markdown
-    assert markdown.index("## Findings") < markdown.index("## Suite mini")
+    assert markdown.index("## Findings") < markdown.index("\n## Suite mini")
     # 2 runs per objective: no median or interval in the tables, each run's value instead
     assert "too few runs (n = 2; 6 needed)" in markdown and "per run ρ" in markdown
     assert "![" in markdown and (tmp_path / "r-plots" / "mini-curves.png").exists()
@@ -268,6 +270,75 @@ def test_formats_through_the_cli(results, tmp_path):
     assert tidy["findings"][0]["sentence"] in markdown
     steps = pd.read_csv(tmp_path / "csv" / "steps.csv")
     assert len(steps) == 6 * 40 + 3 * 40 and set(KEYS) <= set(steps.columns)
+
+
+def test_convergence_counts_runs_near_the_floor(results):
+    """Per objective and dataset: every run (any state), the finished ones, and those whose last
+    exact_w1 is within 1.5x the median of their floor_w1, recomputed here from the evals."""
+    report = build_report(results, window=5)
+    table = report.frames["convergence"].set_index("objective")
+    assert set(table["data"]) == {"8gaussians"}
+    assert table.loc["gan", "runs"] == 5 and table.loc["gan", "finished"] == 2
+    assert table.loc["wgan", "runs"] == 2 and table.loc["wgan", "finished"] == 2
+    evals = report.frames["evals"]
+    for objective in ("gan", "wgan", "wgan-gp"):
+        done = evals[(evals["objective"] == objective) & (evals["state"] == "done")]
+        ratios = [
+            run.sort_values("step")["exact_w1"].iloc[-1] / run["floor_w1"].median()
+            for _, run in done.groupby("run_id")
+        ]
+        assert table.loc[objective, "converged"] == sum(r <= 1.5 for r in ratios)
+        assert table.loc[objective, "median_ratio"] == pytest.approx(np.median(ratios))
+    findings = report.frames["findings"]
+    said = findings[findings["statement"] == "convergence_8gaussians"]
+    assert len(said) == 3 and said["sentence"].str.contains("of 5 runs ended").sum() == 1
+
+
+def test_publish_writes_a_stamped_report_that_goes_stale(results, tmp_path, monkeypatch):
+    """`harness publish`: Markdown (Findings first), its plots and CSV tables in
+    RESULTS/published/<suite>/, stamped with the suite file's path from the working directory
+    and its hash; an edit of the suite file makes the stamp stale, a second publish leaves
+    nothing of the first behind, and a suite with unfinished runs is not published."""
+    monkeypatch.chdir(tmp_path)
+    Path("suites").mkdir()
+    Path("suites/mini.toml").write_text((results / "mini.toml").read_text())
+    shutil.copytree(results / "mini", "results/mini")
+    refused = CliRunner().invoke(main, ["publish", "suites/mini.toml"])
+    assert refused.exit_code == 2 and "3 run(s) not in suites/mini.toml" in refused.output
+    for state in ("running", "failed", "diverged"):  # the fixture's copies, not the suite's runs
+        shutil.rmtree(f"results/mini/{state}000000")
+    one = RunFolder(next(Path("results/mini").glob("*/spec.json")).parent)
+    one.write_status(state="running")
+    refused = CliRunner().invoke(main, ["publish", "suites/mini.toml"])
+    assert refused.exit_code == 2 and "not every one of its runs has finished" in refused.output
+    one.write_status(state="done")
+    done = CliRunner().invoke(main, ["publish", "suites/mini.toml"])
+    assert done.exit_code == 0, done.output
+    folder = tmp_path / "results" / "published" / "mini"
+    readme = (folder / "README.md").read_text()
+    assert readme.startswith("# Published report: suite mini\n")
+    assert readme.index("## Findings") < readme.index("\n## Suite mini")
+    assert publish.read_stamp(readme) == {
+        "path": "suites/mini.toml",
+        "sha256": hashlib.sha256(Path("suites/mini.toml").read_bytes()).hexdigest(),
+        "version": publish.version(),
+    }
+    links = re.findall(r"\]\((plots/[^)]+\.png)\)", readme)
+    assert links and all((folder / link).is_file() for link in links)
+    assert {p.suffix for p in folder.rglob("*") if p.is_file()} <= {".md", ".png", ".csv"}
+    tables = {p.stem for p in (folder / "tables").glob("*.csv")}
+    assert {"findings", "convergence", "summary", "runs", "evals"} <= tables
+    assert "steps" not in tables
+    assert publish.stale(folder / "README.md", tmp_path) is None
+    Path("suites/mini.toml").write_text(Path("suites/mini.toml").read_text() + "\n# an edit\n")
+    assert "run `nox -s results` again" in publish.stale(folder / "README.md", tmp_path)
+    (folder / "plots" / "old.png").write_bytes(b"")
+    again = CliRunner().invoke(main, ["publish", "suites/mini.toml"])
+    assert again.exit_code == 0, again.output
+    assert not (folder / "plots" / "old.png").exists()
+    assert publish.stale(folder / "README.md", tmp_path) is None
+    outside = CliRunner().invoke(main, ["publish", str(results / "mini.toml")])
+    assert outside.exit_code == 2 and "not below the working directory" in outside.output
 
 
 def test_empty_and_missing_folders_are_one_line(tmp_path):
@@ -399,3 +470,32 @@ def test_runs_stopped_before_their_first_step_and_hostile_names(results, tmp_pat
     written = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*.png"))
     assert written and all(p.parts[:2] == ("out", "r-plots") for p in written if "out" in p.parts)
     assert not (tmp_path / "escaped-grid.png").exists() and "escaped" not in os.listdir(tmp_path)
+
+
+def test_convergence_on_made_up_runs():
+    """The 1.5x boundary (1.5 converges, 1.6 does not), a NaN W1 (finished, not converged), a
+    running run (counted, not finished), image data (no row) and two datasets (a row each);
+    the floor is the median over the run's evals, not its last."""
+    from harness.report.convergence import convergence
+
+    def run(run_id, data, state, last_w1, floors=(0.1, 0.1, 0.5)):
+        evals = pd.DataFrame(
+            {"step": [1, 2, 3], "exact_w1": [1.0, 1.0, last_w1], "floor_w1": list(floors)}
+        )
+        return dict(suite="s", run_id=run_id, objective="wgan", data=data, state=state), evals
+
+    made = [
+        run("a", "8gaussians", "done", 0.15),  # 1.5x the median floor 0.1: converged
+        run("b", "8gaussians", "done", 0.16),
+        run("c", "8gaussians", "done", float("nan")),
+        run("d", "8gaussians", "running", 0.1),
+        run("e", "25gaussians", "done", 0.1),
+        run("f", "digits", "done", 0.1),
+    ]
+    runs = pd.DataFrame([r for r, _ in made])
+    series = pd.concat([e.assign(suite="s", run_id=r["run_id"], state=r["state"]) for r, e in made])
+    table = convergence(series, runs).set_index("data")
+    assert set(table.index) == {"8gaussians", "25gaussians"}
+    assert table.loc["8gaussians", ["runs", "finished", "converged"]].tolist() == [4, 3, 1]
+    assert table.loc["8gaussians", "median_ratio"] == pytest.approx(1.55)
+    assert table.loc["25gaussians", ["runs", "finished", "converged"]].tolist() == [1, 1, 1]

@@ -87,14 +87,15 @@ def test_repository_suites_are_valid(suites):
     assert {r.objective for r in toy.runs} == {"gan", "wgan", "wgan-gp"}
     assert len(toy.runs) == 9
     gp = next(r for r in toy.runs if r.objective == "wgan-gp")
-    # gan_toy.py: lambda 0.1, Adam 1e-4 betas (0.5, 0.9), 5 critic steps, batch 256, width 512
+    # gan_toy.py: lambda 0.1, Adam 1e-4 betas (0.5, 0.9), 5 critic steps, batch 256 (its width
+    # 512 is 128 here: see the suite's header)
     assert (gp.gp_lambda, gp.lr, gp.betas, gp.n_critic, gp.batch_size, gp.width) == (
         0.1,
         1e-4,
         (0.5, 0.9),
         5,
         256,
-        512,
+        128,
     )
     wgan = next(r for r in toy.runs if r.objective == "wgan")
     assert (wgan.optimizer, wgan.lr, wgan.clip, wgan.n_critic) == ("rmsprop", 5e-5, 0.01, 5)
@@ -169,6 +170,10 @@ BAD = [  # (what to change in GOOD, the line expected)
     (('name = "gp"', 'name = "gan"'), "run[2].name: 'gan' is taken by run[0]"),
     (('name = "gp"', 'name = "a/b"'), "run[2].name: use letters, digits"),
     (('name = "s"', 'name = "../up"'), "suite.name: use letters, digits"),
+    (
+        ('name = "s"', 'name = "published"'),
+        "suite.name: 'published' is taken by results/published/",
+    ),
     (('name = "gp"', 'name = "<b>x</b>"'), "run[2].name: use letters, digits"),
     (("seeds = [0, 1]", "seeds = [1, 1]"), "suite.seeds: a seed is listed twice"),
     (("seeds = [0, 1]", "seeds = []"), "suite.seeds: list should have at least 1 item"),
@@ -190,6 +195,16 @@ BAD = [  # (what to change in GOOD, the line expected)
     (("steps = 10", "steps = 10\nfid_samples = 100"), "defaults.fid_samples: used only with image"),
     (("steps = 10", 'steps = 10\nlr_decay = "cosine"'), "defaults.lr_decay: input should be"),
     (("steps = 10", "steps = 10\ngenerator_batch_size = 0"), "generator_batch_size: must be > 0"),
+    (
+        ('objective = "gan"', 'objective = "gan"\ndata = { name = "mnist" }'),
+        "run[0].data.name: unknown dataset 'mnist'",
+    ),
+    (('objective = "gan"', 'objective = "gan"\ndata = { size = 8 }'), "run[0].data.name: missing"),
+    (
+        ('objective = "gan"', 'objective = "gan"\ndata = { name = "8gaussians", theta = 1 }'),
+        "run[0].data.theta: unknown key",
+    ),
+    (('[data]\nname = "8gaussians"', ""), "data: missing (or a data table in every [[run]])"),
 ]
 
 
@@ -203,6 +218,41 @@ def test_each_mistake_is_one_line_naming_file_and_key(tmp_path, change, expected
     assert len(caught.value.lines) == 1, caught.value.lines
     assert caught.value.lines[0].startswith(f"{path}: ")
     assert expected in caught.value.lines[0]
+
+
+def test_a_run_may_name_its_own_dataset(tmp_path):
+    """A [[run]]'s data table replaces the suite's [data] for that run only; with one in every
+    run, the suite needs no [data] at all."""
+    own = GOOD.replace('objective = "gan"', 'objective = "gan"\ndata = { name = "25gaussians" }')
+    suite = load_suite(write(tmp_path, own))
+    assert {r.name: r.data["name"] for r in suite.runs} == {
+        "gan": "25gaussians", "wgan": "8gaussians", **{r.name: "8gaussians" for r in suite.runs[4:]}
+    }  # fmt: skip
+    same = load_suite(write(tmp_path, GOOD)).runs[0]
+    assert suite.runs[0].run_id != same.run_id  # the dataset is part of what a run is
+
+
+def test_question_suite_is_a_population_per_objective_and_dataset(suites):
+    """What the question asks of the population: >= 16 runs per objective per dataset, a grid
+    over lr, c (WGAN), lambda (WGAN-GP) and n_critic 1 and 5, 2 seeds, width 128, >= 2000 steps,
+    evals every 100."""
+    runs = load_suite(suites / "question.toml").runs
+    cells: dict[tuple[str, str], list] = {}
+    for r in runs:
+        cells.setdefault((r.objective, r.data["name"]), []).append(r)
+    assert {d for _, d in cells} == {"8gaussians", "25gaussians"}
+    assert {o for o, _ in cells} == {"gan", "wgan", "wgan-gp"}
+    for (objective, _), cell in cells.items():
+        assert len(cell) >= 16
+        assert {r.n_critic for r in cell} == {1, 5} and len({r.lr for r in cell}) >= 2
+        assert len({r.seed for r in cell}) >= 2
+        assert all((r.width, r.eval_every) == (128, 100) and r.steps >= 2000 for r in cell)
+        if objective == "wgan":
+            assert len({r.clip for r in cell}) >= 2
+        if objective == "wgan-gp":
+            assert len({r.gp_lambda for r in cell}) >= 2
+    digits = load_suite(suites / "question-digits.toml").runs  # the smaller image population
+    assert all(sum(r.objective == o for r in digits) == 8 for o in ("gan", "wgan", "wgan-gp"))
 
 
 def test_defaults_may_hold_settings_other_objectives_read(tmp_path):

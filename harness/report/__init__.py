@@ -7,7 +7,16 @@ from pathlib import Path
 import pandas as pd
 
 from harness.errors import UserError
-from harness.report import across, calibration, correlation, findings, tables, theory, tuning
+from harness.report import (
+    across,
+    calibration,
+    convergence,
+    correlation,
+    findings,
+    tables,
+    theory,
+    tuning,
+)
 from harness.report.load import Results, load_results
 from harness.report.plots import (
     Plot,
@@ -72,6 +81,7 @@ def _run_frames(results: Results, window: int) -> dict[str, pd.DataFrame]:
     frames = {
         "runs": results.runs,
         "summary": tables.summary(results.runs, series),
+        "convergence": convergence.convergence(series, results.runs),
         "correlation_by_objective": correlation.by_objective(within, results.runs),
         "correlation_within_runs": within,
         "correlation_across_seeds": across.across_seeds(series),

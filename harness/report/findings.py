@@ -11,6 +11,7 @@ from typing import Any
 import pandas as pd
 
 from harness.report.across import MIN_REGRET_RUNS, scale_free
+from harness.report.convergence import FACTOR
 from harness.report.correlation import MIN_POINTS, PHASES, estimates_w1, primary_measure
 from harness.report.intervals import MIN_PAIRS, MIN_RUNS, MIN_SETTINGS
 from harness.report.tables import states
@@ -178,6 +179,21 @@ def calibration_rows(frames: dict[str, pd.DataFrame], suite: str, objective: str
         yield _row(where, r["estimate"], "exact_w1", (r["runs"], "runs"), numbers, head + text)
 
 
+def convergence_rows(frames: dict[str, pd.DataFrame], suite: str, objective: str):
+    table = frames["convergence"]
+    hits = table[(table["suite"] == suite) & (table["objective"] == objective)]
+    for r in hits.to_dict("records"):
+        text = (
+            f"Convergence on {r['data']}: {r['converged']} of {r['runs']} runs ended with "
+            f"exact_w1 within {FACTOR:g}× the real-vs-real floor ({r['finished']} finished; "
+            f"median final exact_w1 ÷ floor {_g(r['median_ratio'])}; a count of these runs: "
+            "no interval)."
+        )
+        numbers = (float(r["converged"]), math.nan, math.nan)
+        where = (suite, objective, f"convergence_{r['data']}")
+        yield _row(where, "", "exact_w1", (r["runs"], "runs"), numbers, text)
+
+
 def findings(frames: dict[str, pd.DataFrame], runs: pd.DataFrame) -> pd.DataFrame:
     """Every statement, per suite (in report order) and objective (as the runs come)."""
     rows: list[dict[str, Any]] = []
@@ -194,6 +210,7 @@ def findings(frames: dict[str, pd.DataFrame], runs: pd.DataFrame) -> pd.DataFram
                 continue
             if measure is None:  # finished runs that recorded no quality measure
                 continue
+            rows += convergence_rows(frames, suite, objective)
             rows += within_rows(frames, suite, objective, measure)
             rows += seeds_row(frames, suite, objective, measure)
             rows += settings_row(frames, suite, objective, measure)

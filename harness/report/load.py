@@ -1,5 +1,9 @@
 """Run folders under a results folder, read into tidy pandas frames: one row per run, per
-generator step and per eval, each keyed by suite, run_id, name, objective and seed."""
+generator step and per eval, each keyed by suite, run_id, name, objective and seed.
+
+A suite whose runs use several datasets (a `[[run]]` with its own `data`) is read as one suite
+per dataset, `<suite>/<dataset>`: every statistic, table and plot of the report is per suite,
+and none may pool datasets whose W1 scales differ."""
 
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,6 +70,12 @@ def find_run_folders(root: Path) -> list[Path]:
 
 def load_results(root: Path) -> Results:
     read = [(_read_run(RunFolder(path)), path) for path in find_run_folders(root)]
+    datasets: dict[str, set[str]] = {}
+    for (row, _, _), _path in read:
+        datasets.setdefault(row["suite"], set()).add(row["data"])
+    for (row, _, _), _path in read:  # a suite of several datasets: one report suite per dataset
+        if len(datasets[row["suite"]] - {"?"}) > 1:
+            row["suite"] = f"{row['suite']}/{row['data']}"
     # Suites in name order; within one, the objectives as the papers came, then name and seed.
     known = {name: k for k, name in enumerate(OBJECTIVES)}
     read.sort(

@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from harness.report import Report, SuiteSection
+from harness.report.convergence import FACTOR
 from harness.report.correlation import ESTIMATES, LOG2, PHASES, headline_measures
 from harness.report.intervals import MIN_PAIRS, MIN_RUNS, MIN_SETTINGS
 from harness.report.load import KEYS
@@ -218,6 +219,13 @@ def tables(section: SuiteSection) -> list[tuple[str, str, pd.DataFrame]]:
             summary_table(section),
         ),
         (
+            "Did the runs converge? (point data)",
+            f"Per dataset: runs whose final exact W1 is within {FACTOR:g}× the real-vs-real floor "
+            "(exact W1 between two fresh real samples of the eval's size, median over the run's "
+            "evals), of all runs and of the finished ones, and the median final ratio.",
+            _rounded(f["convergence"], drop=("suite",)),
+        ),
+        (
             "Does the estimate track quality? (within runs)",
             "Spearman ρ over each run's eval steps after step 0, the same steps for every "
             "estimate; + means the estimate falls as samples improve. Phases: whole run, first "
@@ -303,7 +311,8 @@ def findings(report: Report) -> list[tuple[str, list[tuple[str, list[str]]]]]:
 FINDINGS_NOTE = (
     "+ means the estimate falls as the samples improve. Each correlation and ratio carries its n "
     'and a 95% interval whose coverage was checked by simulation, or says "too few runs" where '
-    "n cannot carry one; the regret describes the runs at hand and carries its n."
+    "n cannot carry one; the regret and the convergence count describe the runs at hand and "
+    "carry their n."
 )
 
 

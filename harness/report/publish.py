@@ -1,0 +1,122 @@
+"""Published reports: `results/published/<suite>/` in the repository, written by
+`harness publish` (what `nox -s results` runs after training the suites).
+
+Each is the Markdown report (Findings first) with its plots, and the report's tables as CSV,
+all small; the raw runs stay in results/<suite>/, outside git. Only a suite whose runs and
+experiments have all finished is published, and only those of its current suite file: a
+report must say what that file gives. The page is stamped with the suite file's path (from
+the repository root, where the command runs), its sha256 and the harness version, so a test
+can tell when a committed report no longer matches its suite file.
+"""
+
+import hashlib
+import re
+import shutil
+from importlib import metadata
+from pathlib import Path, PurePosixPath
+
+from harness.errors import UserError
+from harness.report import build_report
+from harness.report.render import plot_file, render_markdown
+from harness.report.tables import states
+from harness.suite import PUBLISHED, load_suite
+
+LEFT_OUT = {"steps"}  # every generator step of every run: large, and the runs' own files have it
+STAMP = re.compile(
+    r"^Made by `harness publish` from `(?P<path>[^`]+)` \(sha256 (?P<sha256>[0-9a-f]{64})\) "
+    r"with harness (?P<version>[^ ]+)\.$",
+    re.MULTILINE,
+)
+
+
+def version() -> str:
+    return metadata.version("harness")
+
+
+def stamp(suite_file: Path, shown: str) -> str:
+    """The line that ties a published report to the suite file (its bytes, its path `shown`
+    from the repository root) and to the harness version."""
+    sha256 = hashlib.sha256(Path(suite_file).read_bytes()).hexdigest()
+    return f"Made by `harness publish` from `{shown}` (sha256 {sha256}) with harness {version()}."
+
+
+def read_stamp(text: str) -> dict[str, str] | None:
+    found = STAMP.search(text)
+    return found.groupdict() if found else None
+
+
+def from_here(suite_file: Path) -> str:
+    """The suite file's path from the working directory (the repository root), or an error."""
+    try:
+        return Path(suite_file).resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        raise UserError(
+            f"{suite_file}: not below the working directory; run `harness publish` from the "
+            "repository root"
+        ) from None
+
+
+def publish(suite_file: Path, results: Path, window: int) -> Path:
+    """Write results/published/<suite>/ from the suite's runs under results/<suite>/; the
+    folder's previous contents are replaced, so no plot or table of an older report lingers."""
+    shown = from_here(suite_file)
+    suite = load_suite(suite_file)
+    report = build_report(results / suite.name, window)
+    runs, experiments = report.results.runs, report.frames["experiments"]
+    foreign = set(runs["run_id"]) - {spec.run_id for spec in suite.runs}
+    if foreign:
+        raise UserError(
+            f"{results / suite.name}: {len(foreign)} run(s) not in {shown} (an older version of "
+            "the suite?); move them away to publish"
+        )
+    for what, frame in (("runs", runs), ("experiments", experiments)):
+        if len(frame) and not (frame["state"] == "done").all():
+            raise UserError(
+                f"{results / suite.name}: not every one of its {what} has finished "
+                f"({states(frame)}); run `harness run {shown}` first"
+            )
+    if len(runs) < len(suite.runs) or len(experiments) < len(suite.experiments):
+        raise UserError(
+            f"{results / suite.name}: {len(runs)} of {len(suite.runs)} runs and "
+            f"{len(experiments)} of {len(suite.experiments)} experiments; run "
+            f"`harness run {shown}` first"
+        )
+    folder = results / PUBLISHED / suite.name
+    if folder.exists():
+        shutil.rmtree(folder)
+    plots = folder / "plots"
+    plots.mkdir(parents=True)
+    for section in report.sections:
+        for plot in section.plots:
+            (plots / plot_file(plot)).write_bytes(plot.png)
+    page = render_markdown(report, plots if any(s.plots for s in report.sections) else None)
+    _, _, rest = page.partition("\n")  # its title names the results folder, a local path
+    title = f"# Published report: suite {suite.name}"
+    readme = f"{title}\n\n{stamp(suite_file, shown)}\n{rest}"
+    (folder / "README.md").write_text(readme, encoding="utf-8")
+    tables = folder / "tables"
+    tables.mkdir()
+    for name, frame in report.frames.items():
+        if name not in LEFT_OUT and not frame.empty:
+            frame.to_csv(tables / f"{name}.csv", index=False)
+    return folder
+
+
+def stale(readme: Path, root: Path) -> str | None:
+    """Why a published README.md no longer matches its suite file (its path in the stamp is
+    from `root`, the repository) or this harness version; None when it still does."""
+    found = read_stamp(readme.read_text(encoding="utf-8"))
+    if found is None:
+        return f"{readme}: no `Made by harness publish` stamp"
+    path = PurePosixPath(found["path"])
+    if path.is_absolute() or ".." in path.parts:
+        return f"{readme}: its suite file {path} is not a path inside the repository"
+    suite_file = root / path
+    if not suite_file.is_file():
+        return f"{readme}: its suite file {path} is gone"
+    if read_stamp(stamp(suite_file, found["path"])) != found:
+        return (
+            f"{readme}: made from another {path} or harness version "
+            f"({found['sha256'][:12]}, {found['version']}); run `nox -s results` again"
+        )
+    return None
