@@ -81,3 +81,32 @@ def test_git_keeps_no_run_outputs():
     for name in listed.stdout.split():
         assert name == "results/README.md" or name.startswith("results/published/"), name
         assert Path(name).suffix in {".md", ".png", ".csv"}, name
+
+
+def test_readme_numbers_are_the_published_ones():
+    """The README's first screen quotes the question report: its numbers must be the tables'."""
+    import pandas as pd
+
+    readme = (ROOT / "README.md").read_text()
+    tables = PUBLISHED / "question" / "tables"
+    convergence = pd.read_csv(tables / "convergence.csv")
+    said = f"Only {convergence['converged'].sum()} of the {convergence['runs'].sum()} runs ended"
+    assert said in readme
+
+    def interval(suite: str, objective: str, estimate: str) -> str:
+        by = pd.read_csv(tables / "correlation_by_objective.csv")
+        row = by[
+            (by["suite"] == suite)
+            & (by["objective"] == objective)
+            & (by["estimate"] == estimate)
+            & (by["measure"] == "exact_w1")
+            & (by["phase"] == "whole")
+        ].iloc[0]
+        numbers = (row["spearman"], row["spearman_low"], row["spearman_high"])
+        return "{:.2f} [{:.2f}, {:.2f}]".format(*numbers).replace("-", "−")
+
+    by = pd.read_csv(tables / "correlation_by_objective.csv").dropna(subset=["spearman_low"])
+    clear = ((by["spearman_low"] > 0) | (by["spearman_high"] < 0)).sum()
+    assert f"{clear} of the report's {len(by)} within-run intervals clear zero" in readme
+    assert interval("question/8gaussians", "gan", "divergence_estimate_filtered") in readme
+    assert interval("question/8gaussians", "wgan-gp", "heldout_estimate") in readme

@@ -304,14 +304,18 @@ def test_publish_writes_a_stamped_report_that_goes_stale(results, tmp_path, monk
     Path("suites/mini.toml").write_text((results / "mini.toml").read_text())
     shutil.copytree(results / "mini", "results/mini")
     refused = CliRunner().invoke(main, ["publish", "suites/mini.toml"])
-    assert refused.exit_code == 2 and "3 run(s) not in suites/mini.toml" in refused.output
+    assert refused.exit_code == 2 and "3 of its runs not in suites/mini.toml" in refused.output
     for state in ("running", "failed", "diverged"):  # the fixture's copies, not the suite's runs
         shutil.rmtree(f"results/mini/{state}000000")
     one = RunFolder(next(Path("results/mini").glob("*/spec.json")).parent)
     one.write_status(state="running")
     refused = CliRunner().invoke(main, ["publish", "suites/mini.toml"])
-    assert refused.exit_code == 2 and "not every one of its runs has finished" in refused.output
-    one.write_status(state="done")
+    assert refused.exit_code == 2 and "not all ended" in refused.output
+    moved = shutil.move(one.path, tmp_path / "elsewhere")
+    refused = CliRunner().invoke(main, ["publish", "suites/mini.toml"])
+    assert refused.exit_code == 2 and "5 of 6 runs found" in refused.output
+    shutil.move(moved, one.path)
+    one.write_status(state="diverged")  # an outcome: published as it is
     done = CliRunner().invoke(main, ["publish", "suites/mini.toml"])
     assert done.exit_code == 0, done.output
     folder = tmp_path / "results" / "published" / "mini"
@@ -499,3 +503,59 @@ def test_convergence_on_made_up_runs():
     assert table.loc["8gaussians", ["runs", "finished", "converged"]].tolist() == [4, 3, 1]
     assert table.loc["8gaussians", "median_ratio"] == pytest.approx(1.55)
     assert table.loc["25gaussians", ["runs", "finished", "converged"]].tolist() == [1, 1, 1]
+
+
+TWO_DATASETS = """
+[suite]
+name = "two"
+seeds = [0]
+
+[defaults]
+architecture = "mlp"
+width = 8
+z_dim = 2
+batch_size = 16
+steps = 20
+eval_every = 10
+eval_samples = 64
+objective = "wgan-gp"
+gp_lambda = 1.0
+n_critic = 1
+optimizer = "adam"
+lr = 1e-3
+betas = [0.5, 0.9]
+
+[[run]]
+name = "eight"
+data = { name = "8gaussians" }
+
+[[run]]
+name = "many"
+data = { name = "25gaussians" }
+
+[[run]]
+name = "near"
+data = { name = "parallel-lines", theta = 0.5 }
+
+[[run]]
+name = "far"
+data = { name = "parallel-lines", theta = 2.0 }
+"""
+
+
+def test_a_suite_of_several_datasets_is_reported_per_dataset(tmp_path):
+    """No statistic pools datasets: each data table (name and parameters) is its own report
+    suite, `<suite>/<name>`, with a hash where two tables share a name."""
+    suite_file = tmp_path / "two.toml"
+    suite_file.write_text(TWO_DATASETS)
+    run_suite(load_suite(suite_file), tmp_path, "cpu", quiet=True)
+    report = build_report(tmp_path, window=5)
+    suites = dict(zip(report.results.runs["name"], report.results.runs["suite"], strict=True))
+    assert suites["eight"] == "two/8gaussians" and suites["many"] == "two/25gaussians"
+    assert suites["near"].startswith("two/parallel-lines-") and suites["far"] != suites["near"]
+    assert [s.suite for s in report.sections] == sorted(suites.values())
+    assert set(report.frames["findings"]["suite"]) == set(suites.values())
+    convergence = report.frames["convergence"]
+    assert sorted(convergence["suite"]) == sorted(suites.values())
+    assert (convergence["runs"] == 1).all()
+    assert set(report.frames["evals"]["suite"]) == set(suites.values())

@@ -339,6 +339,7 @@ def test_findings_state_numbers_with_interval_and_n_or_too_few_runs():
     frames = empty | {
         "correlation_by_objective": pd.DataFrame(rows),
         "calibration": pd.DataFrame(columns=["suite", "objective"]),
+        "convergence": pd.DataFrame(columns=["suite", "objective"]),
         "evals": pd.DataFrame({"suite": ["s"], "exact_w1": [0.1]}),
     }
     runs = pd.DataFrame({"suite": ["s"], "objective": ["wgan-gp"], "state": ["done"]})

@@ -91,7 +91,7 @@ steps = 20
 """
 
 
-def test_theory_suite_runs_and_reports(tmp_path):
+def test_theory_suite_runs_and_reports(tmp_path, monkeypatch):
     path = tmp_path / "theory.toml"
     path.write_text(SUITE)
     suite = load_suite(path)
@@ -114,6 +114,14 @@ def test_theory_suite_runs_and_reports(tmp_path):
     assert page.count('src="data:image/png;base64,') == 3 and "w_penalised_closed" in page
     out = CliRunner().invoke(main, ["report", str(tmp_path / "r"), "--format", "markdown"])
     assert out.exit_code == 0 and "3 experiments (3 done)" in out.output
+    # published: only the experiments of the suite file as it is now
+    monkeypatch.chdir(tmp_path)
+    published = CliRunner().invoke(main, ["publish", "theory.toml", "--results", "r"])
+    assert published.exit_code == 0, published.output
+    assert (tmp_path / "r/published/mini-theory/plots/mini-theory-parallel-lines.png").is_file()
+    path.write_text(SUITE.replace("steps = 20", "steps = 21"))  # another learning-a-line
+    refused = CliRunner().invoke(main, ["publish", "theory.toml", "--results", "r"])
+    assert refused.exit_code == 2 and "1 of its experiments not in theory.toml" in refused.output
 
 
 def test_the_repository_theory_suite_is_valid(suites):

@@ -70,12 +70,7 @@ def find_run_folders(root: Path) -> list[Path]:
 
 def load_results(root: Path) -> Results:
     read = [(_read_run(RunFolder(path)), path) for path in find_run_folders(root)]
-    datasets: dict[str, set[str]] = {}
-    for (row, _, _), _path in read:
-        datasets.setdefault(row["suite"], set()).add(row["data"])
-    for (row, _, _), _path in read:  # a suite of several datasets: one report suite per dataset
-        if len(datasets[row["suite"]] - {"?"}) > 1:
-            row["suite"] = f"{row['suite']}/{row['data']}"
+    _split_by_dataset([row for (row, _, _), _ in read])
     # Suites in name order; within one, the objectives as the papers came, then name and seed.
     known = {name: k for k, name in enumerate(OBJECTIVES)}
     read.sort(
@@ -93,6 +88,7 @@ def load_results(root: Path) -> Results:
     trials: dict[tuple[str, str], dict[str, Any]] = {}
     for (row, run_steps, run_evals), path in read:
         trial = row.pop("_trial")
+        row.pop("_data")
         runs.append(row)
         folders[row["suite"], row["run_id"]] = path
         if trial:
@@ -130,6 +126,7 @@ def _read_run(folder: RunFolder) -> tuple[dict[str, Any], pd.DataFrame | None, p
         seed=spec.get("seed", -1),
         setting=setting_id(spec),
         data=(spec.get("data") or {}).get("name", "?"),
+        _data=data_id(spec.get("data") or {}),
         state=status.get("state", "pending"),  # spec written, training never started
         step=status.get("step", 0),
         wall_time=status.get("wall_time", _last(run_evals, "wall_time")),
@@ -140,6 +137,26 @@ def _read_run(folder: RunFolder) -> tuple[dict[str, Any], pd.DataFrame | None, p
     )
     row.update({key: spec.get(key) for key in SETTINGS})
     return row, run_steps, run_evals
+
+
+def data_id(data: dict[str, Any]) -> str:
+    """What a run's data are (name and parameters), not where they lie."""
+    return content_id({k: v for k, v in data.items() if k not in LOCATION_KEYS})
+
+
+def _split_by_dataset(rows: list[dict[str, Any]]) -> None:
+    """A suite whose runs use several datasets becomes one suite per dataset: `<suite>/<name>`,
+    or `<suite>/<name>-<hash>` where two of its data tables share a name (digits at two sizes)."""
+    tables: dict[str, dict[str, str]] = {}  # suite -> data id -> name
+    for row in rows:
+        if row["data"] != "?":  # unreadable
+            tables.setdefault(row["suite"], {})[row["_data"]] = row["data"]
+    for row in rows:
+        own = tables.get(row["suite"], {})
+        if len(own) < 2 or row["_data"] not in own:
+            continue
+        shared = list(own.values()).count(row["data"]) > 1
+        row["suite"] += f"/{row['data']}" + (f"-{row['_data'][:6]}" if shared else "")
 
 
 def setting_id(spec: dict[str, Any]) -> str:

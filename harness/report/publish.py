@@ -2,11 +2,12 @@
 `harness publish` (what `nox -s results` runs after training the suites).
 
 Each is the Markdown report (Findings first) with its plots, and the report's tables as CSV,
-all small; the raw runs stay in results/<suite>/, outside git. Only a suite whose runs and
-experiments have all finished is published, and only those of its current suite file: a
-report must say what that file gives. The page is stamped with the suite file's path (from
-the repository root, where the command runs), its sha256 and the harness version, so a test
-can tell when a committed report no longer matches its suite file.
+all small; the raw runs stay in results/<suite>/, outside git. A suite is published only when
+its folder holds exactly the runs and experiments of its current suite file, every one ended
+(done, or diverged for a run): a report must say what that file gives. The page is stamped
+with the suite file's path (from the repository root, where the command runs), its sha256
+and the harness version, so a test can tell when a committed report no longer matches its
+suite file.
 """
 
 import hashlib
@@ -16,6 +17,7 @@ from importlib import metadata
 from pathlib import Path, PurePosixPath
 
 from harness.errors import UserError
+from harness.records import TERMINAL_STATES
 from harness.report import build_report
 from harness.report.render import plot_file, render_markdown
 from harness.report.tables import states
@@ -63,24 +65,21 @@ def publish(suite_file: Path, results: Path, window: int) -> Path:
     suite = load_suite(suite_file)
     report = build_report(results / suite.name, window)
     runs, experiments = report.results.runs, report.frames["experiments"]
-    foreign = set(runs["run_id"]) - {spec.run_id for spec in suite.runs}
-    if foreign:
-        raise UserError(
-            f"{results / suite.name}: {len(foreign)} run(s) not in {shown} (an older version of "
-            "the suite?); move them away to publish"
-        )
-    for what, frame in (("runs", runs), ("experiments", experiments)):
-        if len(frame) and not (frame["state"] == "done").all():
+    for what, frame, specs, ended in (
+        ("runs", runs, suite.runs, TERMINAL_STATES),  # a diverged run is an outcome
+        ("experiments", experiments, suite.experiments, ("done",)),
+    ):
+        found, wanted = set(frame["run_id"]), {spec.run_id for spec in specs}
+        if found - wanted:
             raise UserError(
-                f"{results / suite.name}: not every one of its {what} has finished "
-                f"({states(frame)}); run `harness run {shown}` first"
+                f"{results / suite.name}: {len(found - wanted)} of its {what} not in {shown} "
+                "(from an older version of the suite?); move them away to publish"
             )
-    if len(runs) < len(suite.runs) or len(experiments) < len(suite.experiments):
-        raise UserError(
-            f"{results / suite.name}: {len(runs)} of {len(suite.runs)} runs and "
-            f"{len(experiments)} of {len(suite.experiments)} experiments; run "
-            f"`harness run {shown}` first"
-        )
+        if wanted - found or not frame["state"].isin(ended).all():
+            raise UserError(
+                f"{results / suite.name}: {len(found)} of {len(wanted)} {what} found "
+                f"({states(frame) or 'none'}), not all ended; run `harness run {shown}` first"
+            )
     folder = results / PUBLISHED / suite.name
     if folder.exists():
         shutil.rmtree(folder)
