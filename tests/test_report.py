@@ -310,7 +310,7 @@ def test_publish_writes_a_stamped_report_that_goes_stale(results, tmp_path, monk
     one = RunFolder(next(Path("results/mini").glob("*/spec.json")).parent)
     one.write_status(state="running")
     refused = CliRunner().invoke(main, ["publish", "suites/mini.toml"])
-    assert refused.exit_code == 2 and "not all ended" in refused.output
+    assert refused.exit_code == 2 and "not all runs ended (5 done, 1 running)" in refused.output
     moved = shutil.move(one.path, tmp_path / "elsewhere")
     refused = CliRunner().invoke(main, ["publish", "suites/mini.toml"])
     assert refused.exit_code == 2 and "5 of 6 runs found" in refused.output

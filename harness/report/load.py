@@ -1,9 +1,10 @@
 """Run folders under a results folder, read into tidy pandas frames: one row per run, per
 generator step and per eval, each keyed by suite, run_id, name, objective and seed.
 
-A suite whose runs use several datasets (a `[[run]]` with its own `data`) is read as one suite
-per dataset, `<suite>/<dataset>`: every statistic, table and plot of the report is per suite,
-and none may pool datasets whose W1 scales differ."""
+A suite whose runs use several data tables (a `[[run]]` with its own `data`) is read as one
+suite per table, `<suite>/<dataset>` (a short hash added where two tables share a name): every
+statistic, table and plot of the report is per suite, and none may pool datasets whose W1
+scales differ."""
 
 from dataclasses import dataclass, field
 from pathlib import Path

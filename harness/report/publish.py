@@ -75,10 +75,15 @@ def publish(suite_file: Path, results: Path, window: int) -> Path:
                 f"{results / suite.name}: {len(found - wanted)} of its {what} not in {shown} "
                 "(from an older version of the suite?); move them away to publish"
             )
-        if wanted - found or not frame["state"].isin(ended).all():
+        if wanted - found:
             raise UserError(
-                f"{results / suite.name}: {len(found)} of {len(wanted)} {what} found "
-                f"({states(frame) or 'none'}), not all ended; run `harness run {shown}` first"
+                f"{results / suite.name}: {len(found)} of {len(wanted)} {what} found; "
+                f"run `harness run {shown}` first"
+            )
+        if not frame["state"].isin(ended).all():
+            raise UserError(
+                f"{results / suite.name}: not all {what} ended ({states(frame)}); "
+                f"run `harness run {shown}` first"
             )
     folder = results / PUBLISHED / suite.name
     if folder.exists():
