@@ -114,23 +114,23 @@ def preflight(
 
 
 def run_folders(
-    suite: Suite, results: Path, shard: tuple[int, int] | None = None
-) -> list[tuple[RunSpec, RunFolder]]:
-    """Each run of the suite (or of its shard) with its folder."""
-    return [
-        (spec, RunFolder(suite_folder(results, suite) / spec.run_id))
-        for spec in in_shard(suite.runs, shard)
-    ]
+    suite: Suite, results: Path, shard: tuple[int, int] | None = None, experiments: bool = False
+) -> "list[tuple[Spec, RunFolder]]":
+    """Each run of the suite (or of its shard) with its folder; its experiments too when asked."""
+    root = suite_folder(results, suite)
+    specs: list[Spec] = [*in_shard(suite.runs, shard)]
+    if experiments:
+        specs += [*in_shard(suite.experiments, shard)]
+    return [(spec, RunFolder(root / spec.run_id)) for spec in specs]
 
 
 def clear_runs(suite: Suite, results: Path, shard: tuple[int, int] | None = None) -> list[str]:
     """--force before workers start: every run and experiment folder emptied, except those
     another process holds (their ids are returned, as a single `harness run` leaves them)."""
-    root = suite_folder(results, suite)
-    folders = [f for _, f in run_folders(suite, results, shard)]
-    folders += [RunFolder(root / x.run_id) for x in in_shard(suite.experiments, shard)]
     held = []
-    for folder in (f for f in folders if f.path.exists()):
+    for _, folder in run_folders(suite, results, shard, experiments=True):
+        if not folder.path.exists():
+            continue
         with folder.locked() as mine:
             if mine:
                 folder.clear()
@@ -144,9 +144,7 @@ def recorded_results(
 ) -> list[RunResult]:
     """What the run folders say now: each run's (and experiment's) state, step, wall time and
     last evals row; "pending" for one never started."""
-    root = suite_folder(results, suite)
-    folders: list[tuple[Spec, RunFolder]] = list(run_folders(suite, results, shard))
-    folders += [(x, RunFolder(root / x.run_id)) for x in in_shard(suite.experiments, shard)]
+    folders = run_folders(suite, results, shard, experiments=True)
     out = []
     for spec, folder in folders:
         status = folder.read_status() or {}
