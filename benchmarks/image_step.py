@@ -1,24 +1,29 @@
 """Image speed: the harness against plain PyTorch, on CIFAR-shaped data, in this one process.
 
 1. Training: generator steps/s of WGAN-GP (5 critic steps, lambda 10, Adam 1e-4 betas (0, 0.9),
-   batch 64) with the `dcgan` and `resnet` networks. The plain loop is written the way public
-   PyTorch ports write it: a shuffling DataLoader converting one image at a time, fp32, the
-   critic's losses read with .item() every iteration, unfused Adam. The harness runs its own
-   `train` with recording on (TF32, channels_last and fused Adam where CUDA is present).
+   batch 64) with the `dcgan` and `resnet` networks. The plain loop is written the way the
+   public PyTorch port of gan_cifar.py is: a persistent shuffling DataLoader over the training
+   set converting one image at a time, fp32 under PyTorch's default flags (put back before each
+   plain measurement), unfused Adam, and its three losses read with .item() once per generator
+   step. The harness runs its own `train` with recording on (TF32, channels_last and fused
+   Adam where CUDA is present). Both are timed between CUDA synchronisations, after a warm-up.
 2. Evaluation: images/s of FID + IS + KID on N generated images, the harness feeding the
    generator to torch-fidelity directly against "write N PNGs, then torch-fidelity on the
-   folder"; the reference statistics are cached for both.
+   folder", with the same Inception batch size; the reference statistics are cached for both.
 
-Data: random CIFAR-shaped images in CIFAR-10's on-disk format (no download); Inception weights:
-random-init unless --feature-weights is given (speed does not depend on the weights' values).
-Run with `nox -s bench` (or `python benchmarks/image_step.py`). Prints rates and ratios.
+Data: random CIFAR-shaped images in CIFAR-10's on-disk format (no download), the same training
+set for both loops; Inception weights: random-init unless --feature-weights is given (speed does
+not depend on the weights' values). Run with `nox -s bench` (or `python
+benchmarks/image_step.py`). Prints what each side does, its rates and the ratios.
 """
 
 import argparse
+import gc
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from unittest import mock
 
@@ -32,10 +37,10 @@ from harness.evaluate.fidelity import Fidelity, UInt8Images, to_uint8
 from harness.models import build_models
 from harness.records import RunFolder
 from harness.suite import RunSpec
-from harness.train import RunOptions, train
+from harness.train import LOG_EVERY, RunOptions, train
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from fake_cifar import write_fake_cifar10  # noqa: E402  (the tests' CIFAR-10 folder writer)
+from fake_cifar import fake_cifar10_arrays, write_fake_cifar10  # noqa: E402  (the tests' writer)
 from fake_inception import write_random_inception  # noqa: E402
 
 BATCH, N_CRITIC, GP_LAMBDA, LR, BETAS, Z_DIM = 64, 5, 10.0, 1e-4, (0.0, 0.9), 128
@@ -80,29 +85,43 @@ class PerImage(Dataset[torch.Tensor]):
         return self.images[i].float() / 127.5 - 1
 
 
-def plain_loop(spec: RunSpec, images: torch.Tensor, device: torch.device) -> float:
-    """Seconds per generator step of a reference-style WGAN-GP loop (first step not timed)."""
+def forever(loader: DataLoader) -> Iterator[torch.Tensor]:
+    while True:
+        yield from loader
+
+
+def pytorch_defaults() -> None:
+    """The flags a plain script runs with; the harness's speed_up() changes them process-wide,
+    so they are put back before every plain measurement."""
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = True  # PyTorch's own default for convolutions
+    torch.backends.cudnn.benchmark = False
+
+
+def plain_loop(spec: RunSpec, warm: int, images: torch.Tensor, device: torch.device) -> float:
+    """Generator steps/s of a reference-style WGAN-GP loop from step `warm` to spec.steps: a
+    persistent shuffling DataLoader over the training set, fp32, PyTorch's default flags,
+    unfused Adam, and the three losses read with .item() once per generator step, as the
+    public PyTorch port of gan_cifar.py logs them."""
+    pytorch_defaults()
     torch.manual_seed(0)
     G, D = (m.to(device) for m in build_models(spec, (3, 32, 32)))
     opt_g = torch.optim.Adam(G.parameters(), lr=LR, betas=BETAS)
     opt_d = torch.optim.Adam(D.parameters(), lr=LR, betas=BETAS)
-    workers = 4 if device.type == "cuda" else 0
+    cuda = device.type == "cuda"
     loader = DataLoader(
         PerImage(images),
         BATCH,
         shuffle=True,
         drop_last=True,
-        num_workers=workers,
-        pin_memory=device.type == "cuda",
+        num_workers=4 if cuda else 0,
+        pin_memory=cuda,
+        persistent_workers=cuda,
     )
 
-    def batches():  # type: ignore[no-untyped-def]
-        while True:
-            yield from loader
-
-    data, log = batches(), []
-    for step in range(spec.steps + 1):
-        if step == 1:
+    data, log = forever(loader), []
+    for step in range(1, spec.steps + 1):
+        if step == warm + 1:
             _sync(device)
             start = time.perf_counter()
         for p in D.parameters():
@@ -121,44 +140,65 @@ def plain_loop(spec: RunSpec, images: torch.Tensor, device: torch.device) -> flo
             d_cost = d_fake - d_real + gp
             d_cost.backward()
             opt_d.step()
-            log.append((d_cost.item(), (d_real - d_fake).item()))
         for p in D.parameters():
             p.requires_grad = False
         G.zero_grad()
         g_cost = -D(G(torch.randn(BATCH, Z_DIM, device=device))).mean()
         g_cost.backward()
         opt_g.step()
-        log.append((g_cost.item(), 0.0))
+        log.append((d_cost.item(), (d_real - d_fake).item(), g_cost.item()))
     _sync(device)
-    return (time.perf_counter() - start) / spec.steps
+    seconds = time.perf_counter() - start
+    del data, loader  # its worker processes end here, not during the harness's measurement
+    gc.collect()
+    return (spec.steps - warm) / seconds
 
 
-def harness_loop(spec: RunSpec, weights: str, device: torch.device, cache: Path) -> float:
-    """Seconds per generator step of the harness's own `train` (evals excluded)."""
+def harness_loop(
+    spec: RunSpec, warm: int, weights: str, device: torch.device, cache: Path
+) -> float:
+    """Generator steps/s of the harness's own `train` (recording on: TF32, channels_last and
+    fused Adam where CUDA is present), timed between its host syncs at steps `warm` and
+    spec.steps (it syncs every `warm` steps); the evals at step 0 and at the end fall outside."""
+    marks: dict[int, float] = {}
+
+    def progress(step: int, latest: dict[str, float]) -> None:
+        if step in (warm, spec.steps):
+            _sync(device)
+            marks[step] = time.perf_counter()
+
     with tempfile.TemporaryDirectory() as tmp:
         folder = RunFolder(Path(tmp) / spec.run_id)
         folder.create()
-        timed = spec.model_copy(update={"steps": spec.steps + 1})
-        with mock.patch.dict("os.environ", {"HARNESS_CACHE": str(cache)}):
-            train(timed, folder, device, options=RunOptions(feature_weights=weights))
-        wall = folder.read_steps()["wall_time"]  # type: ignore[index]
-        return float(wall.iloc[-1] - wall.iloc[0]) / spec.steps  # from the end of step 1
+        timed = spec.model_copy(update={"steps": spec.steps + warm})  # the last eval after
+        with (
+            mock.patch.dict("os.environ", {"HARNESS_CACHE": str(cache)}),
+            mock.patch("harness.train.LOG_EVERY", warm),
+        ):
+            train(timed, folder, device, progress, RunOptions(feature_weights=weights))
+    return (spec.steps - warm) / (marks[spec.steps] - marks[warm])
 
 
 def eval_rates(
     spec: RunSpec, images: torch.Tensor, n: int, weights: str, device: torch.device
-) -> tuple[float, float]:
-    """Images/s of FID+IS+KID: the harness's direct path and the PNG-folder path."""
+) -> tuple[float, float, int]:
+    """Images/s of FID+IS+KID: the harness's direct path and the PNG-folder path, with the same
+    Inception batch size and the reference statistics cached for both, under PyTorch's default
+    flags (the harness's Inception runs in full fp32 whatever they are)."""
+    pytorch_defaults()
     G, _ = (m.to(device).eval() for m in build_models(spec, (3, 32, 32)))
     with tempfile.TemporaryDirectory() as tmp:
         cache = Path(tmp)
         fidelity = Fidelity(images, "bench", device, weights, cache)  # caches the reference
+        batch = fidelity.options["batch_size"]
         _sync(device)
         start = time.perf_counter()
-        features, _ = fidelity.generated(G, Z_DIM, n, seed=0, keep=1, device=device)
+        features, _ = fidelity.generated(G, Z_DIM, n, seed=0, keep=1)
         fidelity.metrics(features, seed=0)
+        _sync(device)
         direct = n / (time.perf_counter() - start)
 
+        _sync(device)
         start = time.perf_counter()
         folder = Path(tmp) / "pngs"
         folder.mkdir()
@@ -176,11 +216,45 @@ def eval_rates(
             kid=True,
             kid_subset_size=min(1000, n),
             cuda=device.type == "cuda",
+            batch_size=batch,
             feature_extractor_weights_path=weights,
             verbose=False,
         )
+        _sync(device)
         via_png = n / (time.perf_counter() - start)
-    return direct, via_png
+    return direct, via_png, batch
+
+
+def eval_breakdown(spec: RunSpec, weights: str, device: torch.device, cache: Path) -> None:
+    """Where one eval of a run's time goes (its second eval: the first pays for warm-up)."""
+    from harness.data import build_sampler
+    from harness.evaluate import build_evaluator
+    from harness.objectives import build_objective
+
+    with (
+        mock.patch.dict("os.environ", {"HARNESS_CACHE": str(cache)}),
+        tempfile.TemporaryDirectory() as tmp,
+    ):
+        data = build_sampler(spec.data, device)
+        G, D = (m.to(device) for m in build_models(spec, data.shape))
+        evaluate = build_evaluator(spec, data, device, weights)
+        objective = build_objective(spec.objective, spec.model_dump())
+        folder = RunFolder(Path(tmp) / "run")
+        folder.create()
+        for step in (1, 2):
+            row = evaluate(step, G, D, objective, folder)
+    seconds = evaluate.phases.seconds  # type: ignore[attr-defined]
+    total = row["eval_seconds"]
+    n_w = len(spec.projections or ()) * len(spec.projection_dims or ())
+    print(
+        f"one eval, {spec.fid_samples} samples for FID/IS/KID, {spec.eval_samples} for exact W "
+        f"on {n_w} projections: {total:.2f} s"
+    )
+    for name, value in seconds.items():
+        print(f"  {name:<36}: {value:7.3f} s  {100 * value / total:5.1f}%")
+    other = total - sum(seconds.values())
+    rest = "the rest (indexing, pixels to numpy)"
+    print(f"  {rest:<36}: {other:7.3f} s  {100 * other / total:5.1f}%")
 
 
 def _sync(device: torch.device) -> None:
@@ -195,40 +269,68 @@ def _list(values: list[float]) -> str:
 def main() -> None:
     cuda = torch.cuda.is_available()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=200 if cuda else 4)
+    parser.add_argument("--steps", type=int, default=200 if cuda else 5, help="timed + warm-up")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--eval-images", type=int, default=10_000 if cuda else 300)
     parser.add_argument("--width", type=int, default=128, help="DIM of both networks")
     parser.add_argument("--feature-weights", default=None)
+    parser.add_argument("--w-samples", type=int, default=1024 if cuda else 100, help="W's n")
     args = parser.parse_args()
     device = torch.device("cuda" if cuda else "cpu")
+    # The harness syncs with the host every LOG_EVERY steps: the windows start and end on those.
+    # On the CPU there is nothing asynchronous to wait for, and every step is a sync point.
+    warm = LOG_EVERY if cuda else 1
+    steps = max(2 * warm, args.steps // warm * warm)
+    n_train = 10_000 if cuda else 4 * BATCH
     name = torch.cuda.get_device_name() if cuda else f"CPU, {torch.get_num_threads()} threads"
     print(f"torch {torch.__version__}, {name}")
+    print(
+        f"plain  : DataLoader over the {n_train} training images (4 workers on CUDA, persistent), "
+        "fp32 with PyTorch's default flags, unfused Adam, 3 .item() per generator step"
+    )
+    print(
+        "harness: its train() with recording: images on the device sampled by index, TF32, "
+        "channels_last, fused Adam on CUDA; one host sync per "
+        f"{LOG_EVERY if cuda else 1} steps"
+    )
+    print(f"timed  : steps {warm + 1}..{steps} of each loop, CUDA synchronised at both ends")
     with tempfile.TemporaryDirectory() as tmp:
-        root = write_fake_cifar10(Path(tmp), n_train=4 * BATCH, n_test=100)
+        root = write_fake_cifar10(Path(tmp), n_train=n_train, n_test=100)
+        train_rows, _ = fake_cifar10_arrays(n_train, 100)
+        train_images = torch.from_numpy(train_rows.reshape(-1, 3, 32, 32))
         weights = args.feature_weights or write_random_inception(Path(tmp) / "inception.pth")
         shape = (args.eval_images, 3, 32, 32)  # the reference set, as many as generated
         images = torch.from_numpy(np.random.default_rng(0).integers(0, 256, shape, np.uint8))
         for architecture in ("dcgan", "resnet"):
-            spec = spec_for(architecture, args.width, args.steps, root)
-            plain_loop(spec.model_copy(update={"steps": 1}), images, device)  # warm up
+            spec = spec_for(architecture, args.width, steps, root)
+            plain_loop(spec.model_copy(update={"steps": warm + 1}), warm, train_images, device)
             plain, ours = [], []
             for _ in range(args.repeats):  # back to back: drift in machine speed hits both
-                plain.append(1 / plain_loop(spec, images, device))
-                ours.append(1 / harness_loop(spec, weights, device, Path(tmp) / "cache"))
+                plain.append(plain_loop(spec, warm, train_images, device))
+                ours.append(harness_loop(spec, warm, weights, device, Path(tmp) / "cache"))
             ratios = [o / p for o, p in zip(ours, plain, strict=True)]
             median = statistics.median
-            print(f"{architecture} WGAN-GP, batch {BATCH}, width {args.width}, {args.steps} steps:")
+            print(f"{architecture} WGAN-GP, batch {BATCH}, width {args.width}, {steps} steps:")
             print(f"  plain PyTorch loop : median {median(plain):7.2f} steps/s {_list(plain)}")
             print(f"  harness (recording): median {median(ours):7.2f} steps/s {_list(ours)}")
             print(f"  ratio harness/plain: median {median(ratios):7.2f} (target on a GPU: >= 2)")
-        direct, via_png = eval_rates(
+        direct, via_png, batch = eval_rates(
             spec_for("dcgan", args.width, 1, root), images, args.eval_images, weights, device
         )
-        print(f"evaluation, FID+IS+KID of {args.eval_images} generated images:")
+        print(f"evaluation, FID+IS+KID of {args.eval_images} images, Inception batch {batch}:")
         print(f"  PNG folder + torch-fidelity : {via_png:8.1f} images/s")
         print(f"  harness, generator fed      : {direct:8.1f} images/s")
         print(f"  ratio                       : {direct / via_png:8.2f}")
+        breakdown = spec_for("dcgan", args.width, 10, root).model_copy(
+            update={
+                "fid_samples": args.eval_images,
+                "fid_samples_final": args.eval_images,
+                "eval_samples": args.w_samples,
+                "projections": ("inception-pca", "pixel-pca", "random"),
+                "projection_dims": (2, 8, 32),
+            }
+        )
+        eval_breakdown(breakdown, weights, device, Path(tmp) / "cache")
 
 
 if __name__ == "__main__":

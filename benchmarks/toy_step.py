@@ -1,10 +1,11 @@
-"""Generator steps per second: the harness's training loop against a plain PyTorch WGAN-GP loop.
+"""Generator steps per second: the harness's training loop against plain PyTorch loops.
 
-Both use gan_toy.py's networks and settings (3x512 ReLU MLPs, batch 256, 5 critic steps,
-lambda 0.1, Adam 1e-4 betas (0.5, 0.9)) on 8gaussians, in this one process. The plain loop is
-written the way the public PyTorch ports of gan_toy.py write it: numpy batches, separate critic
-passes on real and fake, losses logged with .item() every iteration. The harness runs with
-its recording on (steps.parquet, grad norms) and evaluation only at the end.
+Both use gan_toy.py's networks and settings (3x512 ReLU MLPs, batch 256, Adam 1e-4 betas
+(0.5, 0.9)) on 8gaussians, in this one process: WGAN-GP with 5 critic steps and lambda 0.1, and
+the non-saturating GAN with 1. The plain loops are written the way the public PyTorch ports of
+gan_toy.py write them: numpy batches, separate critic passes on real and fake, losses logged
+with .item() every iteration. The harness runs with its recording on (steps.parquet, the
+critic's input-gradient norms) and evaluation only at the end.
 
 Run with `nox -s bench` (or `python benchmarks/toy_step.py`). Prints both rates and the ratio.
 """
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from harness.records import RunFolder
@@ -45,52 +47,62 @@ def mlp(d_in: int, d_out: int) -> nn.Sequential:
     )
 
 
-def plain_loop(steps: int, seed: int = 0) -> float:
-    """A reference-style WGAN-GP loop; returns wall seconds for `steps` generator steps."""
+def plain_loop(steps: int, objective: str, seed: int = 0) -> float:
+    """A reference-style loop; returns wall seconds for `steps` generator steps."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     G, D = mlp(2, 2), mlp(2, 1)
     opt_g = torch.optim.Adam(G.parameters(), lr=LR, betas=BETAS)
     opt_d = torch.optim.Adam(D.parameters(), lr=LR, betas=BETAS)
     log: list[tuple[float, float, float]] = []
+    gan = objective == "gan"
     start = time.perf_counter()
     for _ in range(steps):
         for p in D.parameters():
             p.requires_grad = True
-        for _ in range(N_CRITIC):
+        for _ in range(1 if gan else N_CRITIC):
             real = torch.from_numpy(eight_gaussians_numpy(rng, BATCH))
             D.zero_grad()
-            d_real = D(real).mean()
             with torch.no_grad():
                 fake = G(torch.randn(BATCH, 2))
-            d_fake = D(fake).mean()
-            alpha = torch.rand(BATCH, 1)
-            interp = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
-            (grads,) = torch.autograd.grad(D(interp).sum(), interp, create_graph=True)
-            gp = GP_LAMBDA * ((grads.norm(2, dim=1) - 1) ** 2).mean()
-            d_cost = d_fake - d_real + gp
+            if gan:  # -log D(x) - log(1 - D(G(z))) with logits
+                d_real = F.softplus(-D(real)).mean()
+                d_fake = F.softplus(D(fake)).mean()
+                d_cost = d_real + d_fake
+                gp = torch.zeros(())
+            else:
+                d_real = D(real).mean()
+                d_fake = D(fake).mean()
+                alpha = torch.rand(BATCH, 1)
+                interp = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
+                (grads,) = torch.autograd.grad(D(interp).sum(), interp, create_graph=True)
+                gp = GP_LAMBDA * ((grads.norm(2, dim=1) - 1) ** 2).mean()
+                d_cost = d_fake - d_real + gp
             d_cost.backward()
             opt_d.step()
             log.append((d_cost.item(), (d_real - d_fake).item(), gp.item()))
         for p in D.parameters():
             p.requires_grad = False
         G.zero_grad()
-        g_cost = -D(G(torch.randn(BATCH, 2))).mean()
+        scores = D(G(torch.randn(BATCH, 2)))
+        g_cost = F.softplus(-scores).mean() if gan else -scores.mean()
         g_cost.backward()
         opt_g.step()
         log.append((g_cost.item(), 0.0, 0.0))
     return time.perf_counter() - start
 
 
-def harness_loop(steps: int, seed: int = 0) -> float:
+def harness_loop(steps: int, objective: str, seed: int = 0) -> float:
     """The harness's own training of the same run; returns wall seconds of the steps alone."""
+    gan = objective == "gan"
     spec = RunSpec(
         name="bench",
         seed=seed,
         data={"name": "8gaussians"},
-        objective="wgan-gp",
-        gp_lambda=GP_LAMBDA,
-        n_critic=N_CRITIC,
+        objective=objective,
+        variant="non-saturating" if gan else None,
+        gp_lambda=None if gan else GP_LAMBDA,
+        n_critic=1 if gan else N_CRITIC,
         critic_schedule="constant",
         optimizer="adam",
         lr=LR,
@@ -121,19 +133,27 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5, help="back-to-back pairs of timings")
     args = parser.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU")
-    plain_loop(10), harness_loop(10)  # warm up both
-    plain, ours = [], []
-    for _ in range(args.repeats):  # pairs run back to back, so drift in machine speed hits both
-        plain.append(args.steps / plain_loop(args.steps))
-        ours.append(args.steps / harness_loop(args.steps))
-    ratios = sorted(o / p for o, p in zip(ours, plain, strict=True))
-    print(f"toy WGAN-GP step, {args.steps} generator steps, {args.repeats} pairs:")
-    print(f"  plain PyTorch loop : median {statistics.median(plain):6.2f} steps/s  {_list(plain)}")
-    print(f"  harness (recording): median {statistics.median(ours):6.2f} steps/s  {_list(ours)}")
-    ratio = statistics.median(ratios)
-    verdict = "met" if ratio >= 1 else "NOT met"
-    print(f"  ratio harness/plain: median {ratio:6.2f}  per pair {_list(ratios)}")
-    print(f"  target: ratio >= 1.00 ({verdict})")
+    for objective, critic_steps in (("wgan-gp", N_CRITIC), ("gan", 1)):
+        plain_loop(10, objective), harness_loop(10, objective)  # warm up both
+        plain, ours = [], []
+        for _ in range(args.repeats):  # pairs back to back: drift in machine speed hits both
+            plain.append(args.steps / plain_loop(args.steps, objective))
+            ours.append(args.steps / harness_loop(args.steps, objective))
+        ratios = sorted(o / p for o, p in zip(ours, plain, strict=True))
+        print(
+            f"toy {objective} step ({critic_steps} critic steps), {args.steps} generator steps, "
+            f"{args.repeats} pairs:"
+        )
+        print(
+            f"  plain PyTorch loop : median {statistics.median(plain):6.2f} steps/s  {_list(plain)}"
+        )
+        print(
+            f"  harness (recording): median {statistics.median(ours):6.2f} steps/s  {_list(ours)}"
+        )
+        ratio = statistics.median(ratios)
+        verdict = "met" if ratio >= 1 else "NOT met"
+        print(f"  ratio harness/plain: median {ratio:6.2f}  per pair {_list(ratios)}")
+        print(f"  target: ratio >= 1.00 ({verdict})")
 
 
 def _list(values: list[float]) -> str:

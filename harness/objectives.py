@@ -22,6 +22,9 @@ class Objective(ABC):
     # What divergence_estimate estimates: "js" (a bound on a fixed scale, [0, log 2]) or "w1"
     # (K * W1 for a K-Lipschitz critic: its scale is the critic's, so the report normalises it).
     estimate_of: ClassVar[str]
+    # Is d critic_loss / d score the same for every sample of a batch? Then the loss's backward
+    # scales sum_i f(x_i)'s input gradient by one number, even through a batch-norm critic.
+    constant_slope: ClassVar[bool] = False
 
     @abstractmethod
     def critic_loss(self, real_scores: Tensor, fake_scores: Tensor) -> Tensor: ...
@@ -31,6 +34,11 @@ class Objective(ABC):
 
     @abstractmethod
     def divergence_estimate(self, real_scores: Tensor, fake_scores: Tensor) -> Tensor: ...
+
+    @abstractmethod
+    def loss_slopes(self, real_scores: Tensor, fake_scores: Tensor) -> tuple[Tensor, Tensor]:
+        """d critic_loss / d score of each sample: the loss's backward leaves slope_i * grad_x
+        f(x_i) on each input, so the training step reads ||grad_x f|| off its one backward."""
 
     def penalty(
         self, critic: nn.Module, real: Tensor, fake: Tensor, rng: torch.Generator
@@ -68,6 +76,11 @@ class Gan(Objective):
             return -F.softplus(fake_scores).mean()  # E log(1 - D(G(z)))
         return F.softplus(-fake_scores).mean()  # -E log D(G(z))
 
+    def loss_slopes(self, real_scores: Tensor, fake_scores: Tensor) -> tuple[Tensor, Tensor]:
+        # d/ds softplus(-s) = -sigmoid(-s), d/ds softplus(s) = sigmoid(s); each over its mean
+        n, m = len(real_scores), len(fake_scores)
+        return -torch.sigmoid(-real_scores) / n, torch.sigmoid(fake_scores) / m
+
     def divergence_estimate(self, real_scores: Tensor, fake_scores: Tensor) -> Tensor:
         # 1/2 (E log D(x) + E log(1 - D(G(z)))) + log 2: a lower bound on JS, at most log 2.
         return math.log(2.0) - 0.5 * self.critic_loss(real_scores, fake_scores)
@@ -77,9 +90,14 @@ class Wasserstein(Objective):
     """The Kantorovich-Rubinstein game shared by WGAN and WGAN-GP; they differ in the constraint."""
 
     estimate_of = "w1"
+    constant_slope = True
 
     def critic_loss(self, real_scores: Tensor, fake_scores: Tensor) -> Tensor:
         return fake_scores.mean() - real_scores.mean()
+
+    def loss_slopes(self, real_scores: Tensor, fake_scores: Tensor) -> tuple[Tensor, Tensor]:
+        n, m = len(real_scores), len(fake_scores)
+        return torch.full_like(real_scores, -1 / n), torch.full_like(fake_scores, 1 / m)
 
     def generator_loss(self, fake_scores: Tensor) -> Tensor:
         return -fake_scores.mean()
@@ -99,15 +117,23 @@ class Wgan(Wasserstein):
 
     @torch.no_grad()
     def after_critic_step(self, critic: nn.Module) -> None:
-        for p in critic.parameters():
-            p.clamp_(-self.clip, self.clip)
+        params: list[Tensor] = list(critic.parameters())  # two fused kernels for all of them
+        torch._foreach_clamp_min_(params, -self.clip)
+        torch._foreach_clamp_max_(params, self.clip)
 
     @torch.no_grad()
     def clip_saturation(self, critic: nn.Module) -> Tensor:
         """Recorded once per generator step: a critic stuck at +-c has lost its capacity."""
-        params = list(critic.parameters())
-        at_bound = torch.stack([torch.count_nonzero(p.abs() >= self.clip) for p in params]).sum()
-        return at_bound / sum(p.numel() for p in params)
+        params: list[Tensor] = list(critic.parameters())
+        # sign(min(|w| - c, 0)) is -1 inside the bound and 0 at it: its L1 norm counts the free
+        # weights, in a few fused kernels over all parameters instead of several per parameter.
+        inside = torch._foreach_abs(params)
+        torch._foreach_sub_(inside, self.clip)
+        torch._foreach_clamp_max_(inside, 0.0)
+        torch._foreach_sign_(inside)
+        free = torch.stack(torch._foreach_norm(inside, 1)).sum()
+        total = sum(p.numel() for p in params)
+        return (total - free) / total
 
 
 class WganGp(Wasserstein):

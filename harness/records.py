@@ -5,7 +5,6 @@ leaves either the old file or the new one, never a torn one.
 """
 
 import contextlib
-import fcntl
 import json
 import os
 import platform
@@ -21,6 +20,7 @@ import pandas as pd
 import torch
 
 from harness.faults import die_at
+from harness.locking import file_lock
 
 TERMINAL_STATES = ("done", "diverged")  # a rerun skips these; "running" and "failed" resume
 
@@ -87,20 +87,8 @@ class RunFolder:
         process ends). Yields False if another process holds it; with `wait`, blocks until it
         is free. Two `harness run`s share a suite this way; tuning trials with identical
         settings take turns."""
-        self.path.mkdir(parents=True, exist_ok=True)
-        with (self.path / ".lock").open("a") as handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                yield False
-                return
-            except OSError:  # a file system without flock: unlocked (give each process a --shard)
-                yield True
-                return
-            try:
-                yield True
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        with file_lock(self.path / ".lock", wait) as mine:
+            yield mine
 
     def clear(self) -> None:
         """Forget everything of this run (`--force`), but its lock file, which may be held."""

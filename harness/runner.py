@@ -20,7 +20,13 @@ from harness.errors import UserError
 from harness.records import TERMINAL_STATES, RunFolder, last_row
 from harness.suite import RunSpec, Suite
 from harness.theory import ExperimentSpec, runner
-from harness.train import RunOptions, resolve_device, train
+from harness.train import (
+    EvalOutOfMemoryError,
+    RunOptions,
+    is_cuda_error,
+    resolve_device,
+    train,
+)
 
 T = TypeVar("T")
 # Set by `harness run --workers` for its workers: a run failed in this session is not retried
@@ -234,6 +240,17 @@ def _run_one(
         outcome = train(spec, folder, device, progress, options)
     except UserError:
         raise
+    except EvalOutOfMemoryError as exc:
+        knobs = f"eval_samples {spec.eval_samples}"
+        if spec.images:  # fid_batch_size and fid_samples are image settings
+            batch = spec.fid_batch_size or "the default 250"
+            knobs = f"fid_batch_size {batch}, fid_samples {spec.fid_samples}, {knobs}"
+            advice = "lower fid_batch_size first"
+        else:
+            advice = "lower eval_samples"
+        return _failed(
+            spec, folder, head, say, f"{exc} ({knobs}): {advice} in the suite and run again"
+        )
     except torch.cuda.OutOfMemoryError:
         batches = f"batch_size {spec.batch_size}"
         if spec.generator_batch_size:
@@ -243,11 +260,17 @@ def _run_one(
             folder,
             head,
             say,
-            f"out of GPU memory with {batches}: lower it in the suite and run again "
-            f"(in an eval, fid_samples and eval_samples count too)",
+            f"out of GPU memory with {batches}: lower it in the suite and run again",
         )
     except Exception as exc:  # a bug or a crash in one run must not end the suite
-        return _failed(spec, folder, head, say, f"{type(exc).__name__}: {exc}")
+        result = _failed(spec, folder, head, say, f"{type(exc).__name__}: {exc}")
+        if is_cuda_error(exc):  # every later run in this process would fail the same way
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise UserError(
+                f"{head}: {first}; after a CUDA error the GPU cannot be used again in this "
+                f"process, so the suite stops here (finished runs are kept; run again to resume)"
+            ) from exc
+        return result
     finally:
         bar.close()
     result = RunResult(

@@ -84,11 +84,13 @@ class RunFields(BaseModel):
     generator_batch_size: PositiveInt | None = None
     lr_decay: Literal["none", "linear"] | None = None
     precision: Literal["fp32", "bf16"] | None = None
+    init: Literal["paper", "torch"] | None = None
     # image data only
     fid_samples: Annotated[int, Field(ge=10)] | None = None
     fid_samples_final: Annotated[int, Field(ge=10)] | None = None
     projections: Annotated[list[Projection], Field(min_length=1)] | None = None
     projection_dims: Annotated[list[PositiveInt], Field(min_length=1)] | None = None
+    fid_batch_size: PositiveInt | None = None
 
 
 PUBLISHED = "published"  # results/published/ holds the published reports, not a suite's runs
@@ -100,6 +102,7 @@ FALLBACKS: dict[str, Any] = {
     "critic_norm": "none",
     "lr_decay": "none",
     "precision": "fp32",
+    "init": "paper",  # as the code each architecture comes from (tflib's); "torch": PyTorch's
 }
 """Used where neither [defaults] nor the run says; every other setting must be given."""
 
@@ -109,7 +112,12 @@ IMAGE_FALLBACKS: dict[str, Any] = {
     "projections": ["inception-pca", "pixel-pca", "random"],
     "projection_dims": [2, 8, 32],
 }
-IMAGE_ONLY = tuple(IMAGE_FALLBACKS)
+IMAGE_ONLY = (*IMAGE_FALLBACKS, "fid_batch_size")
+
+
+NOT_CONTENT = ("name", "fid_batch_size")
+"""RunSpec fields that say how a run is labelled or executed, not what it measures: left out
+of its id (and of the report's setting id)."""
 
 
 def content_id(content: dict[str, Any]) -> str:
@@ -145,10 +153,14 @@ class RunSpec(BaseModel):
     generator_batch_size: int | None = None  # None: batch_size
     lr_decay: Literal["none", "linear"] = "none"
     precision: Literal["fp32", "bf16"] = "fp32"
+    init: Literal["paper", "torch"] = "paper"  # the weights' initialisation (build_models)
     fid_samples: int | None = None  # image data only, as the three below
     fid_samples_final: int | None = None
     projections: tuple[Projection, ...] | None = None
     projection_dims: tuple[int, ...] | None = None
+    # Inception's batch at evals (None: 250 on CUDA, 50 on the CPU, as Fidelity sets). How the
+    # evaluation is batched, not what it measures: left out of the run id.
+    fid_batch_size: int | None = None
 
     @model_validator(mode="after")
     def _objective_needs(self) -> "RunSpec":
@@ -181,8 +193,9 @@ class RunSpec(BaseModel):
 
     @property
     def run_id(self) -> str:
-        """Hash of what the run depends on: no name, no unset field, not where the data lies."""
-        content = self.model_dump(mode="json", exclude={"name"}, exclude_none=True)
+        """Hash of what the run depends on: no name, no unset field, not where the data lies,
+        not the evaluation's batch size."""
+        content = self.model_dump(mode="json", exclude=set(NOT_CONTENT), exclude_none=True)
         content["data"] = {k: v for k, v in self.data.items() if k not in LOCATION_KEYS}
         return content_id(content)
 

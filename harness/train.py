@@ -18,9 +18,10 @@ from torch import nn
 
 from harness import faults
 from harness.data import build_sampler
+from harness.errors import UserError
 from harness.evaluate import build_evaluator
 from harness.models import build_models
-from harness.objectives import build_objective
+from harness.objectives import Objective, build_objective
 from harness.records import RunFolder, last_row
 from harness.suite import RunSpec
 
@@ -49,6 +50,28 @@ class RunOptions:
 
     compile: bool = False  # torch.compile G and D (the penalty's double backward stays eager)
     feature_weights: str | None = None  # Inception weights file for machines without network
+
+
+class EvalOutOfMemoryError(RuntimeError):
+    """Out of GPU memory in an eval, or building the evaluator, rather than a training step:
+    the eval's knobs are the ones to lower (fid_batch_size, fid_samples, eval_samples)."""
+
+    def __init__(self, where: str):
+        super().__init__(f"out of GPU memory {where}")
+
+
+def is_cuda_error(exc: BaseException) -> bool:
+    """A CUDA error other than out-of-memory (device-side assert, illegal address): it poisons
+    the process's CUDA context, so no later run in it can succeed."""
+    message = str(exc)
+    if isinstance(exc, torch.cuda.OutOfMemoryError) or "out of memory" in message:
+        return False  # a cuBLAS or cuDNN workspace that did not fit: the context is fine
+    if "ALLOC_FAILED" in message:
+        return False
+    accelerator_error = getattr(torch, "AcceleratorError", ())  # torch >= 2.8
+    return isinstance(exc, accelerator_error) or (
+        isinstance(exc, RuntimeError) and "CUDA error" in message
+    )
 
 
 @dataclass
@@ -124,7 +147,14 @@ def train(
     opt_g = make_optimizer(spec, generator.parameters())
     opt_d = make_optimizer(spec, critic.parameters())
     schedulers = make_schedulers(spec, opt_g, opt_d)
-    evaluate = build_evaluator(spec, data, device, options.feature_weights)
+    # The checkpoint before the evaluator (Inception over the real set, minutes on a CPU): a run
+    # begun on another device type is refused before that.
+    checkpoint = folder.load_checkpoint(device)
+    rng_state = None if checkpoint is None else _rng_state(checkpoint, folder, device)
+    try:
+        evaluate = build_evaluator(spec, data, device, options.feature_weights)
+    except torch.cuda.OutOfMemoryError as exc:  # the real images' Inception features
+        raise EvalOutOfMemoryError("building the evaluator (the real images' features)") from exc
     # Compiled modules share the eager ones' parameters; the penalty keeps the eager critic.
     G = torch.compile(generator) if options.compile else generator
     D = torch.compile(critic) if options.compile else critic
@@ -135,20 +165,20 @@ def train(
     )
     rng = torch.Generator(device).manual_seed(spec.seed)  # batches, noise, penalty mixing
     nan = torch.tensor(float("nan"), device=device)
+    one_backward = reads_grad_norms_off_the_loss(objective, critic)
     B, eval_steps = spec.batch_size, set(spec.eval_steps())
     B_g = spec.generator_batch_size or B
 
     # --- resume from the last checkpoint; records past it are dropped and redone ---------------
     start, elapsed = 0, 0.0
-    checkpoint = folder.load_checkpoint(device)
-    if checkpoint is not None:
+    if checkpoint is not None and rng_state is not None:
         generator.load_state_dict(checkpoint["generator"])
         critic.load_state_dict(checkpoint["critic"])
         opt_g.load_state_dict(checkpoint["opt_g"])
         opt_d.load_state_dict(checkpoint["opt_d"])
         for scheduler, state in zip(schedulers, checkpoint.get("schedulers", []), strict=True):
             scheduler.load_state_dict(state)
-        rng.set_state(checkpoint["rng"].cpu())
+        rng.set_state(rng_state)
         start, elapsed = int(checkpoint["step"]), float(checkpoint["wall_time"])
     steps_frame = _up_to(folder.read_steps() if checkpoint else None, start)
     evals_frame = _up_to(folder.read_evals() if checkpoint else None, start)
@@ -166,7 +196,10 @@ def train(
     def run_eval(step: int, train_real: torch.Tensor | None = None) -> None:
         nonlocal evals_frame
         faults.die_at(f"eval:{step}")  # the kill tests' "mid-eval"
-        row = evaluate(step, generator, critic, objective, folder, train_real)
+        try:
+            row = evaluate(step, generator, critic, objective, folder, train_real)
+        except torch.cuda.OutOfMemoryError as exc:
+            raise EvalOutOfMemoryError(f"in the eval at step {step}") from exc
         row["wall_time"] = time.perf_counter() - clock
         evals_frame = pd.concat([evals_frame, pd.DataFrame([row])], ignore_index=True)
         # Tables first, then the checkpoint: a kill in between leaves tables ahead of the
@@ -178,6 +211,7 @@ def train(
                 "step": step,
                 "wall_time": row["wall_time"],
                 "rng": rng.get_state(),
+                "rng_device": device.type,  # a generator's state fits only its own device type
                 "generator": generator.state_dict(),
                 "critic": critic.state_dict(),
                 "opt_g": opt_g.state_dict(),
@@ -204,6 +238,7 @@ def train(
             real = data.sample(B, rng)
             if layout is not None:
                 real = real.contiguous(memory_format=layout)
+            real = real.detach()  # its own leaf: the loss's backward leaves grad_x on it
             with torch.no_grad(), autocast():
                 fake = G(torch.randn(B, spec.z_dim, generator=rng, device=device)).float()
             # Separate passes, as the papers' code does: batch statistics stay per batch, and
@@ -215,13 +250,16 @@ def train(
             penalty = objective.penalty(critic, real, fake, rng)
             if penalty is not None:
                 loss = loss + penalty
-            if last:  # ||grad_x f|| at the batch's points, recorded once per generator step
+            if last and not one_backward:  # a GAN's batch-norm critic: its own backward
                 grads = torch.autograd.grad(
                     real_scores.sum() + fake_scores.sum(), (real, fake), retain_graph=True
                 )
                 grad_norm_real, grad_norm_fake = (g.flatten(1).norm(dim=1).mean() for g in grads)
             opt_d.zero_grad(set_to_none=True)
             loss.backward()
+            if last and one_backward:  # ||grad_x f|| at the batch's points, once per step
+                slopes = objective.loss_slopes(real_scores.detach(), fake_scores.detach())
+                grad_norm_real, grad_norm_fake = grad_norms_from_loss((real, fake), slopes)
             opt_d.step()
             objective.after_critic_step(critic)
             estimate = objective.divergence_estimate(real_scores.detach(), fake_scores.detach())
@@ -291,6 +329,47 @@ def train(
     wall_time = time.perf_counter() - clock
     folder.write_status(state="done", step=spec.steps, wall_time=wall_time)
     return Outcome("done", spec.steps, wall_time, last_row(evals_frame))
+
+
+def reads_grad_norms_off_the_loss(objective: Objective, critic: nn.Module) -> bool:
+    """Can ||grad_x f(x_i)|| be read off the input gradients of the critic loss's own backward?
+    They are slope_i * d(sum_j f(x_j))/dx_i: yes when the slope is one number per batch (wgan,
+    wgan-gp), or when each score depends on its own input alone (no batch norm in the critic).
+    Otherwise (a GAN's batch-norm critic) a second backward computes them."""
+    batch_norm = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in critic.modules())
+    return objective.constant_slope or not batch_norm
+
+
+def grad_norms_from_loss(
+    inputs: tuple[torch.Tensor, torch.Tensor], slopes: tuple[torch.Tensor, torch.Tensor]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean ||grad_x f|| over each batch, from the gradients the loss's backward left on its
+    inputs (slope_i * grad_x f(x_i)). Where a GAN critic's sigmoid is below 1e-20 (a logit
+    past about 46, fully saturated) the gradient is too near underflow to divide back, and
+    that point is left out of the mean; NaN if all are."""
+    means = []
+    for x, slope in zip(inputs, slopes, strict=True):
+        assert x.grad is not None
+        slope = slope.flatten().abs()
+        usable = slope * len(slope) > 1e-20  # the slope without the mean's 1/B
+        norms = x.grad.flatten(1).norm(dim=1) / slope
+        means.append(torch.nanmean(torch.where(usable, norms, float("nan"))))
+    return means[0], means[1]
+
+
+def _rng_state(checkpoint: dict[str, Any], folder: RunFolder, device: torch.device) -> torch.Tensor:
+    """The checkpoint's random state, refused on another device type: CPU and CUDA generators
+    hold different states (a Mersenne Twister, a Philox seed and offset), and a run resumed on
+    the other would not draw the batches and noise it would have drawn."""
+    state = checkpoint["rng"].cpu()
+    # checkpoints written before rng_device was recorded: a CUDA state is 16 bytes
+    began_on = checkpoint.get("rng_device") or ("cuda" if state.numel() == 16 else "cpu")
+    if began_on != device.type:
+        raise UserError(
+            f"run {folder.path.name} began on {began_on} and resumes only there: run it with "
+            f"--device {began_on}, or delete {folder.path} to start it over on {device.type}"
+        )
+    return state
 
 
 def _up_to(frame: pd.DataFrame | None, step: int) -> pd.DataFrame:

@@ -1,5 +1,7 @@
 """Image datasets: uint8 on the device, fixed train/test splits, one-line errors, no network."""
 
+import subprocess
+import sys
 import urllib.error
 from pathlib import Path
 
@@ -96,6 +98,60 @@ def test_cifar10_failed_download_is_one_line_with_the_reason(tmp_path):
     assert "\n" not in message
     assert str(where) in message
     assert "download failed" in message and "Temporary failure in name resolution" in message
+
+
+FAKE_DOWNLOAD = """
+import sys, time
+from pathlib import Path
+sys.path.insert(0, {tests!r})
+import torch
+from fake_cifar import write_fake_cifar10
+import harness.data.images as images
+
+def fetch(root: Path, into: Path) -> None:  # slow, in two halves: a reader would see half
+    with open({log!r}, "a") as log:
+        log.write("fetch\\n")
+    write_fake_cifar10(into, n_train=40, n_test=10)
+    test_batch = into / "cifar-10-batches-py" / "test_batch"
+    kept = test_batch.read_bytes()
+    test_batch.unlink()
+    time.sleep(1.5)
+    test_batch.write_bytes(kept)
+
+images.fetch_cifar10 = fetch
+print(len(images.cifar10(images.Cifar10Params(root={root!r}), torch.device("cpu"), "train")))
+"""
+
+
+def test_two_processes_on_an_empty_cache_download_cifar10_once(tmp_path):
+    """Slurm array shards started together: one downloads, the other waits and reads it."""
+    root, log = tmp_path / "data", tmp_path / "fetches"
+    code = FAKE_DOWNLOAD.format(tests=str(Path(__file__).parent), log=str(log), root=str(root))
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [err for _, err in outs]
+    assert [out.strip() for out, _ in outs] == ["40", "40"]
+    assert log.read_text() == "fetch\n"  # one download; the second process found it done
+    assert sorted(p.name for p in root.iterdir()) == [
+        ".cifar-10-batches-py.lock",
+        "cifar-10-batches-py",
+    ]
+
+
+def test_a_truncated_cifar10_batch_is_one_line(tmp_path):
+    root = write_fake_cifar10(tmp_path / "data", n_train=20, n_test=5)
+    batch = root / "cifar-10-batches-py" / "data_batch_3"
+    batch.write_bytes(batch.read_bytes()[:1000])
+    with pytest.raises(UserError) as caught:
+        build_sampler({"name": "cifar10", "root": str(root)}, CPU)
+    message = str(caught.value)
+    assert "\n" not in message and "truncated or unreadable" in message
+    assert "delete that folder to download it again" in message
 
 
 def test_cifar10_params_are_checked():

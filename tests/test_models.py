@@ -14,10 +14,13 @@ IMAGE_CASES = [
 NORM_MODULES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.GroupNorm, nn.LayerNorm)
 
 
-def spec(arch: str, norm: str = "none", width: int = 8, z_dim: int = 16) -> types.SimpleNamespace:
+def spec(
+    arch: str, norm: str = "none", width: int = 8, z_dim: int = 16, init: str = "paper"
+) -> types.SimpleNamespace:
     return types.SimpleNamespace(
-        architecture=arch, width=width, z_dim=z_dim, critic_norm=norm, objective="wgan-gp"
-    )
+        architecture=arch, width=width, z_dim=z_dim, critic_norm=norm, objective="wgan-gp",
+        init=init,
+    )  # fmt: skip
 
 
 def models(arch: str, norm: str, shape: tuple[int, int, int]) -> tuple[nn.Module, nn.Module]:
@@ -139,3 +142,48 @@ def test_autocast(arch, norm):
         scores = d(x)
     assert x.shape == (4, 3, 16, 16) and scores.shape == (4,)
     assert torch.isfinite(scores.float()).all()
+
+
+# The scales of the reference code's layers, worked out by hand from tflib's formulas (uniform on
+# +-std sqrt(3); He: std = sqrt(4 / (fan_in + fan_out)), Glorot: sqrt(2 / (fan_in + fan_out));
+# conv fan_out = out k^2 / stride^2, transposed conv fan_in = in k^2 / stride^2).
+PAPER_SCALES = [  # (architecture, width, "G" or "D", path to the layer, std)
+    ("mlp", 512, "D", "net.2", (2 / 512) ** 0.5),  # gan_toy.py's ReLULayer: 'he'
+    ("mlp", 512, "G", "net.0", (2 / 2) ** 0.5),
+    ("mlp", 512, "G", "net.6", (2 / (512 + 2)) ** 0.5),  # the output Linear: Glorot
+    ("dcgan", 128, "D", "net.2", (4 / (128 * 25 + 256 * 25 / 4)) ** 0.5),  # 5x5 stride 2
+    ("dcgan", 128, "G", "net.0", (4 / (512 * 25 / 4 + 256 * 25)) ** 0.5),  # transposed
+    ("dcgan", 128, "G", "input.0", (2 / (128 + 128 * 64)) ** 0.5),  # Linear to 4*DIM x 4 x 4
+    ("resnet", 128, "D", "blocks.1.main.2", (4 / (128 * 9 + 128 * 9)) ** 0.5),  # 3x3: 0.042
+    ("resnet", 128, "D", "first_shortcut.conv", (2 / (3 + 128)) ** 0.5),  # 1x1, he_init=False
+    ("resnet", 128, "G", "blocks.0.shortcut.conv", (2 / (128 + 128)) ** 0.5),
+    ("resnet", 128, "G", "output.2", (2 / (128 * 9 + 3 * 9)) ** 0.5),  # he_init=False there
+]
+
+
+@pytest.mark.parametrize(("arch", "width", "which", "path", "std"), PAPER_SCALES)
+def test_paper_init_has_the_reference_codes_scales(arch, width, which, path, std):
+    torch.manual_seed(0)
+    shape = (2,) if arch == "mlp" else (3, 32, 32)
+    G, D = build_models(spec(arch, width=width, z_dim=2 if arch == "mlp" else 128), shape)
+    layer = (G if which == "G" else D).get_submodule(path)
+    w = layer.weight.detach()
+    assert w.abs().max().item() <= std * 3**0.5 + 1e-7  # uniform on +-std sqrt(3)
+    assert w.abs().max().item() > 0.95 * std * 3**0.5  # and reaching its ends
+    assert w.std().item() == pytest.approx(std, rel=0.05 if w.numel() > 1000 else 0.2)
+    assert layer.bias is None or layer.bias.abs().max().item() == 0
+
+
+def test_paper_init_zeroes_every_bias_and_torch_init_keeps_pytorchs():
+    torch.manual_seed(0)
+    for arch, shape in (("dcgan", (3, 32, 32)), ("resnet", (3, 32, 32)), ("mlp", (2,))):
+        G, D = build_models(spec(arch, width=16), shape)
+        for m in (*G.modules(), *D.modules()):
+            if isinstance(m, nn.Linear | nn.Conv2d | nn.ConvTranspose2d):
+                assert m.bias is None or not m.bias.any()
+            if isinstance(m, nn.BatchNorm2d | nn.BatchNorm1d | nn.LayerNorm):
+                assert (m.weight == 1).all() and not m.bias.any()
+    _, D = build_models(spec("resnet", width=128, init="torch"), (3, 32, 32))
+    conv = D.get_submodule("blocks.1.main.2")
+    assert conv.weight.std().item() == pytest.approx((1 / (3 * 128 * 9)) ** 0.5, rel=0.05)
+    assert conv.bias.abs().max().item() > 0  # PyTorch's uniform biases

@@ -89,6 +89,21 @@ def test_clipped_step_leaves_every_weight_in_bounds_and_reports_saturation():
     assert 0.5 < saturation <= 1.0  # lr 0.1 throws most weights far past +-0.01
 
 
+def test_clip_saturation_counts_exactly_the_weights_at_or_past_the_bound():
+    critic = nn.Linear(3, 2)  # 6 weights and 2 biases
+    with torch.no_grad():
+        critic.weight.copy_(torch.tensor([[0.01, -0.01, 0.005], [0.0, 0.02, -0.0099]]))
+        critic.bias.copy_(torch.tensor([-0.03, 0.001]))
+    wgan = Wgan(clip=0.01)
+    assert wgan.clip_saturation(critic).item() == pytest.approx(4 / 8)  # 0.01, -0.01, 0.02, -0.03
+    wgan.after_critic_step(critic)
+    assert critic.weight[1, 1].item() == pytest.approx(0.01) and critic.bias[
+        0
+    ].item() == pytest.approx(-0.01)
+    assert critic.weight[0, 2].item() == pytest.approx(0.005)  # inside the bound: untouched
+    assert wgan.clip_saturation(critic).item() == pytest.approx(4 / 8)
+
+
 def test_build_objective_reads_only_its_own_settings():
     made = build_objective("wgan-gp", {"gp_lambda": 0.1, "clip": 0.5, "variant": "minimax"})
     assert isinstance(made, WganGp) and made.gp_lambda == 0.1

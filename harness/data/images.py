@@ -7,7 +7,11 @@ evaluation can score the critic on images it never trained on.
 
 import functools
 import os
+import pickle
+import shutil
+import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -16,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from harness.data import register_dataset
 from harness.errors import UserError
+from harness.locking import file_lock
 
 SPLIT_SEED = 0  # the permutation that splits digits and image folders: part of the dataset
 
@@ -67,6 +72,11 @@ class Cifar10Params(BaseModel):
 
 
 CIFAR10_FOLDER = "cifar-10-batches-py"  # torchvision's CIFAR10.base_folder
+CIFAR10_FILES = [*(f"data_batch_{i}" for i in range(1, 6)), "test_batch"]
+
+
+def cifar10_present(root: Path) -> bool:
+    return all((root / CIFAR10_FOLDER / name).is_file() for name in CIFAR10_FILES)
 
 
 @functools.cache
@@ -79,8 +89,7 @@ def _cifar10_files() -> type:
         def _check_integrity(self) -> bool:
             """Presence only: per-file md5s reject re-packed or test-made copies, while a
             download is still md5-checked by torchvision's archive download before extraction."""
-            folder = Path(self.root) / self.base_folder
-            return all((folder / name).is_file() for name, _ in self.train_list + self.test_list)
+            return cifar10_present(Path(self.root))
 
         def _load_meta(self) -> None:
             """Class names are never used here: skip batches.meta, which torchvision md5-checks."""
@@ -88,6 +97,7 @@ def _cifar10_files() -> type:
             self.class_to_idx: dict[str, int] = {}
 
     assert Cifar10Files.base_folder == CIFAR10_FOLDER
+    assert [name for name, _ in Cifar10Files.train_list + Cifar10Files.test_list] == CIFAR10_FILES
     return Cifar10Files
 
 
@@ -99,17 +109,55 @@ def one_line(error: BaseException) -> str:
 def cifar10(params: Cifar10Params, device: torch.device, split: str) -> ImageSet:
     root = data_root(params.root)
     where = f"cifar10: no CIFAR-10 under {root} (looked for {CIFAR10_FOLDER}/)"
-    try:
-        data = _cifar10_files()(str(root), train=split == "train", download=params.download).data
-    except (OSError, RuntimeError) as e:  # no files and no download, or no network (URLError)
+    if not cifar10_present(root):
         if not params.download:
-            raise UserError(f"{where}; set [data] root, $HARNESS_DATA, or download = true") from e
+            raise UserError(f"{where}; set [data] root, $HARNESS_DATA, or download = true")
+        try:
+            download_cifar10(root)
+        except (OSError, RuntimeError) as e:  # no network (URLError), a bad archive's md5
+            raise UserError(
+                f"{where}; download failed: {one_line(e)}; "
+                "set [data] root, $HARNESS_DATA, or download = true with network"
+            ) from e
+    try:
+        data = _cifar10_files()(str(root), train=split == "train", download=False).data
+    except (OSError, EOFError, ValueError, KeyError, pickle.UnpicklingError) as e:
         raise UserError(
-            f"{where}; download failed: {one_line(e)}; "
-            "set [data] root, $HARNESS_DATA, or download = true with network"
+            f"cifar10: a batch file under {root / CIFAR10_FOLDER} is truncated or unreadable "
+            f"({one_line(e)}); delete that folder to download it again"
         ) from e
     images = torch.from_numpy(data).permute(0, 3, 1, 2)  # torchvision's NHWC view -> NCHW
     return ImageSet(images.contiguous(), device)
+
+
+def download_cifar10(root: Path) -> None:
+    """The first download, under a lock, extracted beside the final folder and renamed into
+    place: Slurm array shards started together on an empty cache download it once, and none
+    ever reads a half-extracted folder. The archive stays in `root`, and is reused from there."""
+    root.mkdir(parents=True, exist_ok=True)
+    with file_lock(root / f".{CIFAR10_FOLDER}.lock"):
+        if cifar10_present(root):
+            return  # another process downloaded it while this one waited
+        for stale in root.glob(f".{CIFAR10_FOLDER}-*"):  # a killed process's extraction
+            shutil.rmtree(stale, ignore_errors=True)
+        with tempfile.TemporaryDirectory(dir=root, prefix=f".{CIFAR10_FOLDER}-") as tmp:
+            fetch_cifar10(root, Path(tmp))
+            final = root / CIFAR10_FOLDER
+            if final.exists():  # an incomplete copy from before: replaced whole
+                shutil.rmtree(final)
+            os.replace(Path(tmp) / CIFAR10_FOLDER, final)
+
+
+def fetch_cifar10(root: Path, into: Path) -> None:
+    """torchvision's download of the archive into `root` (skipped when a copy with the right
+    md5 is there), extracted into `into`; through the name torchvision's CIFAR10.download
+    calls, so one patch of it takes any test offline."""
+    from torchvision.datasets import cifar
+
+    files: Any = _cifar10_files()
+    cifar.download_and_extract_archive(
+        files.url, str(root), str(into), filename=files.filename, md5=files.tgz_md5
+    )
 
 
 class DigitsParams(BaseModel):

@@ -114,6 +114,16 @@ def full_fp32() -> Iterator[None]:
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = matmul, cudnn
 
 
+@contextlib.contextmanager
+def on_device(device: torch.device) -> Iterator[None]:
+    """Where torch-fidelity runs: it moves its modules with a bare `.cuda()`, i.e. to the current
+    device, so the run's device is made current (a run on cuda:1 must not find its generator
+    moved to cuda:0); and TF32 off, as `full_fp32`."""
+    current = torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext()
+    with current, full_fp32():
+        yield
+
+
 def weights_tag(weights_path: str | None) -> str:
     """Names the extractor's weights: torch-fidelity's release, or a file by its content."""
     if weights_path is None:
@@ -138,7 +148,7 @@ class Fidelity:
         cache: Path | None = None,
         batch_size: int | None = None,
     ):
-        self.cuda = device.type == "cuda"
+        self.device, self.cuda = device, device.type == "cuda"
         self.weights = weights_tag(weights_path)
         self.options: dict[str, Any] = {
             "cuda": self.cuda,
@@ -149,13 +159,14 @@ class Fidelity:
             "save_cpu_ram": True,  # the reference is in memory: no DataLoader worker processes
             "verbose": False,
         }
-        self.extractor = create_feature_extractor(
-            FEATURE_EXTRACTOR, sorted(set(FEATURE_LAYERS.values())), **self.options
-        )
+        with on_device(device):
+            self.extractor = create_feature_extractor(
+                FEATURE_EXTRACTOR, sorted(set(FEATURE_LAYERS.values())), **self.options
+            )
         content = hashlib.sha256(reference.cpu().numpy().tobytes()).hexdigest()[:12]
         self.reference_name = f"harness-{name}-n{len(reference)}-{content}-{self.weights}"
         self.reference_count = len(reference)
-        with full_fp32():
+        with on_device(device):
             self.real = extract_featuresdict_from_input_id_cached(
                 2,
                 self.extractor,
@@ -168,15 +179,15 @@ class Fidelity:
             )
 
     def generated(
-        self, generator: nn.Module, z_dim: int, n: int, seed: int, keep: int, device: torch.device
+        self, generator: nn.Module, z_dim: int, n: int, seed: int, keep: int
     ) -> tuple[dict[str, Tensor], Tensor]:
         """Features of n samples of `generator` (noise from torch-fidelity's seeded stream) and
         the first `keep` of those samples as floats in [-1, 1]."""
-        module = QuantisedGenerator(generator, device, keep)
+        module = QuantisedGenerator(generator, self.device, keep)
         wrapped = torch_fidelity.GenerativeModelModuleWrapper(
             module, z_dim, "normal", 0, make_eval=False
         )
-        with full_fp32():
+        with on_device(self.device):
             features = get_featuresdict_from_generative_model(
                 wrapped, self.extractor, n, self.options["batch_size"], self.cuda, seed, False
             )

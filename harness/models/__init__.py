@@ -5,10 +5,12 @@ per sample (a logit for `gan`), shape (batch,). Each entry says which critic nor
 it offers, so a suite asking for another fails at validation, not mid-run.
 """
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import torch
 from torch import nn
 
 if TYPE_CHECKING:
@@ -53,7 +55,48 @@ def check_critic_norm(architecture: str, critic_norm: str) -> None:
 
 
 def build_models(spec: "RunSpec", sample_shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
+    """(generator, critic), initialised as `spec.init` says: "paper" as the code each
+    architecture comes from (its builder's job), "torch" PyTorch's own defaults."""
     return _entry(spec.architecture).build(spec, sample_shape)
+
+
+def tflib_std(layer: nn.Module, he: bool) -> float:
+    """The WGAN-GP code's (tflib's) weight scale. Linear: Glorot, sqrt(2 / (fan_in + fan_out)),
+    or with `he` (its initialization='he') sqrt(2 / fan_in). Convolutions: He, sqrt(4 / (fan_in
+    + fan_out)), or Glorot's 2 without `he`, with fan_in = in k^2 and fan_out = out k^2 /
+    stride^2 (transposed: fan_in = in k^2 / stride^2)."""
+    if isinstance(layer, nn.Linear):
+        if he:
+            return math.sqrt(2.0 / layer.in_features)
+        return math.sqrt(2.0 / (layer.in_features + layer.out_features))
+    assert isinstance(layer, nn.Conv2d | nn.ConvTranspose2d)
+    area, stride = layer.kernel_size[0] * layer.kernel_size[1], layer.stride[0] * layer.stride[1]
+    fan_in, fan_out = float(layer.in_channels * area), float(layer.out_channels * area)
+    if isinstance(layer, nn.ConvTranspose2d):
+        fan_in /= stride
+    else:
+        fan_out /= stride
+    return math.sqrt((4.0 if he else 2.0) / (fan_in + fan_out))
+
+
+@torch.no_grad()
+def tflib_init(
+    model: nn.Module, glorot: Iterable[nn.Module] = (), he_linear: Iterable[nn.Module] = ()
+) -> nn.Module:
+    """Initialises `model` as tflib does: weights uniform on +-std sqrt(3) (`tflib_std`);
+    convolutions He but those in `glorot` (the code's he_init=False ones); linear layers Glorot
+    but those in `he_linear` (the code's initialization='he' ones); biases zero; normalisation
+    scales 1 and offsets 0 (PyTorch's defaults already)."""
+    not_he, he = {id(m) for m in glorot}, {id(m) for m in he_linear}
+    for layer in model.modules():
+        if isinstance(layer, nn.Linear | nn.Conv2d | nn.ConvTranspose2d):
+            linear = isinstance(layer, nn.Linear)
+            is_he = id(layer) in he if linear else id(layer) not in not_he
+            bound = tflib_std(layer, is_he) * math.sqrt(3.0)
+            layer.weight.uniform_(-bound, bound)
+            if layer.bias is not None:
+                layer.bias.zero_()
+    return model
 
 
 def image_base(sample_shape: tuple[int, ...]) -> tuple[int, int]:

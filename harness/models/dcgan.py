@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from torch import Tensor, nn
 
-from harness.models import image_base, norm_layer, register_architecture
+from harness.models import image_base, norm_layer, register_architecture, tflib_init
 
 if TYPE_CHECKING:
     from harness.suite import RunSpec
@@ -56,10 +56,11 @@ class DcganCritic(nn.Module):
 
 def build_dcgan(spec: "RunSpec", sample_shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
     channels, base = image_base(sample_shape)
-    return (
-        DcganGenerator(spec.z_dim, spec.width, channels, base),
-        DcganCritic(spec.width, channels, base, spec.critic_norm),
-    )
+    G = DcganGenerator(spec.z_dim, spec.width, channels, base)
+    D = DcganCritic(spec.width, channels, base, spec.critic_norm)
+    if spec.init == "paper":  # gan_cifar.py: every (de)convolution He, the linear layers Glorot
+        tflib_init(G), tflib_init(D)
+    return G, D
 
 
 register_architecture("dcgan", build_dcgan, critic_norms=("batch", "layer", "none"))

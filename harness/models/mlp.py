@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING
 
 from torch import Tensor, nn
 
-from harness.models import register_architecture
+from harness.models import register_architecture, tflib_init
 
 if TYPE_CHECKING:
     from harness.suite import RunSpec
@@ -40,7 +40,11 @@ class MlpCritic(nn.Module):
 
 
 def build_mlp(spec: "RunSpec", sample_shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
-    return MlpGenerator(spec.z_dim, spec.width, sample_shape), MlpCritic(spec.width, sample_shape)
+    G, D = MlpGenerator(spec.z_dim, spec.width, sample_shape), MlpCritic(spec.width, sample_shape)
+    if spec.init == "paper":  # gan_toy.py: the ReLU layers He, the output layer Glorot
+        for net in (G.net, D.net):
+            tflib_init(net, he_linear=[m for m in list(net)[:-1] if isinstance(m, nn.Linear)])
+    return G, D
 
 
 register_architecture("mlp", build_mlp, critic_norms=("none",))  # gan_toy.py: none

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from harness.models import image_base, norm_layer, register_architecture
+from harness.models import image_base, norm_layer, register_architecture, tflib_init
 
 if TYPE_CHECKING:
     from harness.suite import RunSpec
@@ -111,10 +111,19 @@ class ResnetCritic(nn.Module):
 
 def build_resnet(spec: "RunSpec", sample_shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
     channels, base = image_base(sample_shape)
-    return (
-        ResnetGenerator(spec.z_dim, spec.width, channels, base),
-        ResnetCritic(spec.width, channels, spec.critic_norm),
-    )
+    G = ResnetGenerator(spec.z_dim, spec.width, channels, base)
+    D = ResnetCritic(spec.width, channels, spec.critic_norm)
+    if spec.init == "paper":
+        # gan_cifar_resnet.py: convolutions He but the 1x1 shortcuts and the generator's output
+        # convolution (he_init=False there), the linear layers Glorot
+        one_by_one = [m for m in (*G.modules(), *D.modules()) if _is_1x1(m)]
+        tflib_init(G, glorot=[*one_by_one, G.output[2]])
+        tflib_init(D, glorot=one_by_one)
+    return G, D
+
+
+def _is_1x1(m: nn.Module) -> bool:
+    return isinstance(m, nn.Conv2d) and m.kernel_size == (1, 1)
 
 
 # Batch norm is not offered: the paper's critic is unnormalised and the penalty is per sample.

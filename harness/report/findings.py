@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 
 from harness.report.across import MIN_REGRET_RUNS, scale_free
-from harness.report.convergence import FACTOR
+from harness.report.convergence import FACTOR, LAST_EVALS
 from harness.report.correlation import MIN_POINTS, PHASES, estimates_w1, primary_measure
 from harness.report.intervals import MIN_PAIRS, MIN_RUNS, MIN_SETTINGS
 from harness.report.tables import states
@@ -185,9 +185,9 @@ def convergence_rows(frames: dict[str, pd.DataFrame], suite: str, objective: str
     for r in hits.to_dict("records"):
         text = (
             f"Convergence on {r['data']}: {r['converged']} of {r['runs']} runs ended with "
-            f"exact_w1 within {FACTOR:g}× the real-vs-real floor ({r['finished']} finished; "
-            f"median final exact_w1 ÷ floor {_g(r['median_ratio'])}; a count of these runs: "
-            "no interval)."
+            f"exact_w1 within {FACTOR:g}× the real-vs-real floor (median of their last "
+            f"{LAST_EVALS} evals; {r['finished']} finished; median end exact_w1 ÷ floor "
+            f"{_g(r['median_ratio'])}; a count of these runs: no interval)."
         )
         numbers = (float(r["converged"]), math.nan, math.nan)
         where = (suite, objective, f"convergence_{r['data']}")

@@ -15,7 +15,7 @@ import pandas as pd
 from harness.data import LOCATION_KEYS
 from harness.objectives import OBJECTIVES
 from harness.records import RunFolder
-from harness.suite import content_id
+from harness.suite import NOT_CONTENT, content_id
 
 KEYS = ["suite", "run_id", "name", "objective", "seed"]
 SETTINGS = [  # spec fields shown beside each run (the rest stay in spec.json)
@@ -164,7 +164,7 @@ def setting_id(spec: dict[str, Any]) -> str:
     """What a run depends on except its seed (and name, id and where its data lies): runs that
     share it differ only by seed."""
     content = {
-        k: v for k, v in spec.items() if k not in ("name", "seed", "run_id") and v is not None
+        k: v for k, v in spec.items() if k not in (*NOT_CONTENT, "seed", "run_id") and v is not None
     }
     if isinstance(content.get("data"), dict):
         content["data"] = {k: v for k, v in content["data"].items() if k not in LOCATION_KEYS}

@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from harness.report import Report, SuiteSection
-from harness.report.convergence import FACTOR
+from harness.report.convergence import FACTOR, LAST_EVALS
 from harness.report.correlation import ESTIMATES, LOG2, PHASES, headline_measures
 from harness.report.intervals import MIN_PAIRS, MIN_RUNS, MIN_SETTINGS
 from harness.report.load import KEYS
@@ -220,9 +220,10 @@ def tables(section: SuiteSection) -> list[tuple[str, str, pd.DataFrame]]:
         ),
         (
             "Did the runs converge? (point data)",
-            f"Per dataset: runs whose final exact W1 is within {FACTOR:g}× the real-vs-real floor "
-            "(exact W1 between two fresh real samples of the eval's size, median over the run's "
-            "evals), of all runs and of the finished ones, and the median final ratio.",
+            "Per dataset: runs whose exact W1 at the end (median of their last "
+            f"{LAST_EVALS} evals) is within {FACTOR:g}× the real-vs-real floor (exact W1 between "
+            "two fresh real samples of the eval's size, median over the run's evals), of all runs "
+            "and of the finished ones, and the median end ratio.",
             _rounded(f["convergence"], drop=("suite",)),
         ),
         (

@@ -20,7 +20,7 @@ import torch
 from harness.errors import UserError
 from harness.records import RunFolder, last_row
 from harness.suite import RunSpec, Suite
-from harness.train import RunOptions, train
+from harness.train import RunOptions, is_cuda_error, train
 from harness.tune.space import TuneTable, is_finite, trial_spec, tuned_runs
 from harness.tune.storage import TrialLock, hide_password, open_storage
 
@@ -227,6 +227,11 @@ def _train_trial(
         error = f"{type(exc).__name__}: {exc}"
         folder.write_status(state="failed", error=error, traceback=traceback.format_exc())
         study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        if is_cuda_error(exc):  # every later trial in this process would fail the same way
+            raise UserError(
+                f"trial {trial.number}: {error.splitlines()[0]}; after a CUDA error the GPU "
+                "cannot be used again in this process, so this worker stops"
+            ) from exc
         return f"FAIL ({error})"
     value = final.get(tune.metric)
     if not is_finite(value):

@@ -2,7 +2,6 @@
 database for many workers; and the lock that hands out exactly the asked number of trials."""
 
 import contextlib
-import fcntl
 import hashlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +11,7 @@ import optuna
 import sqlalchemy
 
 from harness.errors import UserError
+from harness.locking import file_lock
 
 DB_NAME = "optuna.db"
 
@@ -68,13 +68,8 @@ class TrialLock:
     @contextlib.contextmanager
     def held(self) -> Iterator[None]:
         if self.engine is None:
-            path = Path(self.url.removeprefix("sqlite:///") + ".lock")
-            with path.open("a") as handle:
-                fcntl.flock(handle, fcntl.LOCK_EX)
-                try:
-                    yield
-                finally:
-                    fcntl.flock(handle, fcntl.LOCK_UN)
+            with file_lock(Path(self.url.removeprefix("sqlite:///") + ".lock")):
+                yield
             return
         with self.engine.connect() as connection:
             connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": self.key})
