@@ -17,23 +17,28 @@ if TYPE_CHECKING:
     from harness.suite import RunSpec
 
 ModelBuilder = Callable[..., tuple[nn.Module, nn.Module]]  # (spec, sample_shape) -> (G, D)
+Initialiser = Callable[[nn.Module, nn.Module], None]  # (G, D) -> None, in place
 
 
 @dataclass(frozen=True)
 class ArchitectureEntry:
     build: ModelBuilder
     critic_norms: tuple[str, ...]
+    paper_init: Initialiser  # `init = "paper"`: as the code the architecture comes from
 
 
 ARCHITECTURES: dict[str, ArchitectureEntry] = {}
 
 
 def register_architecture(
-    name: str, build: ModelBuilder, critic_norms: tuple[str, ...] = ("none",)
+    name: str,
+    build: ModelBuilder,
+    paper_init: Initialiser,
+    critic_norms: tuple[str, ...] = ("none",),
 ) -> None:
     if name in ARCHITECTURES:
         raise ValueError(f"architecture {name!r} is registered twice")
-    ARCHITECTURES[name] = ArchitectureEntry(build, critic_norms)
+    ARCHITECTURES[name] = ArchitectureEntry(build, critic_norms, paper_init)
 
 
 def _entry(name: str) -> ArchitectureEntry:
@@ -56,8 +61,12 @@ def check_critic_norm(architecture: str, critic_norm: str) -> None:
 
 def build_models(spec: "RunSpec", sample_shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
     """(generator, critic), initialised as `spec.init` says: "paper" as the code each
-    architecture comes from (its builder's job), "torch" PyTorch's own defaults."""
-    return _entry(spec.architecture).build(spec, sample_shape)
+    architecture comes from (its entry's `paper_init`), "torch" PyTorch's own defaults."""
+    entry = _entry(spec.architecture)
+    generator, critic = entry.build(spec, sample_shape)
+    if spec.init == "paper":
+        entry.paper_init(generator, critic)
+    return generator, critic
 
 
 def tflib_std(layer: nn.Module, he: bool) -> float:

@@ -56,11 +56,15 @@ class DcganCritic(nn.Module):
 
 def build_dcgan(spec: "RunSpec", sample_shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
     channels, base = image_base(sample_shape)
-    G = DcganGenerator(spec.z_dim, spec.width, channels, base)
-    D = DcganCritic(spec.width, channels, base, spec.critic_norm)
-    if spec.init == "paper":  # gan_cifar.py: every (de)convolution He, the linear layers Glorot
-        tflib_init(G), tflib_init(D)
-    return G, D
+    return (
+        DcganGenerator(spec.z_dim, spec.width, channels, base),
+        DcganCritic(spec.width, channels, base, spec.critic_norm),
+    )
 
 
-register_architecture("dcgan", build_dcgan, critic_norms=("batch", "layer", "none"))
+def init_dcgan(G: nn.Module, D: nn.Module) -> None:
+    """gan_cifar.py: every (de)convolution He, the linear layers Glorot."""
+    tflib_init(G), tflib_init(D)
+
+
+register_architecture("dcgan", build_dcgan, init_dcgan, critic_norms=("batch", "layer", "none"))

@@ -40,11 +40,14 @@ class MlpCritic(nn.Module):
 
 
 def build_mlp(spec: "RunSpec", sample_shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
-    G, D = MlpGenerator(spec.z_dim, spec.width, sample_shape), MlpCritic(spec.width, sample_shape)
-    if spec.init == "paper":  # gan_toy.py: the ReLU layers He, the output layer Glorot
-        for net in (G.net, D.net):
-            tflib_init(net, he_linear=[m for m in list(net)[:-1] if isinstance(m, nn.Linear)])
-    return G, D
+    return MlpGenerator(spec.z_dim, spec.width, sample_shape), MlpCritic(spec.width, sample_shape)
 
 
-register_architecture("mlp", build_mlp, critic_norms=("none",))  # gan_toy.py: none
+def init_mlp(G: nn.Module, D: nn.Module) -> None:
+    """gan_toy.py: the ReLU layers He, the output layer Glorot."""
+    for net in (G.net, D.net):
+        assert isinstance(net, nn.Sequential)
+        tflib_init(net, he_linear=[m for m in list(net)[:-1] if isinstance(m, nn.Linear)])
+
+
+register_architecture("mlp", build_mlp, init_mlp, critic_norms=("none",))  # gan_toy.py: none

@@ -111,15 +111,19 @@ class ResnetCritic(nn.Module):
 
 def build_resnet(spec: "RunSpec", sample_shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
     channels, base = image_base(sample_shape)
-    G = ResnetGenerator(spec.z_dim, spec.width, channels, base)
-    D = ResnetCritic(spec.width, channels, spec.critic_norm)
-    if spec.init == "paper":
-        # gan_cifar_resnet.py: convolutions He but the 1x1 shortcuts and the generator's output
-        # convolution (he_init=False there), the linear layers Glorot
-        one_by_one = [m for m in (*G.modules(), *D.modules()) if _is_1x1(m)]
-        tflib_init(G, glorot=[*one_by_one, G.output[2]])
-        tflib_init(D, glorot=one_by_one)
-    return G, D
+    return (
+        ResnetGenerator(spec.z_dim, spec.width, channels, base),
+        ResnetCritic(spec.width, channels, spec.critic_norm),
+    )
+
+
+def init_resnet(G: nn.Module, D: nn.Module) -> None:
+    """gan_cifar_resnet.py: convolutions He but the 1x1 shortcuts and the generator's output
+    convolution (he_init=False there), the linear layers Glorot."""
+    assert isinstance(G, ResnetGenerator)
+    one_by_one = [m for m in (*G.modules(), *D.modules()) if _is_1x1(m)]
+    tflib_init(G, glorot=[*one_by_one, G.output[2]])
+    tflib_init(D, glorot=one_by_one)
 
 
 def _is_1x1(m: nn.Module) -> bool:
@@ -127,4 +131,4 @@ def _is_1x1(m: nn.Module) -> bool:
 
 
 # Batch norm is not offered: the paper's critic is unnormalised and the penalty is per sample.
-register_architecture("resnet", build_resnet, critic_norms=("layer", "none"))
+register_architecture("resnet", build_resnet, init_resnet, critic_norms=("layer", "none"))
