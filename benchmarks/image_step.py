@@ -8,8 +8,9 @@
    step. The harness runs its own `train` with recording on (TF32, channels_last and fused
    Adam where CUDA is present). Both are timed between CUDA synchronisations, after a warm-up.
 2. Evaluation: images/s of FID + IS + KID on N generated images, the harness feeding the
-   generator to torch-fidelity directly against "write N PNGs, then torch-fidelity on the
-   folder", with the same Inception batch size; the reference statistics are cached for both.
+   generated images to torch-fidelity's extractor directly against "write N PNGs, then
+   torch-fidelity on the folder", with the same Inception batch size; the reference statistics
+   are cached for both.
 
 Data: random CIFAR-shaped images in CIFAR-10's on-disk format (no download), the same training
 set for both loops; Inception weights: random-init unless --feature-weights is given (speed does
@@ -34,6 +35,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from harness.evaluate.fidelity import Fidelity, UInt8Images, to_uint8
+from harness.evaluate.images import generate, real_side
 from harness.models import build_models
 from harness.records import RunFolder
 from harness.suite import RunSpec
@@ -69,6 +71,7 @@ def spec_for(architecture: str, width: int, steps: int, root: Path) -> RunSpec:
         fid_samples_final=10,
         projections=("random",),
         projection_dims=(2,),
+        sample_bn_stats="batch",
     )
 
 
@@ -193,8 +196,8 @@ def eval_rates(
         batch = fidelity.options["batch_size"]
         _sync(device)
         start = time.perf_counter()
-        features, _ = fidelity.generated(G, Z_DIM, n, seed=0, keep=1)
-        fidelity.metrics(features, seed=0)
+        fake, _ = generate(G, Z_DIM, n, seed=0, device=device, keep=1, bn_stats="running")
+        fidelity.metrics(fidelity.features(fake), seed=0)
         _sync(device)
         direct = n / (time.perf_counter() - start)
 
@@ -237,6 +240,11 @@ def eval_breakdown(spec: RunSpec, weights: str, device: torch.device, cache: Pat
     ):
         data = build_sampler(spec.data, device)
         G, D = (m.to(device) for m in build_models(spec, data.shape))
+        _sync(device)
+        start = time.perf_counter()
+        real_side(spec, data, device, weights)  # type: ignore[arg-type]
+        _sync(device)
+        once = time.perf_counter() - start
         evaluate = build_evaluator(spec, data, device, weights)
         objective = build_objective(spec.objective, spec.model_dump())
         folder = RunFolder(Path(tmp) / "run")
@@ -253,8 +261,12 @@ def eval_breakdown(spec: RunSpec, weights: str, device: torch.device, cache: Pat
     for name, value in seconds.items():
         print(f"  {name:<36}: {value:7.3f} s  {100 * value / total:5.1f}%")
     other = total - sum(seconds.values())
-    rest = "the rest (indexing, pixels to numpy)"
+    rest = "the rest (indexing, samples to numpy)"
     print(f"  {rest:<36}: {other:7.3f} s  {100 * other / total:5.1f}%")
+    print(
+        f"once per suite and device, shared by its runs (reference features from torch-fidelity's "
+        f"cache, PCA fits, the real draw projected, floors): {once:.2f} s"
+    )
 
 
 def _sync(device: torch.device) -> None:

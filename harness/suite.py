@@ -57,6 +57,7 @@ PositiveInt = Annotated[int, Field(gt=0)]
 Beta = Annotated[float, Field(ge=0, lt=1)]
 CriticNorm = Literal["batch", "layer", "none"]
 Projection = Literal["inception-pca", "pixel-pca", "random"]
+SampleBnStats = Literal["batch", "running"]
 
 
 class RunFields(BaseModel):
@@ -91,6 +92,7 @@ class RunFields(BaseModel):
     projections: Annotated[list[Projection], Field(min_length=1)] | None = None
     projection_dims: Annotated[list[PositiveInt], Field(min_length=1)] | None = None
     fid_batch_size: PositiveInt | None = None
+    sample_bn_stats: SampleBnStats | None = None
 
 
 PUBLISHED = "published"  # results/published/ holds the published reports, not a suite's runs
@@ -111,6 +113,9 @@ IMAGE_FALLBACKS: dict[str, Any] = {
     "fid_samples_final": 50_000,  # at the last step: Heusel et al.'s 50k convention
     "projections": ["inception-pca", "pixel-pca", "random"],
     "projection_dims": [2, 8, 32],
+    # The generator's batch norm when it samples at evals: each batch's own statistics, as the
+    # WGAN-GP code samples (its IS 7.86 was measured so), or "running": the running averages.
+    "sample_bn_stats": "batch",
 }
 IMAGE_ONLY = (*IMAGE_FALLBACKS, "fid_batch_size")
 
@@ -158,6 +163,7 @@ class RunSpec(BaseModel):
     fid_samples_final: int | None = None
     projections: tuple[Projection, ...] | None = None
     projection_dims: tuple[int, ...] | None = None
+    sample_bn_stats: SampleBnStats | None = None  # evaluate/images.py: sampling()
     # Inception's batch at evals (None: 250 on CUDA, 50 on the CPU, as Fidelity sets). How the
     # evaluation is batched, not what it measures: left out of the run id.
     fid_batch_size: int | None = None

@@ -12,7 +12,6 @@ import pytest
 import torch
 from click.testing import CliRunner
 from test_reliability import SUITE as KILL_SUITE
-from torch import nn
 
 from harness.cli import main
 from harness.evaluate import fidelity as fidelity_module
@@ -96,24 +95,28 @@ def test_torch_fidelity_always_finds_the_run_device_current(monkeypatch):
 
         return fake
 
-    def generate(wrapped, *args):  # type: ignore[no-untyped-def]
-        wrapped.module.kept.append(torch.zeros(1, 2))  # what the generator would have kept
-        return {pool: torch.zeros(4, 2048)}
+    class Extractor:  # the Inception network: records the current device at each batch
+        def __call__(self, batch: torch.Tensor) -> tuple[torch.Tensor]:
+            seen["features"] = FakeCudaDevice.current
+            return (torch.zeros(len(batch), 2048),)
+
+        def convert_features_tuple_to_dict(self, out):  # type: ignore[no-untyped-def]
+            return {pool: out[0]}
 
     monkeypatch.setattr(torch.cuda, "device", FakeCudaDevice)
-    monkeypatch.setattr(fidelity_module, "create_feature_extractor", record("extractor", None))
+    monkeypatch.setattr(
+        fidelity_module, "create_feature_extractor", record("extractor", lambda *args: Extractor())
+    )
     features = record("reference", {pool: torch.zeros(4, 2048)})
     monkeypatch.setattr(fidelity_module, "extract_featuresdict_from_input_id_cached", features)
     stats = record("statistics", {})
     monkeypatch.setattr(fidelity_module, "fid_featuresdict_to_statistics_cached", stats)
-    generated = record("generated", generate)
-    monkeypatch.setattr(fidelity_module, "get_featuresdict_from_generative_model", generated)
 
     device = torch.device("cuda", 1)
     images = torch.zeros(4, 3, 8, 8, dtype=torch.uint8)
     fidelity = fidelity_module.Fidelity(images, "x", device, cache=Path("/nonexistent"))
-    fidelity.generated(nn.Identity(), z_dim=2, n=4, seed=0, keep=1)
-    assert seen == dict.fromkeys(["extractor", "reference", "statistics", "generated"], device)
+    assert fidelity.features(images)[pool].shape == (4, 2048)
+    assert seen == dict.fromkeys(["extractor", "reference", "statistics", "features"], device)
     assert FakeCudaDevice.current is None  # and the caller's current device is back
 
 

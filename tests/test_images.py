@@ -1,6 +1,7 @@
 """Image runs end to end on a CIFAR-10 folder made by the tests: FID / IS / KID parity with
 torch-fidelity, exact W on projections, held-out estimates, grids, cached reference statistics."""
 
+import copy
 import os
 import subprocess
 import sys
@@ -14,11 +15,16 @@ from fake_cifar import write_fake_cifar10
 from torch.utils.data import Dataset
 
 from harness.data import build_sampler
+from harness.errors import SuiteError
+from harness.evaluate import images as images_module
+from harness.evaluate.fidelity import to_uint8
+from harness.evaluate.projections import fit_projections
+from harness.models import build_models
 from harness.records import RunFolder
 from harness.report import build_report
 from harness.report.render import render_html
 from harness.runner import run_suite
-from harness.suite import load_suite
+from harness.suite import Suite, load_suite
 
 SUITE = """
 [suite]
@@ -86,11 +92,22 @@ def tiny_suite(tmp_path: Path) -> Path:
 
 
 def test_image_suite_end_to_end_matches_torch_fidelity(
-    tiny_suite, tmp_path, inception_weights, fidelity_cache
+    tiny_suite, tmp_path, inception_weights, fidelity_cache, monkeypatch
 ):
+    built = []
+
+    def build_real_side(*args, **kwargs):  # type: ignore[no-untyped-def]
+        built.append(args[0].name)
+        return real_build(*args, **kwargs)
+
+    real_build = images_module.build_real_side
+    monkeypatch.setattr(images_module, "build_real_side", build_real_side)
     suite = load_suite(tiny_suite)
     results = run_suite(suite, tmp_path / "r", quiet=True, feature_weights=inception_weights)
     assert [r.state for r in results] == ["done", "done"]
+    assert built == ["gan"]  # the real side once, for both runs
+    floors = [RunFolder(r.folder).read_evals().filter(like="floor_") for r in results]
+    assert floors[0].nunique().eq(1).all() and floors[0].equals(floors[1])
     train_images = build_sampler(suite.runs[0].data, torch.device("cpu")).images.numpy()
 
     for spec, result in zip(suite.runs, results, strict=True):
@@ -108,6 +125,7 @@ def test_image_suite_end_to_end_matches_torch_fidelity(
         assert (evals["fid_real_samples"] == 100).all()
         assert (evals["feature_extractor"] == "inception-v3-compat").all()
         assert (evals["torch_fidelity_version"] == torch_fidelity.__version__).all()
+        assert (evals["sample_bn_stats"] == "batch").all() and (evals["sample_batch"] == 100).all()
         for kind in ("inception_pca", "pixel_pca", "random"):
             for d in (2, 4):
                 assert (evals[f"exact_w1_{kind}{d}"] > 0).all()
@@ -188,3 +206,72 @@ def test_missing_cifar_is_one_line_and_exit_2(tmp_path):
     assert out.returncode == 2
     errors = [line for line in out.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "nowhere" in errors[0] and "Traceback" not in out.stderr
+
+
+def suite_text(tmp_path: Path, text: str) -> Suite:
+    path = tmp_path / f"s{len(list(tmp_path.glob('s*.toml')))}.toml"
+    path.write_text(text)
+    return load_suite(path)
+
+
+def test_sampling_with_batch_statistics_follows_its_batch_of_100_and_leaves_the_model_alone(
+    tmp_path,
+):
+    """The WGAN-GP code samples with batch statistics in the generator's batch norm: a sample
+    depends on its batch, so batches are always SAMPLE_BATCH (never the Inception batch size),
+    and sampling never changes the running averages that "running" reads."""
+    spec = suite_text(tmp_path, SUITE.format(root="unused")).runs[0]
+    generator, _ = build_models(spec, (3, 32, 32))
+    before = {k: v.clone() for k, v in generator.state_dict().items()}
+    batch = images_module.SAMPLE_BATCH
+    noise = torch.randn(2 * batch, spec.z_dim, generator=torch.Generator().manual_seed(5))
+
+    def sample(n: int, bn_stats: str) -> tuple[torch.Tensor, torch.Tensor]:
+        cpu = torch.device("cpu")
+        return images_module.generate(generator, spec.z_dim, n, 5, cpu, keep=n, bn_stats=bn_stats)
+
+    by_batch, kept = sample(2 * batch - 30, "batch")  # the last batch is still drawn whole
+    after = generator.state_dict()  # sampling left the running averages as they were
+    assert all(torch.equal(before[k], after[k]) for k in before) and generator.training
+    with torch.no_grad():
+        second = to_uint8(copy.deepcopy(generator)(noise[batch:]))  # train mode: batch statistics
+        first_alone = to_uint8(generator.eval()(noise[:batch]))
+        one_alone = to_uint8(generator(noise[batch + 3 : batch + 4]))  # running averages
+    generator.train()
+    assert torch.equal(by_batch[batch:], second[: batch - 30])
+    assert torch.equal(to_uint8(kept), by_batch)  # the floats are those very samples
+    running, _ = sample(batch + 10, "running")
+    assert torch.equal(running[:batch], first_alone)
+    assert torch.equal(running[batch + 3], one_alone[0])  # whatever else is in its batch
+    assert not torch.equal(running[:batch], by_batch[:batch])  # the two modes differ
+
+
+def test_sample_bn_stats_is_in_the_run_id_and_only_for_images(tmp_path):
+    text = SUITE.format(root=tmp_path)
+    batch, running = (
+        suite_text(tmp_path, text.replace("[[run]]", f'sample_bn_stats = "{mode}"\n\n[[run]]', 1))
+        for mode in ("batch", "running")
+    )
+    assert batch.runs[0].sample_bn_stats == "batch" and running.runs[0].sample_bn_stats == "running"
+    assert batch.runs[0].run_id == suite_text(tmp_path, text).runs[0].run_id  # the default
+    assert batch.runs[0].run_id != running.runs[0].run_id
+    points = text.replace('name = "cifar10"', 'name = "8gaussians"').replace("download = false", "")
+    points = points.replace(f'root = "{tmp_path}"', "")
+    for key in ("fid_samples", "fid_samples_final", "projections", "projection_dims"):
+        points = "\n".join(line for line in points.splitlines() if not line.startswith(key))
+    points = points.replace('architecture = "dcgan"', 'architecture = "mlp"')
+    points = points.replace('critic_norm = "batch"', "")
+    suite_text(tmp_path, points)  # a valid point-data suite...
+    with pytest.raises(SuiteError, match=r"defaults.sample_bn_stats: used only with image data"):
+        suite_text(tmp_path, points.replace("[[run]]", 'sample_bn_stats = "batch"\n\n[[run]]', 1))
+
+
+def test_a_projection_is_the_centred_rows_times_its_matrix_in_float64():
+    rng = np.random.default_rng(0)
+    real = {"pixels": rng.normal(size=(40, 3, 4, 4)), "inception": rng.normal(size=(40, 12))}
+    for p in fit_projections(("pixel-pca", "inception-pca", "random"), (2, 5), real):
+        x = rng.normal(size=(7, *real[p.source].shape[1:])).astype(np.float32)
+        expected = (x.reshape(7, -1).astype(np.float64) - p.mean.numpy()) @ p.matrix.numpy()
+        got = p(torch.from_numpy(x))
+        assert got.dtype == torch.float64 and got.shape == (7, int(p.name[-1]))
+        np.testing.assert_allclose(got.numpy(), expected, rtol=1e-12)

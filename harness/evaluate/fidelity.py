@@ -1,8 +1,9 @@
-"""FID, IS and KID through torch-fidelity, with the generator fed to it directly (no PNGs).
+"""FID, IS and KID through torch-fidelity, with the generated images fed to it directly (no PNGs).
 
-One feature pass per eval gives all three metrics and the Inception pool features that the
-`inception-pca` projection needs. The real side's features and FID statistics are cached by
-torch-fidelity under a name that says what they are, so later runs and suites reuse them.
+One feature pass per eval, through torch-fidelity's feature extractor, gives all three metrics
+and the Inception pool features that the `inception-pca` projection needs. The real side's
+features and FID statistics are cached by torch-fidelity under a name that says what they are,
+so later runs and suites reuse them.
 """
 
 import contextlib
@@ -14,7 +15,7 @@ from typing import Any
 
 import torch
 import torch_fidelity
-from torch import Tensor, nn
+from torch import Tensor
 from torch.utils.data import Dataset
 from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 from torch_fidelity.metric_fid import (
@@ -36,7 +37,6 @@ from torch_fidelity.metric_kid import (
 from torch_fidelity.utils import (
     create_feature_extractor,
     extract_featuresdict_from_input_id_cached,
-    get_featuresdict_from_generative_model,
 )
 
 FEATURE_EXTRACTOR = "inception-v3-compat"  # torch-fidelity's port of the TF Inception of FID/IS
@@ -83,26 +83,6 @@ class UInt8Images(Dataset[Tensor]):
         return to_rgb(self.images[i])
 
 
-class QuantisedGenerator(nn.Module):
-    """The generator as torch-fidelity takes it (uint8 Bx3xHxW); keeps its first `keep` outputs.
-
-    The kept floats are the very samples the metrics saw, for exact W, the critic and the npz.
-    """
-
-    def __init__(self, generator: nn.Module, device: torch.device, keep: int):
-        super().__init__()
-        self.generator, self.device, self.keep = generator, device, keep
-        self.kept: list[Tensor] = []
-        self.n_kept = 0
-
-    def forward(self, z: Tensor) -> Tensor:
-        x = self.generator(z.to(self.device))
-        if self.n_kept < self.keep:
-            self.kept.append(x[: self.keep - self.n_kept].float())
-            self.n_kept += len(self.kept[-1])
-        return to_rgb(to_uint8(x))
-
-
 @contextlib.contextmanager
 def full_fp32() -> Iterator[None]:
     """TF32 off while the Inception network runs: the metrics' numbers must not depend on it."""
@@ -122,6 +102,11 @@ def on_device(device: torch.device) -> Iterator[None]:
     current = torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext()
     with current, full_fp32():
         yield
+
+
+def content_digest(images: Tensor) -> str:
+    """12 hex digits of the images' bytes: what a cache entry of their features is named by."""
+    return hashlib.sha256(images.cpu().numpy().tobytes()).hexdigest()[:12]
 
 
 def weights_tag(weights_path: str | None) -> str:
@@ -147,6 +132,7 @@ class Fidelity:
         weights_path: str | None = None,
         cache: Path | None = None,
         batch_size: int | None = None,
+        digest: str | None = None,  # content_digest(reference), where the caller has it
     ):
         self.device, self.cuda = device, device.type == "cuda"
         self.weights = weights_tag(weights_path)
@@ -163,7 +149,7 @@ class Fidelity:
             self.extractor = create_feature_extractor(
                 FEATURE_EXTRACTOR, sorted(set(FEATURE_LAYERS.values())), **self.options
             )
-        content = hashlib.sha256(reference.cpu().numpy().tobytes()).hexdigest()[:12]
+        content = digest or content_digest(reference)
         self.reference_name = f"harness-{name}-n{len(reference)}-{content}-{self.weights}"
         self.reference_count = len(reference)
         with on_device(device):
@@ -178,20 +164,16 @@ class Fidelity:
                 self.real, self.reference_name, self.extractor, POOL, **self.options
             )
 
-    def generated(
-        self, generator: nn.Module, z_dim: int, n: int, seed: int, keep: int
-    ) -> tuple[dict[str, Tensor], Tensor]:
-        """Features of n samples of `generator` (noise from torch-fidelity's seeded stream) and
-        the first `keep` of those samples as floats in [-1, 1]."""
-        module = QuantisedGenerator(generator, self.device, keep)
-        wrapped = torch_fidelity.GenerativeModelModuleWrapper(
-            module, z_dim, "normal", 0, make_eval=False
-        )
-        with on_device(self.device):
-            features = get_featuresdict_from_generative_model(
-                wrapped, self.extractor, n, self.options["batch_size"], self.cuda, seed, False
-            )
-        return features, torch.cat(module.kept)
+    def features(self, images: Tensor) -> dict[str, Tensor]:
+        """Features of uint8 images (N, C, H, W) on the run's device, in Inception batches of
+        `batch_size`; returned on the CPU, where torch-fidelity's metric functions read them."""
+        parts: list[dict[str, Tensor]] = []
+        with on_device(self.device), torch.no_grad():
+            for chunk in images.split(self.options["batch_size"]):
+                out = self.extractor(to_rgb(chunk))
+                named = self.extractor.convert_features_tuple_to_dict(out)
+                parts.append({k: v.cpu() for k, v in named.items()})
+        return {k: torch.cat([part[k] for part in parts]) for k in parts[0]}
 
     def metrics(self, generated: dict[str, Tensor], seed: int) -> dict[str, float]:
         """FID, IS and KID of generated features against the reference, torch-fidelity's way."""

@@ -1,12 +1,15 @@
 """Low-dimensional views of images in which exact optimal transport is affordable and meaningful.
 
-Each projection is fitted once per run on real data only (never on the generator), so every
-eval of every run on the same data measures W in the same space.
+Each projection is fitted once on real data only (never on the generator), with a fixed seed,
+so every eval of every run on the same data measures W in the same space. Fitting runs on the
+CPU (scikit-learn); projecting runs in float64 on the device the samples are on.
 """
 
 from dataclasses import dataclass
 
 import numpy as np
+import torch
+from torch import Tensor
 
 SOURCES = {  # projection kind -> what it is applied to
     "inception-pca": "inception",  # the 2048-d Inception pool features of FID
@@ -22,11 +25,14 @@ class Projection:
 
     name: str  # the evals.parquet column suffix, e.g. "pixel_pca8"
     source: str  # "pixels" | "inception"
-    mean: np.ndarray
-    matrix: np.ndarray  # (input dim, output dim)
+    mean: Tensor  # float64 (input dim,)
+    matrix: Tensor  # float64 (input dim, output dim)
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        return (x.reshape(len(x), -1) - self.mean) @ self.matrix
+    def __call__(self, x: Tensor) -> Tensor:
+        return (x.reshape(len(x), -1).to(self.matrix) - self.mean) @ self.matrix
+
+    def to(self, device: torch.device) -> "Projection":
+        return Projection(self.name, self.source, self.mean.to(device), self.matrix.to(device))
 
 
 def column_name(kind: str, dim: int) -> str:
@@ -53,5 +59,13 @@ def fit_projections(
             pca = PCA(n_components=top, svd_solver="randomized", random_state=seed)
             pca.fit(x[:PCA_FIT_SAMPLES])
             matrices = {d: pca.components_[:d].T for d in dims}  # leading components nest
-        out += [Projection(column_name(kind, d), SOURCES[kind], mean, matrices[d]) for d in dims]
+        out += [
+            Projection(
+                column_name(kind, d),
+                SOURCES[kind],
+                torch.from_numpy(mean),
+                torch.from_numpy(np.ascontiguousarray(matrices[d])),
+            )
+            for d in dims
+        ]
     return out
