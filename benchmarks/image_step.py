@@ -38,7 +38,7 @@ from harness.evaluate.fidelity import Fidelity, UInt8Images, to_uint8
 from harness.evaluate.images import generate, real_side
 from harness.models import build_models
 from harness.records import RunFolder
-from harness.suite import RunSpec
+from harness.spec import RunSpec
 from harness.train import LOG_EVERY, RunOptions, train
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))

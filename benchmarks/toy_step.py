@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from harness.records import RunFolder
-from harness.suite import RunSpec
+from harness.spec import RunSpec
 from harness.train import train
 
 WIDTH, BATCH, N_CRITIC, GP_LAMBDA, LR, BETAS = 512, 256, 5, 0.1, 1e-4, (0.5, 0.9)

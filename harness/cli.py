@@ -23,6 +23,7 @@ from harness.runner import (
     run_suite,
     suite_folder,
 )
+from harness.spec import DEVICES
 from harness.suite import Suite, load_suite
 from harness.workers import Workers, become_worker
 
@@ -97,7 +98,7 @@ def validate(suite_file: str) -> None:
 @click.option("--quiet", is_flag=True, help="No progress bars or per-run lines.")
 @click.option(
     "--device",
-    type=click.Choice(["auto", "cpu", "cuda"]),
+    type=click.Choice(DEVICES),
     default=None,
     help="Overrides the suite's device (auto: CUDA when present).",
 )
@@ -281,14 +282,15 @@ def _draw(bars: list[Any], folders: list[tuple[Any, Any]], session: str, pids: l
 @click.option(
     "--window",
     type=int,
-    default=101,
-    show_default=True,
-    help="Median-filter window (generator steps) applied to the divergence estimate.",
+    default=None,
+    help="Median-filter window (generator steps) applied to the divergence estimate "
+    "[default: the WGAN code's 101 steps, WINDOW in harness/report/correlation.py].",
 )
-def report(results_dir: str, fmt: str, out: str | None, window: int) -> None:
+def report(results_dir: str, fmt: str, out: str | None, window: int | None) -> None:
     """Tables, correlations and plots of every run under RESULTS_DIR."""
-    from harness.report import NoRuns, build_report
-    from harness.report.render import counts, write
+    from harness.report.build import NoRuns, build_report
+    from harness.report.page import counts
+    from harness.report.render import write
 
     try:
         built = build_report(Path(results_dir), window)
@@ -304,12 +306,12 @@ def report(results_dir: str, fmt: str, out: str | None, window: int) -> None:
 @main.command()
 @click.argument("suite_files", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--results", default="results", show_default=True, type=click.Path())
-@click.option("--window", type=int, default=101, show_default=True, help="As for `report`.")
-def publish(suite_files: tuple[str, ...], results: str, window: int) -> None:
+@click.option("--window", type=int, default=None, help="As for `report`.")
+def publish(suite_files: tuple[str, ...], results: str, window: int | None) -> None:
     """The report of each suite's runs (RESULTS/<suite>/) as Markdown, PNG plots and CSV tables
     in RESULTS/published/<suite>/, stamped with the suite file's hash and the harness version:
     what the repository keeps. Train the suites first (`nox -s results` does both)."""
-    from harness.report import NoRuns
+    from harness.report.build import NoRuns
     from harness.report.publish import publish as publish_one
 
     for suite_file in suite_files:
@@ -355,7 +357,7 @@ def publish(suite_files: tuple[str, ...], results: str, window: int) -> None:
     show_default=True,
     help="Worker processes on this machine, all on the same storage.",
 )
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None)
+@click.option("--device", type=click.Choice(DEVICES), default=None)
 @click.option("--quiet", is_flag=True, help="No per-trial lines.")
 @click.option(
     "--feature-weights",
@@ -376,8 +378,9 @@ def tune(
 ) -> None:
     """Search each objective's settings of SUITE_FILE's [tune] table with Optuna."""
     from harness.train import RunOptions
-    from harness.tune import create_studies, format_params, summarise, work
     from harness.tune.storage import default_url, hide_password
+    from harness.tune.summary import format_params, summarise
+    from harness.tune.worker import create_studies, work
 
     suite = _load(suite_file)
     url = storage or default_url(suite_folder(Path(results), suite))

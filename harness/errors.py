@@ -1,7 +1,14 @@
-"""Errors a user can cause, each carrying the one line the CLI prints.
+"""Errors a user can cause, each carrying the one line the CLI prints, and the formatting of
+pydantic's validation errors into those lines (`<file>: <key path>: <what is wrong>`).
 
 The CLI turns these into that line and exit code 2; anything else is a bug and keeps its traceback.
 """
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 
 class UserError(Exception):
@@ -14,3 +21,54 @@ class SuiteError(UserError):
     def __init__(self, lines: list[str]):
         self.lines = lines
         super().__init__("\n".join(lines))
+
+
+def key_path(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if part == "[key]":  # pydantic's marker for a bad dict key: the path already names it
+            continue
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def error_message(err: ErrorDetails) -> str:
+    kind, ctx = err["type"], err.get("ctx", {})
+    if kind == "missing":
+        return "missing"
+    if kind == "extra_forbidden":
+        return "unknown key"
+    if kind == "greater_than":
+        text = f"must be > {ctx['gt']}"
+    elif kind == "greater_than_equal":
+        text = f"must be >= {ctx['ge']}"
+    elif kind == "less_than":
+        text = f"must be < {ctx['lt']}"
+    else:
+        text = err["msg"].removeprefix("Value error, ")
+        text = text[0].lower() + text[1:]
+    return f"{text} (got {err['input']!r})" if "input" in err and kind != "value_error" else text
+
+
+def suite_errors(path: Path, exc: ValidationError, prefix: tuple[Any, ...] = ()) -> SuiteError:
+    return SuiteError(
+        [
+            f"{path}: {key_path(prefix + tuple(e['loc'])) or '(top)'}: {error_message(e)}"
+            for e in exc.errors()
+        ]
+    )
+
+
+def check_unique(path: Path, table: str, names: list[str]) -> None:
+    """One line for the first name that two of a suite's `table` entries ([[run]] or
+    [[experiment]]) share: each names a folder and a row of the report."""
+    seen: dict[str, int] = {}
+    for i, name in enumerate(names):
+        if name in seen:
+            raise SuiteError(
+                [
+                    f"{path}: {table}[{i}].name: {name!r} is taken by {table}[{seen[name]}]; "
+                    f"give each {table} its own name"
+                ]
+            )
+        seen[name] = i

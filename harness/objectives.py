@@ -1,6 +1,7 @@
 """The games: one small class per objective, the losses and the divergence estimate of each.
 
-The training loop calls these and never branches on an objective's name (REFERENCE.md, Objectives).
+The training loop calls these and never branches on an objective's name (the formulas and their
+sources: docs/papers.md, The three games).
 """
 
 import math
@@ -11,6 +12,8 @@ from typing import Any, ClassVar
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+LOG2 = math.log(2.0)  # the top of the GAN's JS estimate: the discriminator separates perfectly
 
 
 class Objective(ABC):
@@ -83,7 +86,7 @@ class Gan(Objective):
 
     def divergence_estimate(self, real_scores: Tensor, fake_scores: Tensor) -> Tensor:
         # 1/2 (E log D(x) + E log(1 - D(G(z)))) + log 2: a lower bound on JS, at most log 2.
-        return math.log(2.0) - 0.5 * self.critic_loss(real_scores, fake_scores)
+        return LOG2 - 0.5 * self.critic_loss(real_scores, fake_scores)
 
 
 class Wasserstein(Objective):

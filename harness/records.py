@@ -25,7 +25,9 @@ from harness.locking import file_lock
 TERMINAL_STATES = ("done", "diverged")  # a rerun skips these; "running" and "failed" resume
 
 
-def _atomic(path: Path, write: Any) -> None:
+def atomic_write(path: Path, write: Any) -> None:
+    """`write(tmp)`, then rename tmp to `path`: a reader sees the old file or the new one, never
+    half of one. The temp name carries the pid, so two writers never share it."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     write(tmp)
     die_at(f"write:{path.name}")  # the kill tests' "mid-write": written, not yet renamed
@@ -34,7 +36,7 @@ def _atomic(path: Path, write: Any) -> None:
 
 def _write_json(path: Path, content: dict[str, Any]) -> None:
     text = json.dumps(content, indent=2) + "\n"
-    _atomic(path, lambda p: p.write_text(text))
+    atomic_write(path, lambda p: p.write_text(text))
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
@@ -130,7 +132,7 @@ class RunFolder:
         return _read_json(self.experiment_path)
 
     def write_table(self, frame: pd.DataFrame) -> None:
-        _atomic(self.table_path, lambda p: frame.to_parquet(p, index=False))
+        atomic_write(self.table_path, lambda p: frame.to_parquet(p, index=False))
 
     def read_table(self) -> pd.DataFrame | None:
         return pd.read_parquet(self.table_path) if self.table_path.exists() else None
@@ -144,10 +146,10 @@ class RunFolder:
         return pd.read_parquet(self.evals_path) if self.evals_path.exists() else None
 
     def write_steps(self, frame: pd.DataFrame) -> None:
-        _atomic(self.steps_path, lambda p: frame.to_parquet(p, index=False))
+        atomic_write(self.steps_path, lambda p: frame.to_parquet(p, index=False))
 
     def write_evals(self, frame: pd.DataFrame) -> None:
-        _atomic(self.evals_path, lambda p: frame.to_parquet(p, index=False))
+        atomic_write(self.evals_path, lambda p: frame.to_parquet(p, index=False))
 
     # --- samples and checkpoint --------------------------------------------------------------
 
@@ -160,11 +162,11 @@ class RunFolder:
                 np.savez_compressed(f, **arrays)  # type: ignore[arg-type]
 
         path = self.sample_path(step, ".npz")
-        _atomic(path, write)
+        atomic_write(path, write)
         return path
 
     def save_checkpoint(self, state: dict[str, Any]) -> None:
-        _atomic(self.checkpoint_path, lambda p: torch.save(state, p))
+        atomic_write(self.checkpoint_path, lambda p: torch.save(state, p))
 
     def load_checkpoint(self, device: torch.device) -> dict[str, Any] | None:
         if not self.checkpoint_path.exists():

@@ -17,9 +17,11 @@ from tqdm import tqdm
 
 from harness.data import build_sampler
 from harness.errors import UserError
+from harness.experiments import EXPERIMENTS
 from harness.records import TERMINAL_STATES, RunFolder, last_row
-from harness.suite import RunSpec, Suite
-from harness.theory import ExperimentSpec, runner
+from harness.spec import RunSpec
+from harness.suite import Suite
+from harness.theory.settings import ExperimentSpec
 from harness.train import (
     EvalOutOfMemoryError,
     RunOptions,
@@ -316,7 +318,7 @@ def _experiment(
     folder.write_status(state="running", step=0, session=SESSION)
     started = time.perf_counter()
     try:
-        table = runner(spec.kind)(spec, device)
+        table = EXPERIMENTS[spec.kind].run(spec, device)
     except Exception as exc:  # recorded like a failed run; the suite goes on
         return _failed(spec, folder, head, say, f"{type(exc).__name__}: {exc}")
     wall_time = time.perf_counter() - started

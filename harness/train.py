@@ -4,11 +4,12 @@ Per generator step: n_critic critic updates, one generator update, one row of re
 the device; records are pulled to the host only every LOG_EVERY steps and at evals.
 """
 
-import contextlib
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -17,13 +18,14 @@ import torch
 from torch import nn
 
 from harness import faults
-from harness.data import build_sampler
+from harness.data import Sampler, build_sampler
 from harness.errors import UserError
-from harness.evaluate import build_evaluator
+from harness.evaluate import Evaluator, build_evaluator
 from harness.models import build_models
 from harness.objectives import Objective, build_objective
 from harness.records import RunFolder, last_row
-from harness.suite import RunSpec
+from harness.spec import RunSpec
+from harness.updates import critic_update, make_optimizer
 
 LOG_EVERY = 25  # steps between host syncs: progress, NaN checks
 STEP_COLUMNS = [  # recorded on the device, in this order, once per generator step
@@ -93,14 +95,6 @@ def n_critic_at(spec: RunSpec, step: int) -> int:
     return spec.n_critic
 
 
-def make_optimizer(spec: RunSpec, params: Iterable[nn.Parameter]) -> torch.optim.Optimizer:
-    if spec.optimizer == "adam":
-        assert spec.betas is not None
-        # fused: one kernel per step over all parameters, on the CPU as on CUDA
-        return torch.optim.Adam(params, lr=spec.lr, betas=spec.betas, fused=True)
-    return torch.optim.RMSprop(params, lr=spec.lr)
-
-
 def make_schedulers(
     spec: RunSpec, *optimizers: torch.optim.Optimizer
 ) -> list[torch.optim.lr_scheduler.LRScheduler]:
@@ -144,90 +138,36 @@ def train(
     if layout is not None:
         generator, critic = (m.to(memory_format=layout) for m in (generator, critic))
     objective = build_objective(spec.objective, spec.model_dump())
-    opt_g = make_optimizer(spec, generator.parameters())
-    opt_d = make_optimizer(spec, critic.parameters())
-    schedulers = make_schedulers(spec, opt_g, opt_d)
-    # The checkpoint before the evaluator (Inception over the real set, minutes on a CPU): a run
-    # begun on another device type is refused before that.
+    opt_g, opt_d = (
+        make_optimizer(spec.optimizer, m.parameters(), spec.lr, spec.betas, fused=True)
+        for m in (generator, critic)
+    )
+    rng = torch.Generator(device).manual_seed(spec.seed)  # batches, noise, penalty mixing
+    state = TrainingState(generator, critic, opt_g, opt_d, make_schedulers(spec, opt_g, opt_d), rng)
+    # --- resume from the last checkpoint (before the evaluator, minutes of Inception on a CPU:
+    # a run begun on another device type is refused first); records past it are redone --------
     checkpoint = folder.load_checkpoint(device)
-    rng_state = None if checkpoint is None else _rng_state(checkpoint, folder, device)
-    try:
-        evaluate = build_evaluator(spec, data, device, options.feature_weights)
-    except torch.cuda.OutOfMemoryError as exc:  # the real images' Inception features
-        raise EvalOutOfMemoryError("building the evaluator (the real images' features)") from exc
+    start, elapsed = (0, 0.0) if checkpoint is None else state.restore(checkpoint, folder)
+    records = Records() if checkpoint is None else Records.read(folder, up_to=start)
+    evaluate = _build_evaluator(spec, data, device, options)
     # Compiled modules share the eager ones' parameters; the penalty keeps the eager critic.
     G = torch.compile(generator) if options.compile else generator
     D = torch.compile(critic) if options.compile else critic
-    autocast = (
-        (lambda: torch.autocast(device.type, dtype=torch.bfloat16))
-        if spec.precision == "bf16"
-        else contextlib.nullcontext
-    )
-    rng = torch.Generator(device).manual_seed(spec.seed)  # batches, noise, penalty mixing
+    bf16 = spec.precision == "bf16"
+    autocast = partial(torch.autocast, device.type, torch.bfloat16) if bf16 else nullcontext
     nan = torch.tensor(float("nan"), device=device)
     one_backward = reads_grad_norms_off_the_loss(objective, critic)
     B, eval_steps = spec.batch_size, set(spec.eval_steps())
     B_g = spec.generator_batch_size or B
-
-    # --- resume from the last checkpoint; records past it are dropped and redone ---------------
-    start, elapsed = 0, 0.0
-    if checkpoint is not None and rng_state is not None:
-        generator.load_state_dict(checkpoint["generator"])
-        critic.load_state_dict(checkpoint["critic"])
-        opt_g.load_state_dict(checkpoint["opt_g"])
-        opt_d.load_state_dict(checkpoint["opt_d"])
-        for scheduler, state in zip(schedulers, checkpoint.get("schedulers", []), strict=True):
-            scheduler.load_state_dict(state)
-        rng.set_state(rng_state)
-        start, elapsed = int(checkpoint["step"]), float(checkpoint["wall_time"])
-    steps_frame = _up_to(folder.read_steps() if checkpoint else None, start)
-    evals_frame = _up_to(folder.read_evals() if checkpoint else None, start)
-    folder.write_status(  # who trains it: the progress of `harness run --workers` reads this
-        state="running",
-        step=start,
-        device=str(device),
-        steps=spec.steps,
-        pid=os.getpid(),
-        session=os.environ.get("HARNESS_SESSION"),
-        threads=torch.get_num_threads(),
-    )
+    _claim(folder, spec, device, start)
     clock = time.perf_counter() - elapsed  # wall_time = time.perf_counter() - clock
-
-    def run_eval(step: int, train_real: torch.Tensor | None = None) -> None:
-        nonlocal evals_frame
-        faults.die_at(f"eval:{step}")  # the kill tests' "mid-eval"
-        try:
-            row = evaluate(step, generator, critic, objective, folder, train_real)
-        except torch.cuda.OutOfMemoryError as exc:
-            raise EvalOutOfMemoryError(f"in the eval at step {step}") from exc
-        row["wall_time"] = time.perf_counter() - clock
-        evals_frame = pd.concat([evals_frame, pd.DataFrame([row])], ignore_index=True)
-        # Tables first, then the checkpoint: a kill in between leaves tables ahead of the
-        # checkpoint, which resume trims; never a checkpoint ahead of its tables.
-        folder.write_steps(steps_frame)
-        folder.write_evals(evals_frame)
-        folder.save_checkpoint(
-            {
-                "step": step,
-                "wall_time": row["wall_time"],
-                "rng": rng.get_state(),
-                "rng_device": device.type,  # a generator's state fits only its own device type
-                "generator": generator.state_dict(),
-                "critic": critic.state_dict(),
-                "opt_g": opt_g.state_dict(),
-                "opt_d": opt_d.state_dict(),
-                "schedulers": [scheduler.state_dict() for scheduler in schedulers],
-            }
-        )
-        folder.write_status(state="running", step=step)
-        if on_eval is not None:
-            on_eval(step, row)
-
+    # an eval: (step, the real batch of the critic's last update) -> tables, checkpoint, hook
+    eval_at = partial(
+        eval_and_checkpoint, evaluate, objective, state, records, folder, clock, on_eval
+    )
     if checkpoint is None:  # a checkpoint is written after its step's eval: that one is done
-        run_eval(0)
+        eval_at(0, None)
 
-    pending: list[torch.Tensor] = []  # one stacked row of STEP_COLUMNS per step, on the device
-    pending_meta: list[tuple[int, int, float]] = []  # (step, n_critic, wall_time)
     for step in range(start + 1, spec.steps + 1):
         # --- critic: n updates, each on a fresh real batch and fresh generated batch ----------
         critic.requires_grad_(True)
@@ -246,23 +186,20 @@ def train(
             real, fake = real.requires_grad_(last), fake.requires_grad_(last)
             with autocast():
                 real_scores, fake_scores = D(real).float(), D(fake).float()
-            loss = objective.critic_loss(real_scores, fake_scores)
-            penalty = objective.penalty(critic, real, fake, rng)
-            if penalty is not None:
-                loss = loss + penalty
-            if last and not one_backward:  # a GAN's batch-norm critic: its own backward
+            if last and not one_backward:  # a GAN's batch-norm critic: its own backward, first
                 grads = torch.autograd.grad(
                     real_scores.sum() + fake_scores.sum(), (real, fake), retain_graph=True
                 )
                 grad_norm_real, grad_norm_fake = (g.flatten(1).norm(dim=1).mean() for g in grads)
-            opt_d.zero_grad(set_to_none=True)
-            loss.backward()
+            # loss (+ penalty), backward, step, clipping: the same update as theory/critics.py's
+            loss, penalty = critic_update(
+                objective, critic, opt_d, real_scores, fake_scores, real, fake, rng
+            )
+            real_scores, fake_scores = real_scores.detach(), fake_scores.detach()
             if last and one_backward:  # ||grad_x f|| at the batch's points, once per step
-                slopes = objective.loss_slopes(real_scores.detach(), fake_scores.detach())
+                slopes = objective.loss_slopes(real_scores, fake_scores)
                 grad_norm_real, grad_norm_fake = grad_norms_from_loss((real, fake), slopes)
-            opt_d.step()
-            objective.after_critic_step(critic)
-            estimate = objective.divergence_estimate(real_scores.detach(), fake_scores.detach())
+            estimate = objective.divergence_estimate(real_scores, fake_scores)
             estimate_sum += estimate
 
         clip_saturation = objective.clip_saturation(critic)
@@ -275,60 +212,187 @@ def train(
         opt_g.zero_grad(set_to_none=True)
         generator_loss.backward()
         opt_g.step()
-        for scheduler in schedulers:
+        for scheduler in state.schedulers:
             scheduler.step()
 
-        pending.append(
-            torch.stack(
-                [
-                    loss.detach(),
-                    generator_loss.detach(),
-                    estimate_sum / n,
-                    estimate,
-                    nan if penalty is None else penalty.detach(),
-                    grad_norm_real,
-                    grad_norm_fake,
-                    nan if clip_saturation is None else clip_saturation,
-                ]
-            )
-        )
-        pending_meta.append((step, n, time.perf_counter() - clock))
+        row = [
+            loss.detach(),
+            generator_loss.detach(),
+            estimate_sum / n,
+            estimate,
+            nan if penalty is None else penalty.detach(),
+            grad_norm_real,
+            grad_norm_fake,
+            nan if clip_saturation is None else clip_saturation,
+        ]  # STEP_COLUMNS
+        records.add(step, n, time.perf_counter() - clock, torch.stack(row))
         if faults.ARMED:  # the kill tests' "mid-step": taken, not yet recorded
             faults.die_at(f"step:{step}")
 
         # --- host sync: records, divergence check, progress, evals --------------------------
         if step % LOG_EVERY and step not in eval_steps:
             continue
-        chunk = pd.DataFrame(torch.stack(pending).cpu().numpy(), columns=STEP_COLUMNS)
-        meta = np.array(pending_meta)
-        chunk.insert(0, "step", meta[:, 0].astype(np.int64))
-        chunk.insert(1, "n_critic", meta[:, 1].astype(np.int64))
-        chunk["wall_time"] = meta[:, 2]
-        pending.clear()
-        pending_meta.clear()
-        bad = ~np.isfinite(chunk[MUST_BE_FINITE].to_numpy()).all(axis=1)
-        if bad.any():
-            first = int(np.argmax(bad))
-            steps_frame = pd.concat([steps_frame, chunk.iloc[: first + 1]], ignore_index=True)
-            folder.write_steps(steps_frame)  # the last good checkpoint stays as it was
-            at = int(chunk["step"].iloc[first])
-            folder.write_status(
-                state="diverged", step=at, diverged_at=at, error=f"non-finite loss at step {at}"
-            )
-            return Outcome("diverged", at, time.perf_counter() - clock, last_row(evals_frame))
-        steps_frame = pd.concat([steps_frame, chunk], ignore_index=True)
+        chunk, diverged_at = records.pull()
+        if diverged_at is not None:  # recorded up to that step; the last checkpoint is kept
+            return _diverged(folder, records, diverged_at, time.perf_counter() - clock)
         if step in eval_steps:
-            run_eval(step, real.detach())  # the real batch of the critic's last update
+            eval_at(step, real.detach())  # the real batch of the critic's last update
         if progress is not None:
-            latest = {"estimate": float(chunk["divergence_estimate"].iloc[-1])}
-            for column in PROGRESS_COLUMNS:
-                if column in evals_frame:
-                    latest[column] = float(evals_frame[column].iloc[-1])
-            progress(step, latest)
+            progress(step, records.latest(chunk))
 
     wall_time = time.perf_counter() - clock
     folder.write_status(state="done", step=spec.steps, wall_time=wall_time)
-    return Outcome("done", spec.steps, wall_time, last_row(evals_frame))
+    return Outcome("done", spec.steps, wall_time, last_row(records.evals))
+
+
+@dataclass
+class TrainingState:
+    """What a checkpoint holds, and the one place its keys are spelled: `save` and `restore`."""
+
+    generator: nn.Module
+    critic: nn.Module
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    schedulers: list[torch.optim.lr_scheduler.LRScheduler]
+    rng: torch.Generator  # on the training device: batches, noise, penalty mixing
+
+    def save(self, folder: RunFolder, step: int, wall_time: float) -> None:
+        folder.save_checkpoint(
+            {
+                "step": step,
+                "wall_time": wall_time,
+                "rng": self.rng.get_state(),
+                "rng_device": self.rng.device.type,  # a generator's state fits only its type
+                "generator": self.generator.state_dict(),
+                "critic": self.critic.state_dict(),
+                "opt_g": self.opt_g.state_dict(),
+                "opt_d": self.opt_d.state_dict(),
+                "schedulers": [scheduler.state_dict() for scheduler in self.schedulers],
+            }
+        )
+
+    def restore(self, checkpoint: dict[str, Any], folder: RunFolder) -> tuple[int, float]:
+        """Loads `checkpoint` (refused, in one line, if it began on another device type);
+        returns its step and wall time."""
+        rng_state = _rng_state(checkpoint, folder, self.rng.device)
+        self.generator.load_state_dict(checkpoint["generator"])
+        self.critic.load_state_dict(checkpoint["critic"])
+        self.opt_g.load_state_dict(checkpoint["opt_g"])
+        self.opt_d.load_state_dict(checkpoint["opt_d"])
+        for scheduler, state in zip(self.schedulers, checkpoint.get("schedulers", []), strict=True):
+            scheduler.load_state_dict(state)
+        self.rng.set_state(rng_state)
+        return int(checkpoint["step"]), float(checkpoint["wall_time"])
+
+
+def _claim(folder: RunFolder, spec: RunSpec, device: torch.device, step: int) -> None:
+    """Who trains the run: the progress of `harness run --workers` reads this status."""
+    folder.write_status(
+        state="running",
+        step=step,
+        device=str(device),
+        steps=spec.steps,
+        pid=os.getpid(),
+        session=os.environ.get("HARNESS_SESSION"),
+        threads=torch.get_num_threads(),
+    )
+
+
+def _build_evaluator(
+    spec: RunSpec, data: Sampler, device: torch.device, options: RunOptions
+) -> Evaluator:
+    try:
+        return build_evaluator(spec, data, device, options.feature_weights)
+    except torch.cuda.OutOfMemoryError as exc:  # the real images' Inception features
+        raise EvalOutOfMemoryError("building the evaluator (the real images' features)") from exc
+
+
+class Records:
+    """The run's two tables. A step's row of STEP_COLUMNS stays on the device (`add`) until
+    `pull` brings all rows since the last pull to the host in one transfer: a sync per step
+    would stall the GPU."""
+
+    def __init__(self, steps: pd.DataFrame | None = None, evals: pd.DataFrame | None = None):
+        self.steps = pd.DataFrame() if steps is None else steps
+        self.evals = pd.DataFrame() if evals is None else evals
+        self._rows: list[torch.Tensor] = []
+        self._meta: list[tuple[int, int, float]] = []  # (step, n_critic, wall_time)
+
+    @classmethod
+    def read(cls, folder: RunFolder, up_to: int) -> "Records":
+        """The tables on disk up to the checkpoint's step: the rows past it are redone."""
+        return cls(_up_to(folder.read_steps(), up_to), _up_to(folder.read_evals(), up_to))
+
+    def add(self, step: int, n_critic: int, wall_time: float, row: torch.Tensor) -> None:
+        self._rows.append(row)
+        self._meta.append((step, n_critic, wall_time))
+
+    def pull(self) -> tuple[pd.DataFrame, int | None]:
+        """The rows since the last pull, appended to `steps` up to the first whose loss is not
+        finite; with the step of that row, None if there is none."""
+        chunk = pd.DataFrame(torch.stack(self._rows).cpu().numpy(), columns=STEP_COLUMNS)
+        meta = np.array(self._meta)
+        chunk.insert(0, "step", meta[:, 0].astype(np.int64))
+        chunk.insert(1, "n_critic", meta[:, 1].astype(np.int64))
+        chunk["wall_time"] = meta[:, 2]
+        self._rows.clear()
+        self._meta.clear()
+        bad = ~np.isfinite(chunk[MUST_BE_FINITE].to_numpy()).all(axis=1)
+        diverged_at = None
+        if bad.any():
+            first = int(np.argmax(bad))
+            chunk, diverged_at = chunk.iloc[: first + 1], int(chunk["step"].iloc[first])
+        self.steps = pd.concat([self.steps, chunk], ignore_index=True)
+        return chunk, diverged_at
+
+    def add_eval(self, row: dict[str, Any]) -> None:
+        self.evals = pd.concat([self.evals, pd.DataFrame([row])], ignore_index=True)
+
+    def latest(self, chunk: pd.DataFrame) -> dict[str, float]:
+        """What the progress bar shows: this chunk's last estimate, the latest evals."""
+        latest = {"estimate": float(chunk["divergence_estimate"].iloc[-1])}
+        for column in PROGRESS_COLUMNS:
+            if column in self.evals:
+                latest[column] = float(self.evals[column].iloc[-1])
+        return latest
+
+
+def _diverged(folder: RunFolder, records: Records, at: int, wall_time: float) -> Outcome:
+    """Steps recorded up to the first non-finite loss; the last good checkpoint as it was."""
+    folder.write_steps(records.steps)
+    folder.write_status(
+        state="diverged", step=at, diverged_at=at, error=f"non-finite loss at step {at}"
+    )
+    return Outcome("diverged", at, wall_time, last_row(records.evals))
+
+
+def eval_and_checkpoint(
+    evaluate: Evaluator,
+    objective: Objective,
+    state: TrainingState,
+    records: Records,
+    folder: RunFolder,
+    clock: float,
+    on_eval: EvalHook | None,
+    step: int,
+    train_real: torch.Tensor | None,
+) -> None:
+    """The eval at `step`, then the tables, the checkpoint and the status, in that order (a
+    kill in between leaves tables ahead of the checkpoint, which resume trims, never a
+    checkpoint ahead of its tables), then `on_eval`, which may stop the run."""
+    faults.die_at(f"eval:{step}")  # the kill tests' "mid-eval"
+    try:
+        row = evaluate(step, state.generator, state.critic, objective, folder, train_real)
+    except torch.cuda.OutOfMemoryError as exc:
+        raise EvalOutOfMemoryError(f"in the eval at step {step}") from exc
+    row["wall_time"] = time.perf_counter() - clock
+    records.add_eval(row)
+    folder.write_steps(records.steps)
+    folder.write_evals(records.evals)
+    state.save(folder, step, row["wall_time"])
+    folder.write_status(state="running", step=step)
+    if on_eval is not None:
+        on_eval(step, row)
 
 
 def reads_grad_norms_off_the_loss(objective: Objective, critic: nn.Module) -> bool:

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.suite import RunSpec
+from harness.spec import RunSpec
 
 SUITES = Path(__file__).resolve().parent.parent / "suites"
 
@@ -34,8 +34,9 @@ def small_spec(**overrides: object) -> RunSpec:
     return RunSpec(**fields)  # type: ignore[arg-type]
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def suites() -> Path:
+    """The repository's suites folder (read only)."""
     return SUITES
 
 
@@ -45,10 +46,3 @@ def inception_weights(tmp_path_factory: pytest.TempPathFactory) -> str:
     from fake_inception import write_random_inception
 
     return write_random_inception(tmp_path_factory.mktemp("weights") / "inception-random.pth")
-
-
-@pytest.fixture
-def fidelity_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """torch-fidelity's cache in a temp folder, never in the user's home."""
-    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
-    return tmp_path / "cache" / "fidelity"

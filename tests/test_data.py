@@ -1,4 +1,4 @@
-"""Toy data as gan_toy.py makes it (REFERENCE.md, Toy data)."""
+"""Toy data as gan_toy.py makes it (docs/papers.md, Data)."""
 
 import math
 

@@ -9,9 +9,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import suite_files
 import torch
 from click.testing import CliRunner
-from test_reliability import SUITE as KILL_SUITE
 
 from harness.cli import main
 from harness.evaluate import fidelity as fidelity_module
@@ -20,11 +20,7 @@ from harness.runner import run_suite
 from harness.suite import load_suite
 from harness.train import is_cuda_error
 
-SUITE = (  # the kill tests' small WGAN-GP suite, 3 seeds of 20 steps
-    KILL_SUITE.replace('name = "kill"', 'name = "g"')
-    .replace("seeds = [0]", "seeds = [0, 1, 2]")
-    .replace("steps = 40", "steps = 20")
-)
+SUITE = suite_files.read("gpu.toml")  # the kill tests' small WGAN-GP run, 3 seeds of 20 steps
 
 
 def one_line_error(out) -> str:  # type: ignore[no-untyped-def]

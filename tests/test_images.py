@@ -3,12 +3,15 @@ torch-fidelity, exact W on projections, held-out estimates, grids, cached refere
 
 import copy
 import os
+import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
+import suite_files
 import torch
 import torch_fidelity
 from fake_cifar import write_fake_cifar10
@@ -21,53 +24,16 @@ from harness.evaluate.fidelity import to_uint8
 from harness.evaluate.projections import fit_projections
 from harness.models import build_models
 from harness.records import RunFolder
-from harness.report import build_report
+from harness.report.build import build_report
 from harness.report.render import render_html
-from harness.runner import run_suite
+from harness.runner import RunResult, run_suite
 from harness.suite import Suite, load_suite
 
-SUITE = """
-[suite]
-name = "tiny-cifar"
-seeds = [3]
+SUITE = suite_files.read("tiny-cifar.toml")  # gan and wgan-gp on a fake CIFAR-10 at {root}
 
-[data]
-name = "cifar10"
-root = "{root}"
-download = false
 
-[defaults]
-architecture = "dcgan"
-width = 8
-z_dim = 16
-batch_size = 8
-steps = 4
-eval_every = 2
-eval_samples = 24
-fid_samples = 24
-fid_samples_final = 30
-projections = ["inception-pca", "pixel-pca", "random"]
-projection_dims = [2, 4]
-
-[[run]]
-name = "gan"
-objective = "gan"
-critic_norm = "batch"
-n_critic = 1
-optimizer = "adam"
-lr = 2e-4
-betas = [0.5, 0.999]
-
-[[run]]
-name = "wgan-gp"
-objective = "wgan-gp"
-gp_lambda = 10.0
-n_critic = 2
-optimizer = "adam"
-lr = 1e-4
-betas = [0.0, 0.9]
-lr_decay = "linear"
-"""
+def tiny_cifar(root: object) -> str:
+    return SUITE.replace("{root}", str(root))
 
 
 class Saved(Dataset):
@@ -83,29 +49,41 @@ class Saved(Dataset):
         return self.images[i]
 
 
-@pytest.fixture
-def tiny_suite(tmp_path: Path) -> Path:
-    root = write_fake_cifar10(tmp_path / "data", n_train=100, n_test=40)
-    path = tmp_path / "tiny.toml"
-    path.write_text(SUITE.format(root=root))
-    return path
+@dataclass
+class Trained:
+    """The tiny suite, trained once in this process for the tests that read its runs."""
+
+    suite: Path
+    results: list[RunResult]
+    built: list[str]  # the run each real side was built for
+    cache: Path  # torch-fidelity's cache: a folder of this training's own
 
 
-def test_image_suite_end_to_end_matches_torch_fidelity(
-    tiny_suite, tmp_path, inception_weights, fidelity_cache, monkeypatch
-):
-    built = []
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory, inception_weights: str) -> Trained:
+    folder = tmp_path_factory.mktemp("tiny-cifar")
+    root = write_fake_cifar10(folder / "data", n_train=100, n_test=40)
+    path = folder / "tiny.toml"
+    path.write_text(tiny_cifar(root))
+    built: list[str] = []
+    real_build = images_module.build_real_side
 
     def build_real_side(*args, **kwargs):  # type: ignore[no-untyped-def]
         built.append(args[0].name)
         return real_build(*args, **kwargs)
 
-    real_build = images_module.build_real_side
-    monkeypatch.setattr(images_module, "build_real_side", build_real_side)
-    suite = load_suite(tiny_suite)
-    results = run_suite(suite, tmp_path / "r", quiet=True, feature_weights=inception_weights)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HARNESS_CACHE", str(folder / "cache"))  # never the user's home
+        patch.setattr(images_module, "build_real_side", build_real_side)
+        suite = load_suite(path)
+        results = run_suite(suite, folder / "r", quiet=True, feature_weights=inception_weights)
+    return Trained(path, results, built, folder / "cache" / "fidelity")
+
+
+def test_image_suite_end_to_end_matches_torch_fidelity(trained, inception_weights, tmp_path):
+    suite, results = load_suite(trained.suite), trained.results
     assert [r.state for r in results] == ["done", "done"]
-    assert built == ["gan"]  # the real side once, for both runs
+    assert trained.built == ["gan"]  # the real side once, for both runs
     floors = [RunFolder(r.folder).read_evals().filter(like="floor_") for r in results]
     assert floors[0].nunique().eq(1).all() and floors[0].equals(floors[1])
     train_images = build_sampler(suite.runs[0].data, torch.device("cpu")).images.numpy()
@@ -151,7 +129,9 @@ def test_image_suite_end_to_end_matches_torch_fidelity(
             kid_subset_size=24,
             rng_seed=spec.seed,
             cuda=False,
-            cache=False,
+            cache=True,  # torch-fidelity's own cache, for the training images of both runs
+            cache_root=str(tmp_path / "reference"),
+            input2_cache_name="tiny-cifar-train",
             save_cpu_ram=True,  # no DataLoader worker processes
             verbose=False,
             feature_extractor_weights_path=inception_weights,
@@ -166,14 +146,22 @@ def test_image_suite_end_to_end_matches_torch_fidelity(
         )
 
     # The real side's features were computed once and cached for every later run.
-    cached = sorted(p.name for p in fidelity_cache.iterdir())
+    cached = sorted(p.name for p in trained.cache.iterdir())
     assert any("stat-fid" in name for name in cached)
     assert len([n for n in cached if "stat-fid" in n]) == 1
 
 
-def test_image_suite_through_the_cli(tiny_suite, tmp_path, inception_weights):
+def test_image_suite_through_the_cli(trained, tmp_path, inception_weights):
+    """The console script on the trained runs with one taken away, and the cache they left: it
+    trains that one, with the feature weights the option names and the real side's features
+    read from the cache the environment names, and skips the other."""
+    gan, gp = (r.folder for r in trained.results)
+    shutil.copytree(gan.parent, tmp_path / "r" / "tiny-cifar")
+    shutil.rmtree(tmp_path / "r" / "tiny-cifar" / gp.name)
+    shutil.copytree(trained.cache.parent, tmp_path / "cache")
+    cached = sorted(p.name for p in (tmp_path / "cache" / "fidelity").iterdir())
     env = {**os.environ, "HARNESS_CACHE": str(tmp_path / "cache")}
-    command = ["run", str(tiny_suite), "--results", str(tmp_path / "r")]
+    command = ["run", str(trained.suite), "--results", str(tmp_path / "r")]
     command += ["--feature-weights", inception_weights]
     out = subprocess.run(
         [sys.executable, "-m", "harness", *command],
@@ -183,7 +171,9 @@ def test_image_suite_through_the_cli(tiny_suite, tmp_path, inception_weights):
         env=env,
     )
     assert out.returncode == 0, out.stderr
-    assert "FID" in out.stdout and "KID" in out.stdout
+    assert f"({gan.name}): done earlier, skipped" in out.stdout, out.stdout
+    assert f"({gp.name}): done at step 4, FID " in out.stdout and "KID" in out.stdout
+    assert sorted(p.name for p in (tmp_path / "cache" / "fidelity").iterdir()) == cached
 
     # The report of an image suite: FID in the tables, each run name's last grid on the page.
     report = build_report(tmp_path / "r")
@@ -200,7 +190,7 @@ def test_image_suite_through_the_cli(tiny_suite, tmp_path, inception_weights):
 
 def test_missing_cifar_is_one_line_and_exit_2(tmp_path):
     path = tmp_path / "s.toml"
-    path.write_text(SUITE.format(root=tmp_path / "nowhere"))
+    path.write_text(tiny_cifar(tmp_path / "nowhere"))
     command = [sys.executable, "-m", "harness", "run", str(path), "--results", str(tmp_path / "r")]
     out = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert out.returncode == 2
@@ -220,7 +210,7 @@ def test_sampling_with_batch_statistics_follows_its_batch_of_100_and_leaves_the_
     """The WGAN-GP code samples with batch statistics in the generator's batch norm: a sample
     depends on its batch, so batches are always SAMPLE_BATCH (never the Inception batch size),
     and sampling never changes the running averages that "running" reads."""
-    spec = suite_text(tmp_path, SUITE.format(root="unused")).runs[0]
+    spec = suite_text(tmp_path, tiny_cifar("unused")).runs[0]
     generator, _ = build_models(spec, (3, 32, 32))
     before = {k: v.clone() for k, v in generator.state_dict().items()}
     batch = images_module.SAMPLE_BATCH
@@ -247,7 +237,7 @@ def test_sampling_with_batch_statistics_follows_its_batch_of_100_and_leaves_the_
 
 
 def test_sample_bn_stats_is_in_the_run_id_and_only_for_images(tmp_path):
-    text = SUITE.format(root=tmp_path)
+    text = tiny_cifar(tmp_path)
     batch, running = (
         suite_text(tmp_path, text.replace("[[run]]", f'sample_bn_stats = "{mode}"\n\n[[run]]', 1))
         for mode in ("batch", "running")

@@ -14,61 +14,21 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import suite_files
 from click.testing import CliRunner
 from PIL import Image
 from scipy import stats
 
 from harness.cli import main
 from harness.records import RunFolder
-from harness.report import build_report, correlation, publish
+from harness.report import correlation, publish
+from harness.report.build import Report, build_report
 from harness.report.load import KEYS
 from harness.report.render import render_html
 from harness.runner import run_suite
 from harness.suite import load_suite
 
-SUITE = """
-[suite]
-name = "mini"
-seeds = [0, 1]
-
-[data]
-name = "8gaussians"
-
-[defaults]
-architecture = "mlp"
-width = 16
-z_dim = 2
-batch_size = 32
-steps = 40
-eval_every = 10
-eval_samples = 128
-
-[[run]]
-name = "gan"
-objective = "gan"
-variant = "non-saturating"
-n_critic = 1
-optimizer = "adam"
-lr = 1e-3
-betas = [0.5, 0.999]
-
-[[run]]
-name = "wgan"
-objective = "wgan"
-clip = 0.05
-n_critic = 2
-optimizer = "rmsprop"
-lr = 1e-3
-
-[[run]]
-name = "wgan-gp"
-objective = "wgan-gp"
-gp_lambda = 1.0
-n_critic = 2
-optimizer = "adam"
-lr = 1e-3
-betas = [0.5, 0.9]
-"""
+SUITE = suite_files.FOLDER / "report-mini.toml"  # gan, wgan, wgan-gp; 2 seeds, 40 steps
 
 
 # --- correlations on series with a known answer --------------------------------------------
@@ -164,7 +124,7 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The mini suite trained (6 runs), plus one run in each state a suite can leave behind."""
     root = tmp_path_factory.mktemp("results")
     suite_file = root / "mini.toml"
-    suite_file.write_text(SUITE)
+    shutil.copyfile(SUITE, suite_file)
     run_suite(load_suite(suite_file), root, "cpu", quiet=True)
     gan = next(
         p.parent
@@ -181,8 +141,13 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def test_every_run_appears_with_its_state(results):
-    report = build_report(results, window=5)
+@pytest.fixture(scope="module")
+def report(results: Path) -> Report:
+    """The report of `results` (window 5), built once for the tests that only read it."""
+    return build_report(results, window=5)
+
+
+def test_every_run_appears_with_its_state(report):
     runs = report.results.runs
     assert len(runs) == 9
     assert runs["state"].value_counts().to_dict() == {
@@ -202,8 +167,7 @@ def test_every_run_appears_with_its_state(results):
     assert summary.loc["gan", "floor_w1_mean"] > 0
 
 
-def test_correlation_tables_cover_each_objective(results):
-    report = build_report(results, window=5)
+def test_correlation_tables_cover_each_objective(report):
     within = report.frames["correlation_within_runs"]
     assert set(within["estimate"]) == set(correlation.ESTIMATES)
     # 4 eval points after step 0, the same for every estimate; 3 differences; 2 late points
@@ -272,11 +236,10 @@ def test_formats_through_the_cli(results, tmp_path):
     assert len(steps) == 6 * 40 + 3 * 40 and set(KEYS) <= set(steps.columns)
 
 
-def test_convergence_counts_runs_near_the_floor(results):
+def test_convergence_counts_runs_near_the_floor(report):
     """Per objective and dataset: every run (any state), the finished ones, and those whose
     exact_w1 at the end (median of the last 5 evals after step 0) is within 1.5x the median of their
     floor_w1, recomputed here from the evals."""
-    report = build_report(results, window=5)
     table = report.frames["convergence"].set_index("objective")
     assert set(table["data"]) == {"8gaussians"}
     assert table.loc["gan", "runs"] == 5 and table.loc["gan", "finished"] == 2
@@ -421,9 +384,8 @@ addEventListener('load', () => {
 </script></body>"""
 
 
-def test_html_renders_in_headless_chromium(results, tmp_path):
+def test_html_renders_in_headless_chromium(report, tmp_path):
     browser = chromium()
-    report = build_report(results, window=5)
     page = render_html(report)
     probe = tmp_path / "probe.html"
     probe.write_text(page.replace("</body>", PROBE), encoding="utf-8")
@@ -455,27 +417,46 @@ def test_html_renders_in_headless_chromium(results, tmp_path):
 
 def test_runs_stopped_before_their_first_step_and_hostile_names(results, tmp_path):
     """A suite whose runs only have the step-0 eval (killed early) still reports, and plot files
-    named from a results folder stay inside the plots folder."""
+    named from a results folder stay inside the plots folder. The run is named "../../escaped"
+    in two suites: "early" as it is (point samples: plots named after the suite only) and
+    "grids" with its samples' arrays gone, as an image run keeps them, so its plot is the run's
+    step-0 grid, named after the run."""
     source = next(p.parent for p in sorted((results / "mini").glob("*/spec.json")))
-    early = tmp_path / "r" / "early" / "run1"
-    shutil.copytree(source, early)
-    folder = RunFolder(early)
-    folder.write_steps(folder.read_steps().iloc[:0])
-    folder.write_evals(folder.read_evals().iloc[:1])
-    spec = json.loads((early / "spec.json").read_text())
-    (early / "spec.json").write_text(json.dumps(spec | {"name": "../../escaped"}))
-    folder.write_status(state="running", step=0)
+    for suite in ("early", "grids"):
+        copy = tmp_path / "r" / suite / "run1"
+        shutil.copytree(source, copy)
+        folder = RunFolder(copy)
+        folder.write_steps(folder.read_steps().iloc[:0])
+        folder.write_evals(folder.read_evals().iloc[:1])
+        spec = json.loads((copy / "spec.json").read_text())
+        (copy / "spec.json").write_text(json.dumps(spec | {"name": "../../escaped"}))
+        folder.write_status(state="running", step=0)
+    grids = RunFolder(tmp_path / "r" / "grids" / "run1")
+    for arrays in grids.samples_dir.glob("*.npz"):
+        arrays.unlink()
+    assert grids.sample_path(0, ".png").is_file()  # the picture an image run's grid is
     report = build_report(tmp_path / "r")
-    assert report.results.runs["state"].tolist() == ["running"]
+    assert report.results.runs["state"].tolist() == ["running", "running"]
+    names = [p.name for s in report.sections for p in s.plots]
+    assert "early-samples" in names and "grids-../../escaped-grid" in names  # the hostile name
+
+    before = {p for p in tmp_path.rglob("*") if p.is_file()}
     out = tmp_path / "out" / "r.md"
-    CliRunner().invoke(
+    done = CliRunner().invoke(
         main,
         ["report", str(tmp_path / "r"), "--format", "markdown", "--out", str(out)],
         catch_exceptions=False,
     )
-    written = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*.png"))
-    assert written and all(p.parts[:2] == ("out", "r-plots") for p in written if "out" in p.parts)
-    assert not (tmp_path / "escaped-grid.png").exists() and "escaped" not in os.listdir(tmp_path)
+    assert done.exit_code == 0, done.output
+    plots = tmp_path / "out" / "r-plots"
+    written = {p for p in tmp_path.rglob("*") if p.is_file()} - before
+    assert written == {out, *(plots / p.name for p in written if p.suffix == ".png")}
+    assert len(written) == 1 + len(names)  # one file per plot, each directly in the plots folder
+    assert all(re.fullmatch(r"[A-Za-z0-9_+-]+\.png", p.name) for p in written - {out})
+    assert len([p for p in written if "escaped" in p.name]) == 1  # the grid, safely named
+    assert not list(tmp_path.parent.glob("*escaped*"))  # nothing above this test's folder
+    links = re.findall(r"\]\(([^)]+\.png)\)", out.read_text())
+    assert sorted((out.parent / link).resolve() for link in links) == sorted(written - {out})
 
 
 def test_convergence_on_made_up_runs():
@@ -511,50 +492,12 @@ def test_convergence_on_made_up_runs():
     assert table.loc["25gaussians", ["runs", "finished", "converged"]].tolist() == [1, 1, 1]
 
 
-TWO_DATASETS = """
-[suite]
-name = "two"
-seeds = [0]
-
-[defaults]
-architecture = "mlp"
-width = 8
-z_dim = 2
-batch_size = 16
-steps = 20
-eval_every = 10
-eval_samples = 64
-objective = "wgan-gp"
-gp_lambda = 1.0
-n_critic = 1
-optimizer = "adam"
-lr = 1e-3
-betas = [0.5, 0.9]
-
-[[run]]
-name = "eight"
-data = { name = "8gaussians" }
-
-[[run]]
-name = "many"
-data = { name = "25gaussians" }
-
-[[run]]
-name = "near"
-data = { name = "parallel-lines", theta = 0.5 }
-
-[[run]]
-name = "far"
-data = { name = "parallel-lines", theta = 2.0 }
-"""
-
-
 def test_a_suite_of_several_datasets_is_reported_per_dataset(tmp_path):
     """No statistic pools datasets: each data table (name and parameters) is its own report
     suite, `<suite>/<name>`, with a hash where two tables share a name."""
-    suite_file = tmp_path / "two.toml"
-    suite_file.write_text(TWO_DATASETS)
-    run_suite(load_suite(suite_file), tmp_path, "cpu", quiet=True)
+    run_suite(
+        load_suite(suite_files.FOLDER / "report-two-datasets.toml"), tmp_path, "cpu", quiet=True
+    )
     report = build_report(tmp_path, window=5)
     suites = dict(zip(report.results.runs["name"], report.results.runs["suite"], strict=True))
     assert suites["eight"] == "two/8gaussians" and suites["many"] == "two/25gaussians"

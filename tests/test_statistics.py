@@ -18,7 +18,8 @@ from harness.evaluate.lipschitz import critic_lipschitz
 from harness.evaluate.points import PointsEvaluator, eval_rng
 from harness.objectives import build_objective
 from harness.records import RunFolder
-from harness.report import across, build_report, calibration, correlation, findings, intervals
+from harness.report import across, calibration, correlation, findings, intervals
+from harness.report.build import build_report
 from harness.report.load import KEYS, setting_id
 from harness.report.render import render_html, render_markdown, write_csv
 

@@ -4,17 +4,19 @@ them, and the [[experiment]] suite run end to end into the report."""
 import math
 
 import pytest
+import suite_files
 import torch
 from click.testing import CliRunner
 
 from harness.cli import main
 from harness.errors import SuiteError
-from harness.report import build_report
+from harness.experiments import EXPERIMENTS
+from harness.report.build import build_report
 from harness.report.render import render_html
 from harness.runner import run_suite
 from harness.suite import load_suite
-from harness.theory import ExperimentSpec, runner
 from harness.theory.parallel_lines import closed_forms
+from harness.theory.settings import ExperimentSpec
 
 LOG2 = math.log(2.0)
 CPU = torch.device("cpu")
@@ -22,7 +24,7 @@ CPU = torch.device("cpu")
 
 def run(**settings: object):
     spec = ExperimentSpec(name=str(settings["kind"]), seed=0, settings=settings)
-    return runner(spec.kind)(spec, CPU)
+    return EXPERIMENTS[spec.kind].run(spec, CPU)
 
 
 def test_parallel_lines_closed_forms():
@@ -71,24 +73,7 @@ def test_learning_a_line_wgan_gp_reaches_zero_and_the_gan_stalls():
     assert table.groupby("objective")["step"].max().to_dict() == {"gan": 150, "wgan-gp": 150}
 
 
-SUITE = """
-[suite]
-name = "mini-theory"
-seeds = [0]
-
-[[experiment]]
-kind = "parallel-lines"
-thetas = [0.0, 1.0]
-critic_steps = 100
-
-[[experiment]]
-kind = "optimal-critic"
-critic_steps = 100
-
-[[experiment]]
-kind = "learning-a-line"
-steps = 20
-"""
+SUITE = suite_files.read("mini-theory.toml")  # one small experiment of each kind
 
 
 def test_theory_suite_runs_and_reports(tmp_path, monkeypatch):

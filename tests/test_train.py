@@ -7,6 +7,7 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
+import suite_files
 import torch
 from click.testing import CliRunner
 from conftest import small_spec
@@ -119,12 +120,9 @@ def test_resume_after_interruption_matches_an_uninterrupted_run(tmp_path):
 
 
 def write_suite(tmp_path, runs: str) -> str:
+    """tests/suites/train-small.toml (8gaussians, 20 steps, Adam) with these [[run]] tables."""
     path = tmp_path / "s.toml"
-    path.write_text(
-        '[suite]\nname = "s"\n[data]\nname = "8gaussians"\n[defaults]\narchitecture = "mlp"\n'
-        "width = 8\nz_dim = 2\nbatch_size = 16\nsteps = 20\neval_every = 10\neval_samples = 32\n"
-        'optimizer = "adam"\nlr = 1e-3\nbetas = [0.5, 0.9]\nn_critic = 1\n' + runs
-    )
+    path.write_text(suite_files.read("train-small.toml") + "\n" + runs)
     return str(path)
 
 

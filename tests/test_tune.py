@@ -16,73 +16,19 @@ from pathlib import Path
 import optuna
 import pytest
 import sqlalchemy
+import suite_files
 from click.testing import CliRunner
 
 from harness.cli import main
 from harness.errors import SuiteError
 from harness.objectives import Gan
 from harness.records import RunFolder
-from harness.report import build_report
+from harness.report.build import build_report
 from harness.suite import load_suite
 from harness.tune.space import trial_spec
 
-HEAD = """
-[suite]
-name = "tiny-tune"
-seeds = [0]
-device = "cpu"
-
-[data]
-name = "8gaussians"
-
-[defaults]
-architecture = "mlp"
-width = 16
-z_dim = 2
-batch_size = 32
-steps = 40
-eval_every = 10
-eval_samples = 128
-
-[[run]]
-name = "gan"
-objective = "gan"
-n_critic = 1
-optimizer = "adam"
-lr = 1e-3
-betas = [0.5, 0.999]
-
-[[run]]
-name = "wgan"
-objective = "wgan"
-clip = 0.01
-n_critic = 2
-optimizer = "rmsprop"
-lr = 1e-3
-
-[[run]]
-name = "wgan-gp"
-objective = "wgan-gp"
-gp_lambda = 1.0
-n_critic = 2
-optimizer = "adam"
-lr = 1e-3
-betas = [0.5, 0.9]
-"""
-TUNE = """
-[tune]
-metric = "exact_w1"
-trials = 8
-sampler = "random"
-pruner = "median"
-startup_trials = 3
-
-[tune.space.wgan-gp]
-gp_lambda = { low = 0.1, high = 100.0, log = true }
-n_critic = { choices = [1, 2] }
-lr = { low = 1e-4, high = 1e-2, log = true }
-beta1 = { low = 0.0, high = 0.9 }
-"""
+SUITE = suite_files.read("tiny-tune.toml")  # three small runs and a [tune] table over wgan-gp
+HEAD, TUNE = SUITE[: SUITE.index("[tune]\n")], SUITE[SUITE.index("[tune]\n") :]
 POSTGRES = os.environ.get(
     "HARNESS_TEST_POSTGRES", "postgresql://harness:harness@127.0.0.1:5432/harness"
 )
@@ -354,7 +300,7 @@ def test_tune_cifar_uses_lucic_et_al_ranges(suites):
 
 
 def test_a_dead_workers_running_trial_is_failed_and_a_live_ones_is_not():
-    from harness.tune import fail_dead_workers
+    from harness.tune.worker import fail_dead_workers
 
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True, check=True)  # fmt: skip

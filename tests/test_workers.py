@@ -10,60 +10,26 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import suite_files
 
 from harness import runner
 from harness.records import RunFolder
 from harness.suite import load_suite
 from harness.workers import worker_env
 
-SUITE = """
-[suite]
-name = "{name}"
-seeds = {seeds}
-
-[data]
-name = "8gaussians"
-
-[defaults]
-architecture = "mlp"
-width = 8
-z_dim = 2
-batch_size = 32
-steps = {steps}
-eval_every = {every}
-eval_samples = 64
-
-[[run]]
-name = "gan"
-objective = "gan"
-n_critic = 1
-optimizer = "adam"
-lr = 2e-4
-betas = [0.5, 0.999]
-
-[[run]]
-name = "wgan"
-objective = "wgan"
-clip = 0.01
-n_critic = 2
-optimizer = "rmsprop"
-lr = 5e-5
-
-[[run]]
-name = "wgan-gp"
-objective = "wgan-gp"
-gp_lambda = 1.0
-n_critic = 2
-optimizer = "adam"
-lr = 1e-4
-betas = [0.5, 0.9]
-"""
+SUITE = suite_files.read("workers.toml")  # gan, wgan and wgan-gp; 4 seeds, 20 steps
 HARNESS = [sys.executable, "-m", "harness"]
 
 
 def write_suite(tmp_path: Path, name: str, steps: int, every: int, seeds: int = 4) -> Path:
+    text = (
+        SUITE.replace('name = "workers"', f'name = "{name}"', 1)
+        .replace("seeds = [0, 1, 2, 3]", f"seeds = {list(range(seeds))}", 1)
+        .replace("steps = 20", f"steps = {steps}", 1)
+        .replace("eval_every = 10", f"eval_every = {every}", 1)
+    )
     path = tmp_path / f"{name}.toml"
-    path.write_text(SUITE.format(name=name, steps=steps, every=every, seeds=list(range(seeds))))
+    path.write_text(text)
     return path
 
 

@@ -1,7 +1,8 @@
 """Datasets by name: a registry of samplers that draw batches on the training device.
 
 Each entry names a builder and the pydantic model of its `[data]` parameters, so a suite's
-`[data]` table is checked against exactly what that dataset accepts.
+`[data]` table is checked against exactly what that dataset accepts. The datasets are
+registered at the bottom (toy.py: the 2-D sets; images.py: CIFAR-10, digits, a folder).
 """
 
 from collections.abc import Callable
@@ -10,6 +11,8 @@ from typing import Any, Protocol
 
 import torch
 from pydantic import BaseModel, ConfigDict
+
+from harness.data import images, toy  # the datasets: this registry imports them, not the reverse
 
 
 class Sampler(Protocol):
@@ -70,5 +73,10 @@ def build_sampler(data: dict[str, Any], device: torch.device, split: str = "trai
     return entry.build(entry.params(**params), device, split)
 
 
-from harness.data import images as image_sets  # noqa: E402,F401  (registers the datasets)
-from harness.data import toy  # noqa: E402,F401
+register_dataset("8gaussians", toy.eight_gaussians)
+register_dataset("25gaussians", toy.twenty_five_gaussians)
+register_dataset("swissroll", toy.swissroll)
+register_dataset("parallel-lines", toy.parallel_lines, toy.ParallelLinesParams)
+register_dataset("cifar10", images.cifar10, images.Cifar10Params, images=True)
+register_dataset("digits", images.digits, images.DigitsParams, images=True)
+register_dataset("image-folder", images.image_folder, images.ImageFolderParams, images=True)

@@ -18,7 +18,6 @@ import torch
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 
-from harness.data import register_dataset
 from harness.errors import UserError
 from harness.locking import file_lock
 
@@ -223,8 +222,3 @@ def image_folder(params: ImageFolderParams, device: torch.device, split: str) ->
     images = torch.stack([read_square(f, params.size) for f in files])
     n_test = min(len(files) - 1, max(1, round(len(files) * params.heldout_fraction)))
     return ImageSet(split_by_permutation(images, n_test, split), device)
-
-
-register_dataset("cifar10", cifar10, Cifar10Params, images=True)
-register_dataset("digits", digits, DigitsParams, images=True)
-register_dataset("image-folder", image_folder, ImageFolderParams, images=True)

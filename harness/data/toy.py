@@ -1,4 +1,4 @@
-"""Toy 2-D data exactly as gan_toy.py makes it (REFERENCE.md, Toy data), sampled on the device.
+"""Toy 2-D data exactly as gan_toy.py makes it (docs/papers.md, Data), sampled on the device.
 
 `parallel-lines` is WGAN's Example 1: the law of (theta, Z), Z ~ U[0, 1].
 Builders ignore the split: each distribution is infinite, so a fresh draw is already held out.
@@ -8,8 +8,6 @@ import math
 
 import torch
 from pydantic import BaseModel, ConfigDict
-
-from harness.data import register_dataset
 
 
 class GaussianMixture:
@@ -81,9 +79,3 @@ class ParallelLinesParams(BaseModel):
 
 def parallel_lines(params: ParallelLinesParams, device: torch.device, split: str) -> ParallelLines:
     return ParallelLines(params.theta, device)
-
-
-register_dataset("8gaussians", eight_gaussians)
-register_dataset("25gaussians", twenty_five_gaussians)
-register_dataset("swissroll", swissroll)
-register_dataset("parallel-lines", parallel_lines, ParallelLinesParams)

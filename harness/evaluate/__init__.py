@@ -12,21 +12,9 @@ from torch import Tensor, nn
 from harness.data import Sampler, build_sampler
 from harness.data.images import ImageSet
 from harness.evaluate.points import PointsEvaluator
-from harness.evaluate.projections import column_name
 from harness.objectives import Objective
 from harness.records import RunFolder
-from harness.suite import RunSpec
-
-
-def metric_columns(spec: RunSpec) -> list[str]:
-    """The evals columns of a run that a tuning metric may name."""
-    transport = ["exact_w1", "exact_w2", "sliced_w2"]
-    if not spec.images:
-        return [*transport, "heldout_estimate"]
-    assert spec.projections is not None and spec.projection_dims is not None
-    names = [column_name(kind, dim) for kind in spec.projections for dim in spec.projection_dims]
-    found = ["fid", "inception_score", "kid", "heldout_estimate", "train_estimate"]
-    return found + [f"{t}_{name}" for name in names for t in transport]
+from harness.spec import RunSpec
 
 
 class Evaluator(Protocol):

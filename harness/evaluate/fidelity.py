@@ -39,19 +39,27 @@ from torch_fidelity.utils import (
     extract_featuresdict_from_input_id_cached,
 )
 
+from harness.evaluate.columns import FIDELITY
+
 FEATURE_EXTRACTOR = "inception-v3-compat"  # torch-fidelity's port of the TF Inception of FID/IS
 FEATURE_LAYERS = {
     metric: FeatureExtractorInceptionV3.get_default_feature_layer_for_metric(metric)
     for metric in ("isc", "fid", "kid")
 }
 POOL = FEATURE_LAYERS["fid"]  # the 2048-d pool features: FID, KID and the inception-pca projection
-COLUMNS = {  # evals.parquet column <- torch-fidelity key
-    "fid": KEY_METRIC_FID,
-    "inception_score": KEY_METRIC_ISC_MEAN,
-    "inception_score_std": KEY_METRIC_ISC_STD,
-    "kid": KEY_METRIC_KID_MEAN,
-    "kid_std": KEY_METRIC_KID_STD,
-}
+COLUMNS = dict(  # evals column <- torch-fidelity's key
+    zip(
+        FIDELITY,
+        (
+            KEY_METRIC_FID,
+            KEY_METRIC_ISC_MEAN,
+            KEY_METRIC_ISC_STD,
+            KEY_METRIC_KID_MEAN,
+            KEY_METRIC_KID_STD,
+        ),
+        strict=True,
+    )
+)
 
 
 def cache_root() -> Path:

@@ -27,7 +27,7 @@ from harness.evaluate.projections import PCA_FIT_SAMPLES, Projection, fit_projec
 from harness.evaluate.transport import distances, floor
 from harness.objectives import Objective
 from harness.records import RunFolder
-from harness.suite import RunSpec
+from harness.spec import RunSpec
 
 GRID = 64  # samples in each eval's picture, from one fixed noise batch per run
 CRITIC_CHUNK = 256  # images per critic forward pass at evaluation
@@ -86,12 +86,12 @@ def sampling(generator: nn.Module, bn_stats: str) -> Iterator[None]:
     back, so evaluating never changes the model. "running": the running averages (eval mode),
     so a sample does not depend on the others in its batch.
     """
-    saved = [b.clone() for b in generator.buffers()]
+    saved, was_training = [b.clone() for b in generator.buffers()], generator.training
     generator.train(bn_stats == "batch")
     try:
         yield
     finally:
-        generator.train()
+        generator.train(was_training)
         with torch.no_grad():
             for buffer, value in zip(generator.buffers(), saved, strict=True):
                 buffer.copy_(value)

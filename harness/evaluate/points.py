@@ -17,11 +17,12 @@ from harness.evaluate.samples import scatter_png
 from harness.evaluate.transport import transport_metrics
 from harness.objectives import Objective
 from harness.records import RunFolder
+from harness.spec import stream_seed
 
 
 def eval_rng(seed: int, step: int, device: torch.device) -> torch.Generator:
     """Evaluation draws from its own stream, so evaluating never changes what training sees."""
-    return torch.Generator(device).manual_seed(seed * 1_000_003 + step)
+    return torch.Generator(device).manual_seed(stream_seed(seed, step))
 
 
 class PointsEvaluator:
@@ -55,7 +56,7 @@ class PointsEvaluator:
         row["critic_lipschitz"] = critic_lipschitz(critic, real, fake, rng)
 
         real_np, again_np, fake_np = (t.float().cpu().numpy() for t in (real, real_again, fake))
-        row |= transport_metrics(real_np, fake_np, again_np, seed=self.seed * 1_000_003 + step)
+        row |= transport_metrics(real_np, fake_np, again_np, seed=stream_seed(self.seed, step))
         folder.save_samples(step, real=real_np, fake=fake_np)
         if real_np.ndim == 2 and real_np.shape[1] == 2:
             title = f"step {step}: W1 {row['exact_w1']:.3f} (floor {row['floor_w1']:.3f})"

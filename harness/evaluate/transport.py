@@ -10,6 +10,8 @@ from types import ModuleType
 
 import numpy as np
 
+from harness.evaluate.columns import FLOORS, TRANSPORT
+
 
 def _pot() -> ModuleType:
     """POT, imported on first use: its import (sklearn, networkx) costs a process a second, and
@@ -62,19 +64,14 @@ def transport_metrics(
 
 def distances(real: np.ndarray, fake: np.ndarray, seed: int, suffix: str = "") -> dict[str, float]:
     """Exact W1/W2 and sliced W2 of generated against real samples."""
-    return {
-        f"exact_w1{suffix}": exact_w1(real, fake),
-        f"exact_w2{suffix}": exact_w2(real, fake),
-        f"sliced_w2{suffix}": sliced_w2(real, fake, seed),
-    }
+    values = (exact_w1(real, fake), exact_w2(real, fake), sliced_w2(real, fake, seed))
+    return {f"{name}{suffix}": value for name, value in zip(TRANSPORT, values, strict=True)}
 
 
 def floor(real: np.ndarray, real_again: np.ndarray, suffix: str = "") -> dict[str, float]:
     """Exact W1/W2 between two real samples of the same n: what a perfect generator scores."""
-    return {
-        f"floor_w1{suffix}": exact_w1(real, real_again),
-        f"floor_w2{suffix}": exact_w2(real, real_again),
-    }
+    values = (exact_w1(real, real_again), exact_w2(real, real_again))
+    return {f"{name}{suffix}": value for name, value in zip(FLOORS, values, strict=True)}
 
 
 def _f64(a: np.ndarray) -> np.ndarray:

@@ -4,14 +4,9 @@
 normalisation the run asks for: batch (the GAN and WGAN code), layer, or none (WGAN-GP).
 """
 
-from typing import TYPE_CHECKING
-
 from torch import Tensor, nn
 
-from harness.models import image_base, norm_layer, register_architecture, tflib_init
-
-if TYPE_CHECKING:
-    from harness.suite import RunSpec
+from harness.models.common import ModelConfig, image_base, norm_layer, tflib_init
 
 
 def up(c_in: int, c_out: int) -> nn.ConvTranspose2d:
@@ -54,17 +49,14 @@ class DcganCritic(nn.Module):
         return self.net(x).squeeze(1)
 
 
-def build_dcgan(spec: "RunSpec", sample_shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
+def build(config: ModelConfig, sample_shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
     channels, base = image_base(sample_shape)
     return (
-        DcganGenerator(spec.z_dim, spec.width, channels, base),
-        DcganCritic(spec.width, channels, base, spec.critic_norm),
+        DcganGenerator(config.z_dim, config.width, channels, base),
+        DcganCritic(config.width, channels, base, config.critic_norm),
     )
 
 
-def init_dcgan(G: nn.Module, D: nn.Module) -> None:
+def paper_init(G: nn.Module, D: nn.Module) -> None:
     """gan_cifar.py: every (de)convolution He, the linear layers Glorot."""
     tflib_init(G), tflib_init(D)
-
-
-register_architecture("dcgan", build_dcgan, init_dcgan, critic_norms=("batch", "layer", "none"))

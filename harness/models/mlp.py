@@ -1,14 +1,10 @@
 """The toy networks of gan_toy.py: three hidden ReLU layers of `width` in G and in D."""
 
 import math
-from typing import TYPE_CHECKING
 
 from torch import Tensor, nn
 
-from harness.models import register_architecture, tflib_init
-
-if TYPE_CHECKING:
-    from harness.suite import RunSpec
+from harness.models.common import ModelConfig, tflib_init
 
 
 def relu_mlp(d_in: int, width: int, d_out: int) -> nn.Sequential:
@@ -39,15 +35,14 @@ class MlpCritic(nn.Module):
         return self.net(x.flatten(1)).squeeze(1)
 
 
-def build_mlp(spec: "RunSpec", sample_shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
-    return MlpGenerator(spec.z_dim, spec.width, sample_shape), MlpCritic(spec.width, sample_shape)
+def build(config: ModelConfig, sample_shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
+    return MlpGenerator(config.z_dim, config.width, sample_shape), MlpCritic(
+        config.width, sample_shape
+    )
 
 
-def init_mlp(G: nn.Module, D: nn.Module) -> None:
+def paper_init(G: nn.Module, D: nn.Module) -> None:
     """gan_toy.py: the ReLU layers He, the output layer Glorot."""
     for net in (G.net, D.net):
         assert isinstance(net, nn.Sequential)
         tflib_init(net, he_linear=[m for m in list(net)[:-1] if isinstance(m, nn.Linear)])
-
-
-register_architecture("mlp", build_mlp, init_mlp, critic_norms=("none",))  # gan_toy.py: none

@@ -5,15 +5,10 @@ D: an optimised first block, one downsampling and two plain residual blocks, no 
 (layer norm as an option), ReLU, global mean, linear.
 """
 
-from typing import TYPE_CHECKING
-
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from harness.models import image_base, norm_layer, register_architecture, tflib_init
-
-if TYPE_CHECKING:
-    from harness.suite import RunSpec
+from harness.models.common import ModelConfig, image_base, norm_layer, tflib_init
 
 
 def conv(c_in: int, c_out: int, k: int = 3) -> nn.Conv2d:
@@ -109,15 +104,15 @@ class ResnetCritic(nn.Module):
         return self.output(x.mean(dim=(2, 3))).squeeze(1)
 
 
-def build_resnet(spec: "RunSpec", sample_shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
+def build(config: ModelConfig, sample_shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
     channels, base = image_base(sample_shape)
     return (
-        ResnetGenerator(spec.z_dim, spec.width, channels, base),
-        ResnetCritic(spec.width, channels, spec.critic_norm),
+        ResnetGenerator(config.z_dim, config.width, channels, base),
+        ResnetCritic(config.width, channels, config.critic_norm),
     )
 
 
-def init_resnet(G: nn.Module, D: nn.Module) -> None:
+def paper_init(G: nn.Module, D: nn.Module) -> None:
     """gan_cifar_resnet.py: convolutions He but the 1x1 shortcuts and the generator's output
     convolution (he_init=False there), the linear layers Glorot."""
     assert isinstance(G, ResnetGenerator)
@@ -128,7 +123,3 @@ def init_resnet(G: nn.Module, D: nn.Module) -> None:
 
 def _is_1x1(m: nn.Module) -> bool:
     return isinstance(m, nn.Conv2d) and m.kernel_size == (1, 1)
-
-
-# Batch norm is not offered: the paper's critic is unnormalised and the penalty is per sample.
-register_architecture("resnet", build_resnet, init_resnet, critic_norms=("layer", "none"))

@@ -15,9 +15,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from harness.objectives import OBJECTIVES
+from harness.objectives import LOG2, OBJECTIVES
 from harness.report.intervals import median_interval
-from harness.report.load import KEYS
+from harness.report.load import KEYS, last_evals
 
 WINDOW = 101  # the WGAN code's README plots the W estimate median-filtered over 101 steps
 MIN_POINTS = 3  # fewer eval points (or differences) than this give no correlation
@@ -33,7 +33,6 @@ PHASES = {
     "late": "eval steps in the second half of the run",
 }
 METHODS: list[Literal["spearman", "kendall", "pearson"]] = ["spearman", "kendall", "pearson"]
-LOG2 = math.log(2.0)
 
 
 def quality_measures(columns: Iterable[str]) -> dict[str, int]:
@@ -226,8 +225,7 @@ def by_objective(within: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
 
 def finals(series: pd.DataFrame) -> pd.DataFrame:
     """The last eval row of every finished run (state done); `series` as eval_series gives it."""
-    ordered = series.sort_values("step", kind="stable")
-    last = ordered.groupby(["suite", "run_id"], sort=False).tail(1)
+    last = last_evals(series)
     return last[last["state"] == "done"]
 
 
@@ -235,8 +233,7 @@ def heldout_gap(series: pd.DataFrame) -> pd.DataFrame:
     """At each run's last eval: the critic's value on held-out against training samples, both
     read at the eval with the same critic, the same generator and the same generated samples."""
     columns = [*KEYS, "step", "train_estimate", "heldout_estimate", "gap", "relative_gap"]
-    ordered = series.sort_values("step", kind="stable")
-    last = ordered.groupby(["suite", "run_id"], sort=False).tail(1)
+    last = last_evals(series)
     if "heldout_estimate" not in last or "train_estimate" not in last:
         return pd.DataFrame(columns=columns)
     out = last[[*KEYS, "step", "train_estimate", "heldout_estimate"]].copy()

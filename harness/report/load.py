@@ -15,7 +15,7 @@ import pandas as pd
 from harness.data import LOCATION_KEYS
 from harness.objectives import OBJECTIVES
 from harness.records import RunFolder
-from harness.suite import NOT_CONTENT, content_id
+from harness.spec import NOT_CONTENT, content_id
 
 KEYS = ["suite", "run_id", "name", "objective", "seed"]
 SETTINGS = [  # spec fields shown beside each run (the rest stay in spec.json)
@@ -169,6 +169,12 @@ def setting_id(spec: dict[str, Any]) -> str:
     if isinstance(content.get("data"), dict):
         content["data"] = {k: v for k, v in content["data"].items() if k not in LOCATION_KEYS}
     return content_id(content)
+
+
+def last_evals(series: pd.DataFrame) -> pd.DataFrame:
+    """Each run's last eval row (the rows of one run in any order)."""
+    ordered = series.sort_values("step", kind="stable")
+    return ordered.groupby(["suite", "run_id"], sort=False).tail(1)
 
 
 def _last(frame: pd.DataFrame | None, column: str) -> float | None:

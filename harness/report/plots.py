@@ -10,8 +10,9 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from harness.objectives import LOG2
 from harness.records import RunFolder
-from harness.report.correlation import LOG2
+from harness.report.load import last_evals
 
 COLOURS = {"gan": "C0", "wgan": "C1", "wgan-gp": "C2"}
 SAMPLE_COLUMNS = 6  # eval steps shown in the toy-samples figure
@@ -42,7 +43,7 @@ def shown_names(series: pd.DataFrame, measure: str, lower_is_better: bool) -> li
     names = list(dict.fromkeys(series["name"]))
     if len(names) <= MAX_NAMES:
         return names
-    last = series.sort_values("step", kind="stable").groupby("run_id", sort=False).tail(1)
+    last = last_evals(series)
     per_name = last.groupby("name", sort=False).agg(
         objective=("objective", "first"), value=(measure, "median")
     )

@@ -18,7 +18,7 @@ from pathlib import Path, PurePosixPath
 
 from harness.errors import UserError
 from harness.records import TERMINAL_STATES
-from harness.report import build_report
+from harness.report.build import build_report
 from harness.report.render import plot_file, render_markdown
 from harness.report.tables import states
 from harness.suite import PUBLISHED, load_suite
@@ -58,7 +58,7 @@ def from_here(suite_file: Path) -> str:
         ) from None
 
 
-def publish(suite_file: Path, results: Path, window: int) -> Path:
+def publish(suite_file: Path, results: Path, window: int | None = None) -> Path:
     """Write results/published/<suite>/ from the suite's runs under results/<suite>/; the
     folder's previous contents are replaced, so no plot or table of an older report lingers."""
     shown = from_here(suite_file)

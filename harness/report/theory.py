@@ -2,7 +2,6 @@
 the WGAN paper it reproduces (Figure 1: parallel lines; Figure 2: optimal discriminator and
 critic), plus theta against step when learning a line."""
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,10 +9,10 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from harness.objectives import LOG2
 from harness.records import RunFolder
 from harness.report.plots import PANEL, Plot, colour, png_bytes
 
-LOG2 = math.log(2.0)
 REACHED = 0.05  # |theta| below this counts as having reached the line x = 0
 
 
@@ -253,29 +252,3 @@ def learning_a_line_plot(suite: str, frame: pd.DataFrame) -> Plot:
         ax.legend(fontsize=7)
     fig.suptitle(f"{suite}: learning a line, g_θ(z) = (θ, z) from θ0", fontsize=10)
     return Plot(f"{suite}-learning-a-line", "Learning a line: θ against step", png_bytes(fig))
-
-
-SECTIONS = {  # kind -> (title, explanation, table, plot)
-    "parallel-lines": (
-        "Parallel lines (WGAN Example 1)",
-        "Closed forms for P0 = (0, Z) against Pθ = (θ, Z), Z ~ U[0, 1], beside each critic "
-        "trained alone on the pair: its estimate on fresh samples and the estimate's derivative "
-        "in θ. WGAN-GP's optimum, w_penalised_closed = |θ| + θ²/(2λ), sits above W.",
-        parallel_lines_table,
-        parallel_lines_plot,
-    ),
-    "optimal-critic": (
-        "Optimal discriminator against critics (WGAN Figure 2)",
-        "Each trained alone on two far 1-D Gaussians; value and |d/dx| at the centre of the real "
-        "and of the generated samples. A saturated discriminator gives the generator nothing.",
-        optimal_critic_table,
-        optimal_critic_plot,
-    ),
-    "learning-a-line": (
-        "Learning a line",
-        f"θ trained by each objective from θ0; settled_at is the step from which |θ| stayed "
-        f"below {REACHED} (– if it never did).",
-        learning_a_line_table,
-        learning_a_line_plot,
-    ),
-}

@@ -1,5 +1,6 @@
 """A critic trained alone on a fixed pair of distributions (nothing else moves), with the
-objective's own losses, penalty and clipping: what "trained to convergence" means here."""
+objective's own losses, penalty and clipping: what "trained to convergence" means here. Its
+update is train.py's (harness/updates.py), on the device of the run's random generator."""
 
 from collections.abc import Callable
 
@@ -8,9 +9,17 @@ from torch import Tensor, nn
 
 from harness.models.mlp import MlpCritic
 from harness.objectives import Objective, build_objective
-from harness.theory import Common
+from harness.theory.settings import Common
+from harness.updates import critic_update, make_optimizer
 
-Draw = Callable[[int, torch.Generator], Tensor]
+Draw = Callable[[int, torch.Generator], Tensor]  # (n, rng) -> n points on rng's device
+
+# Each objective's paper optimiser (Common says which): its kind and Adam's betas
+PAPER_OPTIMIZERS: dict[str, tuple[str, tuple[float, float] | None]] = {
+    "gan": ("adam", (0.5, 0.999)),
+    "wgan": ("rmsprop", None),
+    "wgan-gp": ("adam", (0.5, 0.9)),
+}
 
 
 def objective_for(name: str, settings: Common) -> Objective:
@@ -21,10 +30,8 @@ def objective_for(name: str, settings: Common) -> Objective:
 
 
 def critic_optimizer(name: str, critic: nn.Module, lr: float) -> torch.optim.Optimizer:
-    if name == "wgan":
-        return torch.optim.RMSprop(critic.parameters(), lr=lr)
-    betas = (0.5, 0.999) if name == "gan" else (0.5, 0.9)
-    return torch.optim.Adam(critic.parameters(), lr=lr, betas=betas)
+    kind, betas = PAPER_OPTIMIZERS[name]
+    return make_optimizer(kind, critic.parameters(), lr, betas)
 
 
 def critic_step(
@@ -35,22 +42,17 @@ def critic_step(
     fake: Tensor,
     rng: torch.Generator,
 ) -> None:
-    loss = objective.critic_loss(critic(real), critic(fake))
-    penalty = objective.penalty(critic, real, fake, rng)
-    if penalty is not None:
-        loss = loss + penalty
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    opt.step()
-    objective.after_critic_step(critic)
+    """One update on a real and a generated batch: a training run's, without its records."""
+    critic_update(objective, critic, opt, critic(real), critic(fake), real, fake, rng)
 
 
 def fit_critic(
     name: str, settings: Common, dim: int, real: Draw, fake: Draw, rng: torch.Generator
 ) -> tuple[Objective, nn.Module]:
-    """`critic_steps` updates of a fresh MLP critic on batches of `real` against `fake`."""
+    """`critic_steps` updates of a fresh MLP critic on batches of `real` against `fake`, on
+    the device of `rng` (initialised on the CPU: the same weights on every device)."""
     objective = objective_for(name, settings)
-    critic = MlpCritic(settings.width, (dim,))
+    critic = MlpCritic(settings.width, (dim,)).to(rng.device)
     opt = critic_optimizer(name, critic, settings.lr)
     n = settings.batch_size
     for _ in range(settings.critic_steps):

@@ -6,9 +6,9 @@ import pandas as pd
 import torch
 
 from harness.models.mlp import MlpCritic
-from harness.theory import ExperimentSpec, LearningALine
 from harness.theory.critics import critic_optimizer, critic_step, objective_for
 from harness.theory.parallel_lines import line
+from harness.theory.settings import ExperimentSpec, LearningALine
 
 
 def run(spec: ExperimentSpec, device: torch.device) -> pd.DataFrame:
@@ -17,11 +17,11 @@ def run(spec: ExperimentSpec, device: torch.device) -> pd.DataFrame:
     rows = []
     for name in s.objectives:
         torch.manual_seed(spec.seed)
-        rng = torch.Generator().manual_seed(spec.seed)
+        rng = torch.Generator(device).manual_seed(spec.seed)  # draws on device
         objective = objective_for(name, s)
-        critic = MlpCritic(s.width, (2,))
+        critic = MlpCritic(s.width, (2,)).to(device)  # initialised on the CPU, then moved
         opt = critic_optimizer(name, critic, s.lr)
-        theta = torch.tensor(float(s.theta0), requires_grad=True)
+        theta = torch.tensor(float(s.theta0), device=device, requires_grad=True)
         move = (torch.optim.SGD if s.generator_optimizer == "sgd" else torch.optim.RMSprop)(
             [theta], lr=s.generator_lr
         )

@@ -7,13 +7,13 @@ import math
 import pandas as pd
 import torch
 
-from harness.theory import ExperimentSpec, OptimalCritic
 from harness.theory.critics import fit_critic
+from harness.theory.settings import ExperimentSpec, OptimalCritic
 
 
 def gaussian(mean: float, std: float):  # noqa: ANN201 - a sampler closure
     def draw(n: int, rng: torch.Generator) -> torch.Tensor:
-        return mean + std * torch.randn(n, 1, generator=rng)
+        return mean + std * torch.randn(n, 1, generator=rng, device=rng.device)
 
     return draw
 
@@ -27,11 +27,11 @@ def run(spec: ExperimentSpec, device: torch.device) -> pd.DataFrame:
     assert isinstance(s, OptimalCritic)
     span = abs(s.fake_mean - s.real_mean) + 6 * s.std
     centre = (s.real_mean + s.fake_mean) / 2
-    x = torch.linspace(centre - span / 2, centre + span / 2, s.grid).unsqueeze(1)
+    x = torch.linspace(centre - span / 2, centre + span / 2, s.grid, device=device).unsqueeze(1)
     frames = []
     for name in s.objectives:
         torch.manual_seed(spec.seed)
-        rng = torch.Generator().manual_seed(spec.seed)
+        rng = torch.Generator(device).manual_seed(spec.seed)  # draws (and critic) on device
         _, critic = fit_critic(
             name, s, 1, gaussian(s.real_mean, s.std), gaussian(s.fake_mean, s.std), rng
         )
@@ -44,11 +44,11 @@ def run(spec: ExperimentSpec, device: torch.device) -> pd.DataFrame:
             pd.DataFrame(
                 {
                     "objective": name,
-                    "x": x.squeeze(1).numpy(),
-                    "value": value.detach().numpy(),
-                    "gradient": grad.abs().squeeze(1).numpy(),
-                    "real_density": density(x, s.real_mean, s.std).squeeze(1).numpy(),
-                    "fake_density": density(x, s.fake_mean, s.std).squeeze(1).numpy(),
+                    "x": x.squeeze(1).cpu().numpy(),
+                    "value": value.detach().cpu().numpy(),
+                    "gradient": grad.abs().squeeze(1).cpu().numpy(),
+                    "real_density": density(x, s.real_mean, s.std).squeeze(1).cpu().numpy(),
+                    "fake_density": density(x, s.fake_mean, s.std).squeeze(1).cpu().numpy(),
                 }
             )
         )

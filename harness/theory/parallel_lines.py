@@ -11,10 +11,9 @@ import torch
 from torch import Tensor
 
 from harness.evaluate.transport import exact_w1
-from harness.theory import ExperimentSpec, ParallelLines
+from harness.objectives import LOG2
 from harness.theory.critics import fit_critic
-
-LOG2 = math.log(2.0)
+from harness.theory.settings import ExperimentSpec, ParallelLines
 
 
 def closed_forms(theta: float, gp_lambda: float) -> dict[str, float]:
@@ -35,8 +34,9 @@ def closed_forms(theta: float, gp_lambda: float) -> dict[str, float]:
 
 
 def line(theta: float | Tensor, n: int, rng: torch.Generator) -> Tensor:
-    z = torch.rand(n, 1, generator=rng)
-    x = theta if isinstance(theta, Tensor) else torch.tensor(float(theta))
+    """n points (theta, Z), Z ~ U[0, 1], drawn on the device of `rng`."""
+    z = torch.rand(n, 1, generator=rng, device=rng.device)
+    x = theta if isinstance(theta, Tensor) else torch.tensor(float(theta), device=rng.device)
     return torch.cat([x.expand(n, 1), z], dim=1)
 
 
@@ -45,19 +45,19 @@ def run(spec: ExperimentSpec, device: torch.device) -> pd.DataFrame:
     assert isinstance(settings, ParallelLines)
     rows = []
     for theta in settings.thetas:
-        rng = torch.Generator().manual_seed(spec.seed)
+        rng = torch.Generator(device).manual_seed(spec.seed)  # draws (and critics) on device
         real, again = line(0.0, settings.samples, rng), line(0.0, settings.samples, rng)
         fake = line(theta, settings.samples, rng)
         transport = {
-            "exact_w1": exact_w1(real.numpy(), fake.numpy()),
-            "floor_w1": exact_w1(real.numpy(), again.numpy()),
+            "exact_w1": exact_w1(real.cpu().numpy(), fake.cpu().numpy()),
+            "floor_w1": exact_w1(real.cpu().numpy(), again.cpu().numpy()),
         }
         for name in settings.objectives:
             torch.manual_seed(spec.seed)
             objective, critic = fit_critic(
                 name, settings, 2, partial(line, 0.0), partial(line, theta), rng
             )
-            moved = torch.tensor(float(theta), requires_grad=True)
+            moved = torch.tensor(float(theta), device=device, requires_grad=True)
             estimate = objective.divergence_estimate(
                 critic(real), critic(line(moved, settings.samples, rng))
             )

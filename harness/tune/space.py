@@ -3,14 +3,16 @@ space per objective. Checked like the rest of the suite: one line per mistake, f
 
 import math
 from pathlib import Path
-from typing import Any, Literal, TypeGuard
+from typing import TYPE_CHECKING, Any, Literal, TypeGuard
 
-import optuna
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from harness.errors import SuiteError
-from harness.objectives import objective_params
-from harness.suite import RunFields, RunSpec, suite_errors
+from harness.errors import SuiteError, suite_errors
+from harness.evaluate.columns import metric_columns
+from harness.spec import RunFields, RunSpec, not_used
+
+if TYPE_CHECKING:  # optuna loads when a search starts, not when a suite is checked
+    import optuna
 
 Tunable = Literal["clip", "gp_lambda", "n_critic", "lr", "beta1", "beta2"]
 INTEGER = {"n_critic"}
@@ -46,7 +48,9 @@ class Param(BaseModel):
         """What to check against the run's own rules: the bounds, or every choice."""
         return list(self.choices) if self.choices is not None else [self.low, self.high]  # type: ignore[list-item]
 
-    def distribution(self, integer: bool) -> optuna.distributions.BaseDistribution:
+    def distribution(self, integer: bool) -> "optuna.distributions.BaseDistribution":
+        import optuna
+
         if self.choices is not None:
             choices = [int(c) for c in self.choices] if integer else list(self.choices)
             return optuna.distributions.CategoricalDistribution(choices)
@@ -69,7 +73,7 @@ class TuneTable(BaseModel):
     warmup_steps: int = Field(default=0, ge=0)  # median pruner: no pruning before this step
     space: dict[str, dict[Tunable, Param]] = Field(min_length=1)  # objective -> settings
 
-    def distributions(self, objective: str) -> dict[str, optuna.distributions.BaseDistribution]:
+    def distributions(self, objective: str) -> dict[str, "optuna.distributions.BaseDistribution"]:
         space = self.space.get(objective, {})
         return {key: param.distribution(key in INTEGER) for key, param in space.items()}
 
@@ -124,12 +128,12 @@ def check_tune(path: Path, raw: dict[str, Any] | None, runs: list[RunSpec]) -> T
 def _check_param(
     where: str, key: str, param: Param, objective: str, runs: list[RunSpec]
 ) -> list[str]:
-    reads = {p for ps in objective_params().values() for p in ps}
-    if key in reads and key not in objective_params()[objective]:
-        return [f"{where}: not used by objective {objective!r}"]
+    why = not_used(key, objective, "adam") or next(  # the objective's reason, then adam's
+        (w for spec in runs if (w := not_used(key, objective, spec.optimizer))), None
+    )
+    if why:
+        return [f"{where}: {why}"]
     if key in BETAS:
-        if any(spec.optimizer != "adam" for spec in runs):
-            return [f"{where}: used only with optimizer 'adam'"]
         bad = [v for v in param.values() if not 0 <= v < 1]
         return [f"{where}: must be in [0, 1) (got {bad[0]:g})"] if bad else []
     if key in INTEGER and any(v != int(v) for v in param.values()):
@@ -143,8 +147,6 @@ def _check_param(
 
 
 def _check_metric(path: Path, tune: TuneTable, runs: list[RunSpec]) -> list[str]:
-    from harness.evaluate import metric_columns
-
     for spec in runs:
         known = metric_columns(spec)
         if tune.metric not in known:

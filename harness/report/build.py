@@ -1,0 +1,152 @@
+"""What a report holds: every run and experiment under a results folder, read into tidy frames
+and summarised per suite (tables, correlations of estimate with quality, plots). page.py
+chooses what the page shows of it; render.py writes it in one format."""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from harness.errors import UserError
+from harness.experiments import EXPERIMENTS
+from harness.report import (
+    across,
+    calibration,
+    convergence,
+    correlation,
+    findings,
+    tables,
+    theory,
+    tuning,
+)
+from harness.report.load import Results, load_results
+from harness.report.plots import (
+    Plot,
+    curves,
+    estimate_vs_quality,
+    image_grids,
+    point_samples,
+    shown_names,
+    tuned_params,
+    wall_time_vs_quality,
+)
+
+
+@dataclass
+class SuiteSection:
+    suite: str
+    data: str
+    measure: str | None  # the quality measure the plots show
+    frames: dict[str, pd.DataFrame]  # this suite's rows of the report's frames
+    plots: list[Plot] = field(default_factory=list)
+    theory: list[tuple[str, str, pd.DataFrame, Plot]] = field(default_factory=list)
+
+
+@dataclass
+class Report:
+    results: Results
+    window: int
+    frames: dict[str, pd.DataFrame]  # tidy frames, as csv/json write them
+    sections: list[SuiteSection]
+
+
+class NoRuns(UserError):
+    """The folder holds no run (exit code 1, not 2: nothing was wrong with the input)."""
+
+
+def build_report(root: Path, window: int | None = None) -> Report:
+    """The report of every run and experiment below `root`; the divergence estimate is
+    median-filtered over `window` steps (None: correlation.WINDOW)."""
+    root, window = Path(root), correlation.WINDOW if window is None else window
+    if not root.is_dir():
+        raise UserError(f"{root}: no such folder")
+    if window < 1:
+        raise UserError(f"--window {window}: must be >= 1")
+    results, experiments = load_results(root), theory.load_experiments(root)
+    if results.empty and experiments.index.empty:
+        raise NoRuns(f"{root}: no runs found (no spec.json below it); run `harness run` first")
+    frames = _run_frames(results, window) if not results.empty else {}
+    frames["experiments"] = experiments.index
+    for kind in EXPERIMENTS:
+        frames[theory.frame_name(kind)] = theory.table_of(experiments, kind)
+    suites = dict.fromkeys([*results.runs["suite"], *experiments.index["suite"]])
+    sections = [_section(suite, frames, results) for suite in suites]
+    for section in sections:
+        section.plots += [plot for *_, plot in section.theory]
+    return Report(results, window, frames, sections)
+
+
+def _run_frames(results: Results, window: int) -> dict[str, pd.DataFrame]:
+    steps = correlation.filtered(results.steps, window)
+    series = correlation.eval_series(steps, results.evals, results.runs)
+    within = correlation.within_runs(series)
+    trials = tuning.trials_frame(results, series)
+    calibration_runs = calibration.calibration_runs(series)
+    frames = {
+        "runs": results.runs,
+        "summary": tables.summary(results.runs, series),
+        "convergence": convergence.convergence(series, results.runs),
+        "correlation_by_objective": correlation.by_objective(within, results.runs),
+        "correlation_within_runs": within,
+        "correlation_across_seeds": across.across_seeds(series),
+        "correlation_across_settings": across.across_settings(series),
+        "regret": across.regret(series),
+        "calibration": calibration.calibration(calibration_runs),
+        "calibration_runs": calibration_runs,
+        "heldout_gap": correlation.heldout_gap(series),
+        "js_saturation": correlation.js_saturation(steps),
+        "trials": trials,
+        "tuning_best": tuning.best(trials),
+        "tuning_importance": tuning.importances(trials, results),
+        "evals": series,
+        "steps": steps,
+    }
+    frames["findings"] = findings.findings(frames, results.runs)
+    return {"findings": frames.pop("findings"), **frames}
+
+
+def _section(suite: str, frames: dict[str, pd.DataFrame], results: Results) -> SuiteSection:
+    own = {name: f[f["suite"] == suite] if "suite" in f else f for name, f in frames.items()}
+    theory_parts = []
+    for kind, experiment in EXPERIMENTS.items():
+        rows = own[theory.frame_name(kind)]
+        if not rows.empty:
+            table = experiment.table(rows)
+            plot = experiment.plot(suite, rows)
+            theory_parts.append((experiment.title, experiment.explanation, table, plot))
+    if "runs" not in own or own["runs"].empty:
+        return SuiteSection(suite, "experiments", None, own, theory=theory_parts)
+    runs, evals = own["runs"], own["evals"]
+    keep = [c for c in evals.columns if c in correlation.ESTIMATES or evals[c].notna().any()]
+    series = evals[keep]  # this suite's columns (a results folder may mix image and point data)
+    measure = correlation.primary_measure(series.columns)
+    section = SuiteSection(
+        suite, ", ".join(dict.fromkeys(runs["data"])), measure, own, theory=theory_parts
+    )
+    if measure is None or series.empty:
+        return section
+    names = shown_names(series, measure, correlation.quality_measures([measure])[measure] > 0)
+    shown, shown_steps = series[series["name"].isin(names)], own["steps"]
+    shown_steps = shown_steps[shown_steps["name"].isin(names)]
+    samples = point_samples(suite, shown, results.folders)
+    per_name = [curves(suite, shown_steps, shown, measure)]
+    per_name += [samples] if samples else image_grids(suite, shown, results.folders)
+    if len(names) < series["name"].nunique():
+        for plot in per_name:
+            plot.title += f" (of {series['name'].nunique()} run names, the best per objective)"
+    section.plots += [
+        per_name[0],
+        estimate_vs_quality(suite, series, measure),
+        wall_time_vs_quality(suite, series, measure),
+        *per_name[1:],
+    ]
+    if not own["trials"].empty:
+        log_params = {
+            name
+            for trial in results.trials.values()
+            for name, d in trial.get("distributions", {}).items()
+            if d.get("attributes", {}).get("log")
+        }
+        tuning_plot = tuned_params(suite, own["trials"], log_params)
+        section.plots += [tuning_plot] if tuning_plot else []
+    return section

@@ -1,0 +1,279 @@
+"""What the report page shows: the display tables of a suite section (numbers rounded, seeds
+together, intervals as text, "too few runs" below each minimum n), their titles and
+explanations, and the Findings sentences. render.py writes these in each format."""
+
+import math
+
+import pandas as pd
+
+from harness.objectives import LOG2
+from harness.report.build import Report, SuiteSection
+from harness.report.convergence import FACTOR, LAST_EVALS
+from harness.report.correlation import ESTIMATES, PHASES, headline_measures
+from harness.report.intervals import MIN_PAIRS, MIN_RUNS, MIN_SETTINGS
+from harness.report.load import KEYS
+from harness.report.tables import states
+
+
+def counts(report: Report) -> str:
+    """'9 runs (9 done), 4 experiments (4 done)': what the report was built from."""
+    runs, experiments = report.results.runs, report.frames["experiments"]
+    parts = [f"{len(runs)} runs ({states(runs)})"] if not runs.empty else []
+    parts += [f"{len(experiments)} experiments ({states(experiments)})"] if len(experiments) else []
+    return ", ".join(parts)
+
+
+def _num(value: object, digits: int = 4) -> str:
+    if isinstance(value, float) and math.isinf(value):
+        return "∞" if value > 0 else "−∞"
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.{digits}g}"
+    return str(value)
+
+
+def summary_table(section: SuiteSection) -> pd.DataFrame:
+    frame = section.frames["summary"]
+    frame = frame.loc[:, frame.notna().any()]  # the measures this suite records
+    measures = [
+        c[: -len("_mean")]
+        for c in frame.columns
+        if c.endswith("_mean") and not c.startswith("floor_")
+    ]
+    rows = []
+    for r in frame.to_dict("records"):
+        row = {k: r[k] for k in ("objective", "name", "runs", "seeds", "states")}
+        for m in measures:
+            row[m] = f"{_num(r[m + '_mean'])} ± {_num(r.get(m + '_std'), 2)}"  # one seed: no std
+            row[f"{m} best"] = _num(r.get(m + "_best"))
+            floor = m.replace("exact_", "floor_") + "_mean"
+            if floor in r:
+                row[f"{m} floor"] = _num(r[floor])
+        row["wall time (s)"] = _num(r.get("wall_time"), 3)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _intervals(frame: pd.DataFrame, low: str, high: str, n: str, minimum: int) -> list[str]:
+    """The interval column as text: "[low, high]", or "too few runs" below `minimum`."""
+    return [
+        f"too few runs (n = {k}; {minimum} needed)"
+        if k < minimum
+        else f"[{_num(a, 2)}, {_num(b, 2)}]"
+        for a, b, k in zip(frame[low], frame[high], frame[n], strict=True)
+    ]
+
+
+def _enough(values: pd.Series, n: pd.Series, minimum: int) -> list[str]:
+    """A statistic over runs as text, "–" below the n where it means nothing."""
+    return [_num(v) if k >= minimum else "–" for v, k in zip(values, n, strict=True)]
+
+
+def _what(frame: pd.DataFrame) -> dict[str, pd.Series]:
+    """The columns that say what a row compares, and over how many runs."""
+    return {c: frame[c] for c in ("objective", "estimate", "measure")} | {"runs": frame["runs"]}
+
+
+def _headline(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame[frame["measure"].isin(headline_measures(frame["measure"].unique()))]
+
+
+def correlation_table(section: SuiteSection) -> pd.DataFrame:
+    frame = _headline(section.frames["correlation_by_objective"])
+    frame = frame[frame["runs"] > 0]
+    order = {e: k for k, e in enumerate(ESTIMATES)} | {p: k for k, p in enumerate(PHASES)}
+    frame = frame.sort_values(
+        ["objective", "measure", "estimate", "phase"],
+        key=lambda c: c.map(order) if c.name in ("estimate", "phase") else c,
+        kind="stable",
+    )
+    return pd.DataFrame(
+        _what(frame)
+        | {
+            "phase": frame["phase"],
+            "median Spearman ρ": _enough(frame["spearman"], frame["runs"], MIN_RUNS),
+            "95% interval of the median": _intervals(
+                frame, "spearman_low", "spearman_high", "runs", MIN_RUNS
+            ),
+            "median Kendall τ": _enough(frame["kendall"], frame["runs"], MIN_RUNS),
+            "median Pearson r": _enough(frame["pearson"], frame["runs"], MIN_RUNS),
+            "per run ρ": [  # below the minimum, the runs' own values instead of a median
+                v if k < MIN_RUNS else ""
+                for v, k in zip(frame["values"], frame["runs"], strict=True)
+            ],
+        }
+    )
+
+
+def seeds_table(section: SuiteSection) -> pd.DataFrame:
+    frame = _headline(section.frames["correlation_across_seeds"])
+    return pd.DataFrame(
+        _what(frame)
+        | {
+            "settings": frame["settings"],
+            "seed pairs": frame["pairs"],
+            "concordant": frame["concordant"],
+            "Kendall τ": _enough(frame["tau"], frame["pairs"], MIN_PAIRS),
+            "95% interval": _intervals(frame, "tau_low", "tau_high", "pairs", MIN_PAIRS),
+        }
+    )
+
+
+def settings_table(section: SuiteSection) -> pd.DataFrame:
+    frame = _headline(section.frames["correlation_across_settings"])
+    return pd.DataFrame(
+        _what(frame)
+        | {
+            "settings": frame["settings"],
+            "Spearman ρ": _enough(frame["spearman"], frame["settings"], MIN_SETTINGS),
+            "95% interval": _intervals(
+                frame, "spearman_low", "spearman_high", "settings", MIN_SETTINGS
+            ),
+        }
+    )
+
+
+def regret_table(section: SuiteSection) -> pd.DataFrame:
+    frame = _headline(section.frames["regret"])
+    return _rounded(frame.drop(columns=["picked_run"]))
+
+
+def calibration_table(section: SuiteSection) -> pd.DataFrame:
+    frame = section.frames["calibration"]
+    return pd.DataFrame(
+        {
+            "objective": frame["objective"],
+            "ratio": frame["estimate"] + " ÷ exact_w1",
+            "runs": frame["runs"],
+            "median over runs of the run's median": _enough(
+                frame["median_ratio"], frame["runs"], MIN_RUNS
+            ),
+            "95% interval": _intervals(frame, "low", "high", "runs", MIN_RUNS),
+            "median at the last eval": _enough(frame["final_ratio"], frame["runs"], MIN_RUNS),
+            "per run": frame["values"],
+        }
+    )
+
+
+def _rounded(frame: pd.DataFrame, drop: tuple[str, ...] = ("suite", "run_id")) -> pd.DataFrame:
+    shown = frame.drop(columns=[c for c in drop if c in frame])
+    return shown.apply(lambda c: c.map(_num) if c.dtype.kind == "f" else c)
+
+
+def tables(section: SuiteSection) -> list[tuple[str, str, pd.DataFrame]]:
+    """(title, explanation, table) in page order; empty tables are left out."""
+    f = section.frames
+    theory = [(title, text, _rounded(table, drop=())) for title, text, table, _ in section.theory]
+    experiments = (
+        "Experiments",
+        "Every experiment folder found, with its state.",
+        _rounded(f["experiments"], drop=("suite",)),
+    )
+    if "runs" not in f:  # a results folder of experiments only
+        return [t for t in [*theory, experiments] if not t[2].empty]
+    columns = [*KEYS[1:], "state", "step", "wall_time", "error", "study", "trial"]
+    runs = f["runs"][columns].dropna(axis=1, how="all")
+    out = [
+        (
+            "Final quality",
+            "Last eval of each finished run: mean ± std over seeds, and the best.",
+            summary_table(section),
+        ),
+        (
+            "Did the runs converge? (point data)",
+            "Per dataset: runs whose exact W1 at the end (median of their last "
+            f"{LAST_EVALS} evals) is within {FACTOR:g}× the real-vs-real floor (exact W1 between "
+            "two fresh real samples of the eval's size, median over the run's evals), of all runs "
+            "and of the finished ones, and the median end ratio.",
+            _rounded(f["convergence"], drop=("suite",)),
+        ),
+        (
+            "Does the estimate track quality? (within runs)",
+            "Spearman ρ over each run's eval steps after step 0, the same steps for every "
+            "estimate; + means the estimate falls as samples improve. Phases: whole run, first "
+            "differences between consecutive evals, second half of the run. Median over runs, "
+            f"with the order-statistic 95% interval of the median (none below {MIN_RUNS} runs).",
+            correlation_table(section),
+        ),
+        (
+            "Across seeds of one setting",
+            "Disjoint pairs of seeds of the same setting: does the seed with the lower final "
+            "estimate have the better final samples? Kendall τ = (concordant − discordant) / "
+            f"pairs, exact binomial 95% interval (none below {MIN_PAIRS} pairs).",
+            seeds_table(section),
+        ),
+        (
+            "Across settings (scale-free estimates)",
+            "Per setting, the median over seeds of the final estimate and quality; Spearman ρ over "
+            "settings with a Fisher-z 95% interval (none below "
+            f"{MIN_SETTINGS} settings). W1 estimates are divided by the critic's measured "
+            "Lipschitz constant (normalized_estimate) or, for wgan, by c (estimate_over_clip).",
+            settings_table(section),
+        ),
+        (
+            "Could the estimate pick the best run?",
+            "Over an objective's finished runs: the quality of the run with the lowest final "
+            "estimate, of the best run and of a random pick (the mean); regret = how much worse "
+            "than the best, in the measure's own units.",
+            regret_table(section),
+        ),
+        (
+            "Calibration: is a W1 critic on the scale of W1? (point data)",
+            "The critic's value on the eval's fresh samples divided by exact W1 on the same "
+            "samples; normalized_estimate is that value ÷ the critic's Lipschitz constant, "
+            "at most 1 for a critic whose constant was measured exactly.",
+            calibration_table(section),
+        ),
+        (
+            "Held-out against training estimate",
+            "At the last eval, one critic, one generator, the same generated samples: its value "
+            "with real samples it never trained on against real training samples (point data: "
+            "its last update's batch); a negative gap means the critic fits its training samples.",
+            _rounded(f["heldout_gap"]),
+        ),
+        (
+            "GAN: JS estimate against log 2",
+            f"½(E log D(x) + E log(1 − D(G(z)))) + log 2 is a lower bound on JS, at most log 2 = "
+            f"{LOG2:.4f}: near it, the discriminator separates the samples perfectly.",
+            _rounded(f["js_saturation"]),
+        ),
+        (
+            "Tuning: best settings per study",
+            "Optuna studies of `harness tune`: trials by how they ended, and the complete "
+            "trial with the best final value (its settings in the columns after it).",
+            _rounded(f["tuning_best"], drop=("suite", "best_run")),
+        ),
+        (
+            "Tuning: parameter importances",
+            "Optuna's fANOVA importance of each tuned setting for the final value, over the "
+            "study's complete trials (they sum to 1 per study).",
+            _rounded(f["tuning_importance"], drop=("suite",)),
+        ),
+        ("Runs", "Every run folder found, with its state.", _rounded(runs, drop=())),
+    ]
+    out += [*theory, experiments]
+    return [(title, text, table) for title, text, table in out if not table.empty]
+
+
+def findings(report: Report) -> list[tuple[str, list[tuple[str, list[str]]]]]:
+    """[(suite, [(objective, [sentence, ...]), ...]), ...] in report order."""
+    frame = report.frames.get("findings")
+    if frame is None or frame.empty:
+        return []
+    out = []
+    for suite, rows in frame.groupby("suite", sort=False):
+        per_objective = [
+            (str(objective), list(group["sentence"]))
+            for objective, group in rows.groupby("objective", sort=False)
+        ]
+        out.append((str(suite), per_objective))
+    return out
+
+
+FINDINGS_NOTE = (
+    "+ means the estimate falls as the samples improve. Each correlation and ratio carries its n "
+    'and a 95% interval whose coverage was checked by simulation, or says "too few runs" where '
+    "n cannot carry one; the regret and the convergence count describe the runs at hand and "
+    "carry their n."
+)

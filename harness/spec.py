@@ -1,0 +1,231 @@
+"""The description of one run: RunSpec, the types and checks of its fields, the fallbacks a
+suite applies, and the content hash that names its folder.
+
+A leaf: it imports the registries whose names it checks (objectives, architectures, datasets)
+and nothing that imports it back.
+"""
+
+import hashlib
+import json
+from collections.abc import Callable
+from typing import Annotated, Any, Literal, get_args
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from harness.data import LOCATION_KEYS, dataset_entry
+from harness.models import ARCHITECTURES, check_critic_norm
+from harness.objectives import OBJECTIVES, objective_params
+
+
+def _safe_name(value: str) -> str:
+    # Names become folder names and page text: letters, digits and - _ . + only, no "..".
+    ok = value and value[0].isalnum() and all(c.isalnum() or c in "-_.+" for c in value)
+    if not ok or ".." in value or not value.isascii():
+        raise ValueError(
+            "use letters, digits and - _ . + only (no '..'), starting with a letter or digit"
+        )
+    return value
+
+
+def _known(registry: dict[str, Any], what: str) -> Callable[[str], str]:
+    def check(value: str) -> str:
+        if value not in registry:
+            raise ValueError(f"unknown {what} {value!r}; known: {', '.join(sorted(registry))}")
+        return value
+
+    return check
+
+
+Name = Annotated[str, Field(max_length=80), AfterValidator(_safe_name)]
+ObjectiveName = Annotated[str, AfterValidator(_known(OBJECTIVES, "objective"))]
+ArchitectureName = Annotated[str, AfterValidator(_known(ARCHITECTURES, "architecture"))]
+Positive = Annotated[float, Field(gt=0)]
+PositiveInt = Annotated[int, Field(gt=0)]
+Beta = Annotated[float, Field(ge=0, lt=1)]
+CriticNorm = Literal["batch", "layer", "none"]
+Projection = Literal["inception-pca", "pixel-pca", "random"]
+SampleBnStats = Literal["batch", "running"]
+
+
+class RunFields(BaseModel):
+    """The settings of a run, each optional: what `[defaults]`, a `[[run]]` or a grid may set."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    objective: ObjectiveName | None = None
+    variant: Literal["minimax", "non-saturating"] | None = None  # gan
+    clip: Positive | None = None  # wgan
+    gp_lambda: Positive | None = None  # wgan-gp
+    n_critic: PositiveInt | None = None
+    critic_schedule: Literal["constant", "burst"] | None = None
+    optimizer: Literal["adam", "rmsprop"] | None = None
+    lr: Positive | None = None
+    betas: tuple[Beta, Beta] | None = None  # adam
+    batch_size: PositiveInt | None = None
+    steps: PositiveInt | None = None
+    architecture: ArchitectureName | None = None
+    width: PositiveInt | None = None
+    z_dim: PositiveInt | None = None
+    eval_every: PositiveInt | None = None
+    eval_samples: Annotated[int, Field(ge=2)] | None = None
+    critic_norm: CriticNorm | None = None
+    generator_batch_size: PositiveInt | None = None
+    lr_decay: Literal["none", "linear"] | None = None
+    precision: Literal["fp32", "bf16"] | None = None
+    init: Literal["paper", "torch"] | None = None
+    # image data only
+    fid_samples: Annotated[int, Field(ge=10)] | None = None
+    fid_samples_final: Annotated[int, Field(ge=10)] | None = None
+    projections: Annotated[list[Projection], Field(min_length=1)] | None = None
+    projection_dims: Annotated[list[PositiveInt], Field(min_length=1)] | None = None
+    fid_batch_size: PositiveInt | None = None
+    sample_bn_stats: SampleBnStats | None = None
+
+
+FALLBACKS: dict[str, Any] = {
+    "variant": "non-saturating",  # what practice uses (Goodfellow 2014, section 3)
+    "critic_schedule": "constant",
+    "eval_samples": 1024,
+    "critic_norm": "none",
+    "lr_decay": "none",
+    "precision": "fp32",
+    "init": "paper",  # as the code each architecture comes from (tflib's); "torch": PyTorch's
+}
+"""Used where neither [defaults] nor the run says; every other setting must be given."""
+
+IMAGE_FALLBACKS: dict[str, Any] = {
+    "fid_samples": 10_000,  # during training; fewer samples bias FID upwards (Heusel 2017)
+    "fid_samples_final": 50_000,  # at the last step: Heusel et al.'s 50k convention
+    "projections": ["inception-pca", "pixel-pca", "random"],
+    "projection_dims": [2, 8, 32],
+    # The generator's batch norm when it samples at evals: each batch's own statistics, as the
+    # WGAN-GP code samples (its IS 7.86 was measured so), or "running": the running averages.
+    "sample_bn_stats": "batch",
+}
+IMAGE_ONLY = (*IMAGE_FALLBACKS, "fid_batch_size")
+
+
+NOT_CONTENT = ("name", "fid_batch_size")
+"""RunSpec fields that say how a run is labelled or executed, not what it measures: left out
+of its id (and of the report's setting id)."""
+
+
+Device = Literal["auto", "cpu", "cuda"]  # a suite's device, and `--device`
+DEVICES: tuple[str, ...] = get_args(Device)
+
+
+def stream_seed(seed: int, index: int) -> int:
+    """The seed of a run's `index`-th stream of draws (an eval step, a trial number): distinct
+    for every pair, so no two streams of a suite repeat each other."""
+    return seed * 1_000_003 + index
+
+
+def not_used(key: str, objective: str, optimizer: str | None) -> str | None:
+    """Why run field `key` means nothing to a run of `objective` with `optimizer` (a clip for
+    the GAN, betas for RMSProp), or None where it is used: for runs and search spaces alike."""
+    reads = {p for ps in objective_params().values() for p in ps}
+    if key in reads and key not in objective_params()[objective]:
+        return f"not used by objective {objective!r}"
+    if key in ("betas", "beta1", "beta2") and optimizer != "adam":
+        return "used only with optimizer 'adam'"
+    return None
+
+
+def content_id(content: dict[str, Any]) -> str:
+    """12 hex digits of the content's hash: the same settings always name the same folder."""
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:12]
+
+
+class RunSpec(BaseModel):
+    """Everything one training run depends on. Its content hash (without the name) is its id."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    seed: int
+    data: dict[str, Any]  # {"name": ..., **params}, as in the suite's [data]
+    objective: str
+    variant: str | None = None
+    clip: float | None = None
+    gp_lambda: float | None = None
+    n_critic: int
+    critic_schedule: Literal["constant", "burst"]
+    optimizer: Literal["adam", "rmsprop"]
+    lr: float
+    betas: tuple[float, float] | None = None
+    batch_size: int
+    steps: int
+    architecture: str
+    width: int
+    z_dim: int
+    eval_every: int | None = None
+    eval_samples: int
+    critic_norm: CriticNorm = "none"
+    generator_batch_size: int | None = None  # None: batch_size
+    lr_decay: Literal["none", "linear"] = "none"
+    precision: Literal["fp32", "bf16"] = "fp32"
+    init: Literal["paper", "torch"] = "paper"  # the weights' initialisation (build_models)
+    fid_samples: int | None = None  # image data only, as the three below
+    fid_samples_final: int | None = None
+    projections: tuple[Projection, ...] | None = None
+    projection_dims: tuple[int, ...] | None = None
+    sample_bn_stats: SampleBnStats | None = None  # evaluate/images.py: sampling()
+    # Inception's batch at evals (None: 250 on CUDA, 50 on the CPU, as Fidelity sets). How the
+    # evaluation is batched, not what it measures: left out of the run id.
+    fid_batch_size: int | None = None
+
+    @model_validator(mode="after")
+    def _objective_needs(self) -> "RunSpec":
+        for key in objective_params()[self.objective]:
+            if getattr(self, key) is None:
+                raise ValueError(f"objective {self.objective!r} needs {key}")
+        if self.optimizer == "adam" and self.betas is None:
+            raise ValueError("optimizer 'adam' needs betas")
+        if self.objective == "wgan-gp" and self.critic_norm == "batch":
+            # batch norm mixes the samples of a batch; the penalty is on each sample's gradient
+            raise ValueError("critic_norm 'batch' is not valid with wgan-gp (Gulrajani 2017, 4)")
+        if self.precision == "bf16" and not OBJECTIVES[self.objective].tolerates_bf16:
+            raise ValueError(f"precision 'bf16' is not tolerated by objective {self.objective!r}")
+        check_critic_norm(self.architecture, self.critic_norm)
+        if (
+            self.fid_samples
+            and self.fid_samples_final
+            and self.fid_samples_final < self.fid_samples
+        ):
+            # the fixed-protocol series takes its fid_samples from the final eval's larger draw
+            raise ValueError(
+                f"fid_samples_final ({self.fid_samples_final}) must be >= fid_samples "
+                f"({self.fid_samples})"
+            )
+        fid_counts = [n for n in (self.fid_samples, self.fid_samples_final) if n is not None]
+        if fid_counts and self.eval_samples > min(fid_counts):
+            # exact W and the critic's values use the first eval_samples of the FID draw
+            raise ValueError(f"eval_samples ({self.eval_samples}) must be <= fid_samples")
+        return self
+
+    @property
+    def run_id(self) -> str:
+        """Hash of what the run depends on: no name, no unset field, not where the data lies,
+        not the evaluation's batch size."""
+        content = self.model_dump(mode="json", exclude=set(NOT_CONTENT), exclude_none=True)
+        content["data"] = {k: v for k, v in self.data.items() if k not in LOCATION_KEYS}
+        return content_id(content)
+
+    @property
+    def images(self) -> bool:
+        return dataset_entry(self.data["name"]).images
+
+    def eval_steps(self) -> list[int]:
+        """Step 0 (the untrained generator), every `eval_every` steps, and the last step."""
+        every = self.eval_every or self.steps
+        return sorted({0, *range(every, self.steps, every), self.steps})
+
+    def summary(self) -> str:
+        """The settings a reader scans for, in one short line."""
+        parts = [f"data={self.data['name']}", f"n_critic={self.n_critic}"]
+        parts += [f"{k}={getattr(self, k)}" for k in objective_params()[self.objective]]
+        parts.append(f"{self.optimizer} lr={self.lr:g}")
+        if self.betas:
+            parts.append(f"betas=({self.betas[0]:g}, {self.betas[1]:g})")
+        parts += [f"batch={self.batch_size}", f"steps={self.steps}"]
+        return " ".join(parts)
