@@ -12,9 +12,11 @@ nox.options.reuse_existing_virtualenvs = True
 
 @nox.session
 def tests(session: nox.Session) -> None:
+    """The test suite, one pytest-xdist worker per core, each test file on one worker (its
+    module-scoped fixtures built once). Arguments replace those: `nox -s tests -- -k name`."""
     session.install("-e", ".[test]")
     services(session)
-    session.run("pytest", *session.posargs)
+    session.run("pytest", *(session.posargs or ["-n", "auto", "--dist", "loadfile"]))
 
 
 def services(session: nox.Session) -> None:

@@ -245,12 +245,12 @@ def eval_breakdown(spec: RunSpec, weights: str, device: torch.device, cache: Pat
         real_side(spec, data, device, weights)  # type: ignore[arg-type]
         _sync(device)
         once = time.perf_counter() - start
-        evaluate = build_evaluator(spec, data, device, weights)
         objective = build_objective(spec.objective, spec.model_dump())
         folder = RunFolder(Path(tmp) / "run")
         folder.create()
+        evaluate = build_evaluator(spec, data, objective, folder, device, weights)
         for step in (1, 2):
-            row = evaluate(step, G, D, objective, folder)
+            row = evaluate(step, G, D)
     seconds = evaluate.phases.seconds  # type: ignore[attr-defined]
     total = row["eval_seconds"]
     n_w = len(spec.projections or ()) * len(spec.projection_dims or ())

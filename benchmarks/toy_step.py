@@ -14,7 +14,9 @@ import argparse
 import math
 import statistics
 import tempfile
+import textwrap
 import time
+import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -94,27 +96,30 @@ def plain_loop(steps: int, objective: str, seed: int = 0) -> float:
 
 def harness_loop(steps: int, objective: str, seed: int = 0) -> float:
     """The harness's own training of the same run; returns wall seconds of the steps alone."""
-    gan = objective == "gan"
-    spec = RunSpec(
-        name="bench",
-        seed=seed,
-        data={"name": "8gaussians"},
-        objective=objective,
-        variant="non-saturating" if gan else None,
-        gp_lambda=None if gan else GP_LAMBDA,
-        n_critic=1 if gan else N_CRITIC,
-        critic_schedule="constant",
-        optimizer="adam",
-        lr=LR,
-        betas=BETAS,
-        batch_size=BATCH,
-        steps=steps,
-        architecture="mlp",
-        width=WIDTH,
-        z_dim=2,
-        eval_every=None,
-        eval_samples=256,
+    # The run as a suite would declare it, with the plain loop's settings.
+    game = (
+        'variant = "non-saturating"\nn_critic = 1'
+        if objective == "gan"
+        else f"gp_lambda = {GP_LAMBDA}\nn_critic = {N_CRITIC}"
     )
+    run = f"""
+        name = "bench"
+        seed = {seed}
+        data = {{ name = "8gaussians" }}
+        architecture = "mlp"
+        width = {WIDTH}
+        z_dim = 2
+        objective = "{objective}"
+        {game}
+        critic_schedule = "constant"
+        optimizer = "adam"
+        lr = {LR}
+        betas = {list(BETAS)}
+        batch_size = {BATCH}
+        steps = {steps}
+        eval_samples = 256
+    """
+    spec = RunSpec.model_validate(tomllib.loads(textwrap.dedent(run)) | {"eval_every": None})
     with tempfile.TemporaryDirectory() as tmp:
         folder = RunFolder(Path(tmp) / spec.run_id)
         folder.create()

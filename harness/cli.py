@@ -5,8 +5,9 @@ A UserError (bad suite, missing data, no GPU) ends as its own lines on stderr an
 
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
@@ -26,6 +27,8 @@ from harness.runner import (
 from harness.spec import DEVICES
 from harness.suite import Suite, load_suite
 from harness.workers import Workers, become_worker
+
+F = TypeVar("F", bound=Callable[..., Any])  # a click command function
 
 
 @click.group()
@@ -72,6 +75,21 @@ def _shard(value: str | None) -> tuple[int, int] | None:
     return int(i), int(n)
 
 
+def _workers_option(help: str) -> Callable[[F], F]:
+    return click.option(
+        "--workers", type=click.IntRange(min=1), default=1, show_default=True, help=help
+    )
+
+
+def _feature_weights_option(help: str) -> Callable[[F], F]:
+    return click.option(
+        "--feature-weights",
+        type=click.Path(dir_okay=False, exists=True),
+        envvar="HARNESS_FEATURE_WEIGHTS",
+        help=help,
+    )
+
+
 @main.command()
 @click.argument("suite_file", type=click.Path(dir_okay=False))
 def validate(suite_file: str) -> None:
@@ -115,20 +133,13 @@ def validate(suite_file: str) -> None:
     help="I/N: train only every N-th run from the I-th (0-based), e.g. a Slurm array task's "
     "$SLURM_ARRAY_TASK_ID/N. Shards never overlap and together cover the suite.",
 )
-@click.option(
-    "--feature-weights",
-    type=click.Path(dir_okay=False, exists=True),
-    envvar="HARNESS_FEATURE_WEIGHTS",
-    help="Inception weights file for FID/IS/KID without network (default: torch-fidelity's "
-    "download). Env: HARNESS_FEATURE_WEIGHTS.",
+@_feature_weights_option(
+    "Inception weights file for FID/IS/KID without network (default: torch-fidelity's "
+    "download). Env: HARNESS_FEATURE_WEIGHTS."
 )
-@click.option(
-    "--workers",
-    type=click.IntRange(min=1),
-    default=1,
-    show_default=True,
-    help="Local worker processes sharing the suite (each run trained by one of them); each "
-    "gets cores/N torch threads and, with G GPUs, GPU i mod G.",
+@_workers_option(
+    "Local worker processes sharing the suite (each run trained by one of them); each gets "
+    "cores/N torch threads and, with G GPUs, GPU i mod G."
 )
 @click.option("--worker", "is_worker", is_flag=True, hidden=True)  # a child of --workers
 def run(
@@ -350,21 +361,10 @@ def publish(suite_files: tuple[str, ...], results: str, window: int | None) -> N
     help="Study name prefix (default: the "
     "suite's name); one study per run name: PREFIX.<run name>.",
 )
-@click.option(
-    "--workers",
-    type=click.IntRange(min=1),
-    default=1,
-    show_default=True,
-    help="Worker processes on this machine, all on the same storage.",
-)
+@_workers_option("Worker processes on this machine, all on the same storage.")
 @click.option("--device", type=click.Choice(DEVICES), default=None)
 @click.option("--quiet", is_flag=True, help="No per-trial lines.")
-@click.option(
-    "--feature-weights",
-    type=click.Path(dir_okay=False, exists=True),
-    envvar="HARNESS_FEATURE_WEIGHTS",
-    help="Inception weights file (see `run`).",
-)
+@_feature_weights_option("Inception weights file (see `run`).")
 def tune(
     suite_file: str,
     results: str,

@@ -16,6 +16,7 @@ import torch
 from pydantic import Field, TypeAdapter, ValidationError
 
 from harness.errors import check_unique, suite_errors
+from harness.registry import Registry
 from harness.report import theory as drawn
 from harness.report.plots import Plot
 from harness.theory import learning_a_line, optimal_critic, parallel_lines
@@ -43,7 +44,7 @@ class Experiment:
     explanation: str  # what the section shows, in a sentence or two
 
 
-EXPERIMENTS: dict[str, Experiment] = {}
+EXPERIMENTS: Registry[Experiment] = Registry("experiment kind")
 
 
 def register_experiment(
@@ -55,9 +56,7 @@ def register_experiment(
     title: str,
     explanation: str,
 ) -> None:
-    if kind in EXPERIMENTS:
-        raise ValueError(f"experiment kind {kind!r} is registered twice")
-    EXPERIMENTS[kind] = Experiment(kind, settings, run, table, plot, title, explanation)
+    EXPERIMENTS.add(kind, Experiment(kind, settings, run, table, plot, title, explanation))
 
 
 def _tables() -> TypeAdapter[Any]:

@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from harness.registry import Registry
+
 LOG2 = math.log(2.0)  # the top of the GAN's JS estimate: the discriminator separates perfectly
 
 
@@ -162,15 +164,13 @@ class WganGp(Wasserstein):
         return self.gp_lambda * ((norms - 1) ** 2).mean()
 
 
-OBJECTIVES: dict[str, type[Objective]] = {}
+OBJECTIVES: Registry[type[Objective]] = Registry("objective")
 
 
 def register_objective(cls: type[Objective]) -> type[Objective]:
-    if cls.name in OBJECTIVES:
-        raise ValueError(f"objective {cls.name!r} is registered twice")
     if getattr(cls, "estimate_of", None) not in ("js", "w1"):
         raise ValueError(f"objective {cls.name!r}: estimate_of must be 'js' or 'w1'")
-    OBJECTIVES[cls.name] = cls
+    OBJECTIVES.add(cls.name, cls)
     return cls
 
 
@@ -185,7 +185,5 @@ def objective_params() -> dict[str, tuple[str, ...]]:
 
 def build_objective(name: str, settings: Mapping[str, Any]) -> Objective:
     """The objective `name`, given the settings it reads (`params`) from a RunSpec's fields."""
-    if name not in OBJECTIVES:
-        raise ValueError(f"unknown objective {name!r}; known: {', '.join(OBJECTIVES)}")
-    cls = OBJECTIVES[name]
+    cls = OBJECTIVES.entry(name)
     return cls(**{k: settings[k] for k in cls.params if settings.get(k) is not None})

@@ -213,15 +213,10 @@ def _run_one(
     say: Callable[[str], None],
 ) -> RunResult:
     """One run, its folder locked by this process: skipped if finished, else trained."""
-    if force:
-        folder.clear()
+    skipped = _not_now(spec, folder, head, force, say, finished=TERMINAL_STATES)
+    if skipped is not None:
+        return skipped
     status = folder.read_status() or {}
-    if status.get("state") in TERMINAL_STATES:
-        say(f"{head}: {status['state']} earlier, skipped")
-        return _finished(spec, folder, status)
-    if tried_in_this_session(status):
-        say(f"{head}: {status['state']} in this session (a sibling's try), left for the next run")
-        return RunResult(spec, folder.path, str(status["state"]), 0, None, {})
     folder.create()
     folder.write_spec(spec.model_dump(mode="json") | {"run_id": spec.run_id})
     bar = tqdm(
@@ -304,15 +299,9 @@ def _experiment(
     force: bool,
     say: Callable[[str], None],
 ) -> RunResult:
-    if force:
-        folder.clear()
-    status = folder.read_status() or {}
-    if status.get("state") == "done":
-        say(f"{head}: done earlier, skipped")
-        return RunResult(spec, folder.path, "skipped", 0, status.get("wall_time"), {})
-    if tried_in_this_session(status):
-        say(f"{head}: {status['state']} in this session, left for the next run")
-        return RunResult(spec, folder.path, str(status["state"]), 0, None, {})
+    skipped = _not_now(spec, folder, head, force, say, finished=("done",))
+    if skipped is not None:
+        return skipped
     folder.create()
     folder.write_experiment(spec.model_dump(mode="json") | {"run_id": spec.run_id})
     folder.write_status(state="running", step=0, session=SESSION)
@@ -347,7 +336,32 @@ def _failed(
     return RunResult(spec, folder.path, "failed", 0, None, {})
 
 
-def _finished(spec: RunSpec, folder: RunFolder, status: dict[str, Any]) -> RunResult:
+def _not_now(
+    spec: RunSpec | ExperimentSpec,
+    folder: RunFolder,
+    head: str,
+    force: bool,
+    say: Callable[[str], None],
+    finished: tuple[str, ...],
+) -> RunResult | None:
+    """The result of a run not to be started now (None if it is): one whose state is in
+    `finished`, or one tried in this session (a sibling's try, left for the next `harness run`).
+    With `force`, its folder is cleared first and nothing is skipped."""
+    if force:
+        folder.clear()
+    status = folder.read_status() or {}
+    if status.get("state") in finished:
+        say(f"{head}: {status['state']} earlier, skipped")
+        return _finished(spec, folder, status)
+    if tried_in_this_session(status):
+        say(f"{head}: {status['state']} in this session (a sibling's try), left for the next run")
+        return RunResult(spec, folder.path, str(status["state"]), 0, None, {})
+    return None
+
+
+def _finished(
+    spec: RunSpec | ExperimentSpec, folder: RunFolder, status: dict[str, Any]
+) -> RunResult:
     final = last_row(folder.read_evals())
     return RunResult(
         spec, folder.path, "skipped", int(status.get("step", 0)), status.get("wall_time"), final

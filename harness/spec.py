@@ -12,9 +12,10 @@ from typing import Annotated, Any, Literal, get_args
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from harness.data import LOCATION_KEYS, dataset_entry
+from harness.data import DATASETS, LOCATION_KEYS
 from harness.models import ARCHITECTURES, check_critic_norm
 from harness.objectives import OBJECTIVES, objective_params
+from harness.registry import Registry
 
 
 def _safe_name(value: str) -> str:
@@ -27,18 +28,17 @@ def _safe_name(value: str) -> str:
     return value
 
 
-def _known(registry: dict[str, Any], what: str) -> Callable[[str], str]:
+def _known(registry: Registry[Any]) -> Callable[[str], str]:
     def check(value: str) -> str:
-        if value not in registry:
-            raise ValueError(f"unknown {what} {value!r}; known: {', '.join(sorted(registry))}")
+        registry.entry(value)  # unknown: its error names the known ones
         return value
 
     return check
 
 
 Name = Annotated[str, Field(max_length=80), AfterValidator(_safe_name)]
-ObjectiveName = Annotated[str, AfterValidator(_known(OBJECTIVES, "objective"))]
-ArchitectureName = Annotated[str, AfterValidator(_known(ARCHITECTURES, "architecture"))]
+ObjectiveName = Annotated[str, AfterValidator(_known(OBJECTIVES))]
+ArchitectureName = Annotated[str, AfterValidator(_known(ARCHITECTURES))]
 Positive = Annotated[float, Field(gt=0)]
 PositiveInt = Annotated[int, Field(gt=0)]
 Beta = Annotated[float, Field(ge=0, lt=1)]
@@ -213,7 +213,7 @@ class RunSpec(BaseModel):
 
     @property
     def images(self) -> bool:
-        return dataset_entry(self.data["name"]).images
+        return DATASETS.entry(self.data["name"]).images
 
     def eval_steps(self) -> list[int]:
         """Step 0 (the untrained generator), every `eval_every` steps, and the last step."""

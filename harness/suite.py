@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from harness.data import dataset_entry
+from harness.data import DATASETS
 from harness.errors import SuiteError, check_unique, error_message, key_path, suite_errors
 from harness.experiments import ExperimentSpec, expand_experiments
 from harness.spec import (
@@ -77,7 +77,7 @@ def _validate_data(
     if not isinstance(name, str):
         raise SuiteError([f"{path}: {at}.name: missing (a dataset name such as '8gaussians')"])
     try:
-        entry = dataset_entry(name)
+        entry = DATASETS.entry(name)
     except ValueError as exc:
         raise SuiteError([f"{path}: {at}.name: {exc}"]) from None
     try:
@@ -111,7 +111,7 @@ def _expand_run(
     path: Path, i: int, table: RunTable, defaults: RunFields, data: dict[str, Any], seeds: list[int]
 ) -> list[RunSpec]:
     run_fields = table.model_dump(exclude_none=True, exclude={"name", "grid", "data"})
-    images = dataset_entry(data["name"]).images
+    images = DATASETS.entry(data["name"]).images
     fallbacks = FALLBACKS | (IMAGE_FALLBACKS if images else {})
     specs = []
     for point in _validate_grid(path, i, table.grid or {}):

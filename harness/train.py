@@ -132,24 +132,15 @@ def train(
     speed_up(device)
     torch.manual_seed(spec.seed)  # model initialisation
     data = build_sampler(spec.data, device)
-    generator, critic = (m.to(device) for m in build_models(spec, data.shape))
-    # channels_last: the layout CUDA's convolution kernels are fastest in
-    layout = torch.channels_last if device.type == "cuda" and len(data.shape) == 3 else None
-    if layout is not None:
-        generator, critic = (m.to(memory_format=layout) for m in (generator, critic))
+    state = TrainingState.build(spec, data.shape, device)
+    generator, critic, rng = state.generator, state.critic, state.rng
     objective = build_objective(spec.objective, spec.model_dump())
-    opt_g, opt_d = (
-        make_optimizer(spec.optimizer, m.parameters(), spec.lr, spec.betas, fused=True)
-        for m in (generator, critic)
-    )
-    rng = torch.Generator(device).manual_seed(spec.seed)  # batches, noise, penalty mixing
-    state = TrainingState(generator, critic, opt_g, opt_d, make_schedulers(spec, opt_g, opt_d), rng)
     # --- resume from the last checkpoint (before the evaluator, minutes of Inception on a CPU:
     # a run begun on another device type is refused first); records past it are redone --------
     checkpoint = folder.load_checkpoint(device)
     start, elapsed = (0, 0.0) if checkpoint is None else state.restore(checkpoint, folder)
     records = Records() if checkpoint is None else Records.read(folder, up_to=start)
-    evaluate = _build_evaluator(spec, data, device, options)
+    evaluate = _build_evaluator(spec, data, objective, folder, device, options)
     # Compiled modules share the eager ones' parameters; the penalty keeps the eager critic.
     G = torch.compile(generator) if options.compile else generator
     D = torch.compile(critic) if options.compile else critic
@@ -157,14 +148,11 @@ def train(
     autocast = partial(torch.autocast, device.type, torch.bfloat16) if bf16 else nullcontext
     nan = torch.tensor(float("nan"), device=device)
     one_backward = reads_grad_norms_off_the_loss(objective, critic)
-    B, eval_steps = spec.batch_size, set(spec.eval_steps())
-    B_g = spec.generator_batch_size or B
+    B, B_g, eval_steps = spec.batch_size, spec.generator_batch_size, set(spec.eval_steps())
     _claim(folder, spec, device, start)
     clock = time.perf_counter() - elapsed  # wall_time = time.perf_counter() - clock
     # an eval: (step, the real batch of the critic's last update) -> tables, checkpoint, hook
-    eval_at = partial(
-        eval_and_checkpoint, evaluate, objective, state, records, folder, clock, on_eval
-    )
+    eval_at = partial(eval_and_checkpoint, evaluate, state, records, folder, clock, on_eval)
     if checkpoint is None:  # a checkpoint is written after its step's eval: that one is done
         eval_at(0, None)
 
@@ -175,10 +163,7 @@ def train(
         estimate_sum = torch.zeros((), device=device)
         for i in range(n):
             last = i == n - 1
-            real = data.sample(B, rng)
-            if layout is not None:
-                real = real.contiguous(memory_format=layout)
-            real = real.detach()  # its own leaf: the loss's backward leaves grad_x on it
+            real = state.laid_out(data.sample(B, rng)).detach()  # a leaf: grad_x lands on it
             with torch.no_grad(), autocast():
                 fake = G(torch.randn(B, spec.z_dim, generator=rng, device=device)).float()
             # Separate passes, as the papers' code does: batch statistics stay per batch, and
@@ -187,13 +172,12 @@ def train(
             with autocast():
                 real_scores, fake_scores = D(real).float(), D(fake).float()
             if last and not one_backward:  # a GAN's batch-norm critic: its own backward, first
-                grads = torch.autograd.grad(
-                    real_scores.sum() + fake_scores.sum(), (real, fake), retain_graph=True
+                grad_norm_real, grad_norm_fake = grad_norms_by_backward(
+                    (real_scores, fake_scores), (real, fake)
                 )
-                grad_norm_real, grad_norm_fake = (g.flatten(1).norm(dim=1).mean() for g in grads)
             # loss (+ penalty), backward, step, clipping: the same update as theory/critics.py's
             loss, penalty = critic_update(
-                objective, critic, opt_d, real_scores, fake_scores, real, fake, rng
+                objective, critic, state.opt_d, real_scores, fake_scores, real, fake, rng
             )
             real_scores, fake_scores = real_scores.detach(), fake_scores.detach()
             if last and one_backward:  # ||grad_x f|| at the batch's points, once per step
@@ -202,29 +186,22 @@ def train(
             estimate = objective.divergence_estimate(real_scores, fake_scores)
             estimate_sum += estimate
 
-        clip_saturation = objective.clip_saturation(critic)
+        saturation = objective.clip_saturation(critic)
 
         # --- generator: one update against the critic as it now stands -----------------------
         critic.requires_grad_(False)
         with autocast():
-            fake = G(torch.randn(B_g, spec.z_dim, generator=rng, device=device))
+            fake = G(torch.randn(B_g or B, spec.z_dim, generator=rng, device=device))
             generator_loss = objective.generator_loss(D(fake).float())
-        opt_g.zero_grad(set_to_none=True)
+        state.opt_g.zero_grad(set_to_none=True)
         generator_loss.backward()
-        opt_g.step()
+        state.opt_g.step()
         for scheduler in state.schedulers:
             scheduler.step()
 
-        row = [
-            loss.detach(),
-            generator_loss.detach(),
-            estimate_sum / n,
-            estimate,
-            nan if penalty is None else penalty.detach(),
-            grad_norm_real,
-            grad_norm_fake,
-            nan if clip_saturation is None else clip_saturation,
-        ]  # STEP_COLUMNS
+        row = [loss.detach(), generator_loss.detach(), estimate_sum / n, estimate]  # STEP_COLUMNS
+        row += [nan if penalty is None else penalty.detach(), grad_norm_real, grad_norm_fake]
+        row += [nan if saturation is None else saturation]
         records.add(step, n, time.perf_counter() - clock, torch.stack(row))
         if faults.ARMED:  # the kill tests' "mid-step": taken, not yet recorded
             faults.die_at(f"step:{step}")
@@ -255,6 +232,26 @@ class TrainingState:
     opt_d: torch.optim.Optimizer
     schedulers: list[torch.optim.lr_scheduler.LRScheduler]
     rng: torch.Generator  # on the training device: batches, noise, penalty mixing
+    layout: torch.memory_format | None  # of the models and the real batches
+
+    @classmethod
+    def build(cls, spec: RunSpec, shape: tuple[int, ...], device: torch.device) -> "TrainingState":
+        """Fresh models (initialised from the global seed), optimisers, schedulers and rng."""
+        generator, critic = (m.to(device) for m in build_models(spec, shape))
+        # channels_last: the layout CUDA's convolution kernels are fastest in
+        layout = torch.channels_last if device.type == "cuda" and len(shape) == 3 else None
+        if layout is not None:
+            generator, critic = (m.to(memory_format=layout) for m in (generator, critic))
+        opt_g, opt_d = (
+            make_optimizer(spec.optimizer, m.parameters(), spec.lr, spec.betas, fused=True)
+            for m in (generator, critic)
+        )
+        rng = torch.Generator(device).manual_seed(spec.seed)  # batches, noise, penalty mixing
+        schedulers = make_schedulers(spec, opt_g, opt_d)
+        return cls(generator, critic, opt_g, opt_d, schedulers, rng, layout)
+
+    def laid_out(self, batch: torch.Tensor) -> torch.Tensor:
+        return batch if self.layout is None else batch.contiguous(memory_format=self.layout)
 
     def save(self, folder: RunFolder, step: int, wall_time: float) -> None:
         folder.save_checkpoint(
@@ -299,10 +296,15 @@ def _claim(folder: RunFolder, spec: RunSpec, device: torch.device, step: int) ->
 
 
 def _build_evaluator(
-    spec: RunSpec, data: Sampler, device: torch.device, options: RunOptions
+    spec: RunSpec,
+    data: Sampler,
+    objective: Objective,
+    folder: RunFolder,
+    device: torch.device,
+    options: RunOptions,
 ) -> Evaluator:
     try:
-        return build_evaluator(spec, data, device, options.feature_weights)
+        return build_evaluator(spec, data, objective, folder, device, options.feature_weights)
     except torch.cuda.OutOfMemoryError as exc:  # the real images' Inception features
         raise EvalOutOfMemoryError("building the evaluator (the real images' features)") from exc
 
@@ -368,7 +370,6 @@ def _diverged(folder: RunFolder, records: Records, at: int, wall_time: float) ->
 
 def eval_and_checkpoint(
     evaluate: Evaluator,
-    objective: Objective,
     state: TrainingState,
     records: Records,
     folder: RunFolder,
@@ -382,7 +383,7 @@ def eval_and_checkpoint(
     checkpoint ahead of its tables), then `on_eval`, which may stop the run."""
     faults.die_at(f"eval:{step}")  # the kill tests' "mid-eval"
     try:
-        row = evaluate(step, state.generator, state.critic, objective, folder, train_real)
+        row = evaluate(step, state.generator, state.critic, train_real)
     except torch.cuda.OutOfMemoryError as exc:
         raise EvalOutOfMemoryError(f"in the eval at step {step}") from exc
     row["wall_time"] = time.perf_counter() - clock
@@ -402,6 +403,15 @@ def reads_grad_norms_off_the_loss(objective: Objective, critic: nn.Module) -> bo
     Otherwise (a GAN's batch-norm critic) a second backward computes them."""
     batch_norm = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in critic.modules())
     return objective.constant_slope or not batch_norm
+
+
+def grad_norms_by_backward(
+    scores: tuple[torch.Tensor, torch.Tensor], inputs: tuple[torch.Tensor, torch.Tensor]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean ||grad_x f|| over each batch by a backward of its own (the graph is kept for the
+    loss's)."""
+    grads = torch.autograd.grad(scores[0].sum() + scores[1].sum(), inputs, retain_graph=True)
+    return grads[0].flatten(1).norm(dim=1).mean(), grads[1].flatten(1).norm(dim=1).mean()
 
 
 def grad_norms_from_loss(

@@ -1,12 +1,28 @@
 """Shared test helpers: small RunSpecs and the repository's suites folder."""
 
+import os
 from pathlib import Path
 
 import pytest
+import torch
 
 from harness.spec import RunSpec
 
 SUITES = Path(__file__).resolve().parent.parent / "suites"
+
+
+def _share_the_cores() -> None:
+    """Under pytest-xdist (`nox -s tests` runs `-n auto`), each worker process gets its share
+    of the cores, and so do the `harness` processes its tests start: N workers each running
+    torch on every core would slow one another down."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        threads = str(max(1, (os.cpu_count() or 1) // workers))
+        os.environ["OMP_NUM_THREADS"] = threads  # for the harness processes tests start
+        torch.set_num_threads(int(threads))
+
+
+_share_the_cores()
 
 
 def small_spec(**overrides: object) -> RunSpec:

@@ -205,10 +205,12 @@ def test_fid_batch_size_reaches_torch_fidelity_and_not_the_run_id(tmp_path, monk
     monkeypatch.setattr("harness.evaluate.images.Fidelity", fidelity)
     from harness.data import build_sampler
     from harness.evaluate import build_evaluator
+    from harness.objectives import build_objective
 
     data = build_sampler(spec.data, torch.device("cpu"))
     try:
-        build_evaluator(spec, data, torch.device("cpu"))
+        objective = build_objective(spec.objective, spec.model_dump())
+        build_evaluator(spec, data, objective, RunFolder(tmp_path), torch.device("cpu"))
     except Stop as stop:
         assert stop.args == (7,)
     else:

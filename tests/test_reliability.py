@@ -67,8 +67,9 @@ def test_a_kill_at_any_moment_resumes_to_the_same_numbers(reference, tmp_path, p
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     folder = RunFolder(results / "kill" / done.path.name)
     assert folder.read_status()["state"] == "running"  # as a killed process leaves it
-    resumed = harness("run", str(suite_file), "--results", str(results), "--quiet")
-    assert resumed.returncode == 0, resumed.stderr
+    # Resumed in this process: the same run_suite `harness run` calls, without a second start.
+    (resumed,) = run_suite(load_suite(suite_file), results, "cpu", quiet=True)
+    assert resumed.state == "done" and resumed.folder == folder.path
     steps, evals = folder.read_steps(), folder.read_evals()
     assert steps["step"].tolist() == list(range(1, 41))  # every step once: no gap, no twin
     assert evals["step"].tolist() == [0, 10, 20, 30, 40]

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import small_spec
 from scipy import stats
 from torch import nn
 
@@ -309,18 +310,19 @@ class Sampler:
 
 
 def test_point_heldout_gap_is_read_at_one_moment(tmp_path):
-    evaluator = PointsEvaluator(0, 64, 2, Sampler(), torch.device("cpu"))
     objective = build_objective("wgan", {"clip": 0.01})
     generator, critic, folder = nn.Identity(), Linear(2.0), RunFolder(tmp_path)
     folder.create()
+    spec = small_spec(eval_samples=64, z_dim=2)
+    evaluator = PointsEvaluator(spec, Sampler(), objective, folder, torch.device("cpu"))
     # The training batch the critic last saw, shifted by +1 along x: f is 2 higher on it.
     fresh = Sampler().sample(64, eval_rng(0, 5, torch.device("cpu")))
-    row = evaluator(5, generator, critic, objective, folder, train_real=fresh + 1)
+    row = evaluator(5, generator, critic, train_real=fresh + 1)
     assert row["heldout_estimate"] - row["train_estimate"] == pytest.approx(-2.0, abs=1e-5)
     assert row["critic_lipschitz"] == pytest.approx(2.0)
-    same = evaluator(5, generator, critic, objective, folder, train_real=fresh)
+    same = evaluator(5, generator, critic, train_real=fresh)
     assert same["train_estimate"] == pytest.approx(same["heldout_estimate"])
-    assert math.isnan(evaluator(0, generator, critic, objective, folder)["train_estimate"])
+    assert math.isnan(evaluator(0, generator, critic)["train_estimate"])
 
 
 # --- findings ---------------------------------------------------------------------------------

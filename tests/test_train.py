@@ -283,7 +283,7 @@ def test_each_eval_gets_the_real_batch_of_the_critics_last_update(tmp_path, monk
         return sampler
 
     def recording_evaluator(*args, **kwargs):
-        def evaluate(step, generator, critic, objective, folder, train_real=None):
+        def evaluate(step, generator, critic, train_real=None):
             seen[step] = None if train_real is None else train_real.clone()
             return {"step": step}
 

@@ -13,6 +13,7 @@ import torch
 from pydantic import BaseModel, ConfigDict
 
 from harness.data import images, toy  # the datasets: this registry imports them, not the reverse
+from harness.registry import Registry
 
 
 class Sampler(Protocol):
@@ -38,7 +39,7 @@ class DatasetEntry:
     images: bool  # (C, H, W) uint8 images, not points: picks the image-only defaults
 
 
-DATASETS: dict[str, DatasetEntry] = {}
+DATASETS: Registry[DatasetEntry] = Registry("dataset")
 
 
 def register_dataset(
@@ -47,15 +48,7 @@ def register_dataset(
     params: type[BaseModel] = NoParams,
     images: bool = False,
 ) -> None:
-    if name in DATASETS:
-        raise ValueError(f"dataset {name!r} is registered twice")
-    DATASETS[name] = DatasetEntry(build, params, images)
-
-
-def dataset_entry(name: str) -> DatasetEntry:
-    if name not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; known: {', '.join(sorted(DATASETS))}")
-    return DATASETS[name]
+    DATASETS.add(name, DatasetEntry(build, params, images))
 
 
 SPLITS = ("train", "test")
@@ -69,7 +62,7 @@ def build_sampler(data: dict[str, Any], device: torch.device, split: str = "trai
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; known: {', '.join(SPLITS)}")
     params = {k: v for k, v in data.items() if k != "name"}
-    entry = dataset_entry(data["name"])
+    entry = DATASETS.entry(data["name"])
     return entry.build(entry.params(**params), device, split)
 
 

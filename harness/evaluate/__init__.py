@@ -18,25 +18,27 @@ from harness.spec import RunSpec
 
 
 class Evaluator(Protocol):
+    """(step, G, D, the real batch of the critic's last update) -> the evals row at `step`."""
+
     def __call__(
-        self,
-        step: int,
-        generator: nn.Module,
-        critic: nn.Module,
-        objective: Objective,
-        folder: RunFolder,
-        train_real: Tensor | None = None,  # the real batch of the critic's last update
+        self, step: int, generator: nn.Module, critic: nn.Module, train_real: Tensor | None = None
     ) -> dict[str, Any]: ...
 
 
 def build_evaluator(
-    spec: RunSpec, train: Sampler, device: torch.device, weights_path: str | None = None
+    spec: RunSpec,
+    train: Sampler,
+    objective: Objective,
+    folder: RunFolder,
+    device: torch.device,
+    weights_path: str | None = None,
 ) -> Evaluator:
-    """The evaluator for a run whose training data is `train`."""
+    """The evaluator of one run, whose training data is `train` and whose samples go to
+    `folder`."""
     if not spec.images:
-        return PointsEvaluator(spec.seed, spec.eval_samples, spec.z_dim, train, device)
+        return PointsEvaluator(spec, train, objective, folder, device)
     from harness.evaluate.images import ImageEvaluator  # here: torch-fidelity loads in a second
 
     heldout = build_sampler(spec.data, device, split="test")
     assert isinstance(train, ImageSet) and isinstance(heldout, ImageSet)
-    return ImageEvaluator(spec, train, heldout, device, weights_path)
+    return ImageEvaluator(spec, train, heldout, objective, folder, device, weights_path)

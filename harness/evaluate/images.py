@@ -219,27 +219,25 @@ class ImageEvaluator:
         spec: RunSpec,
         train: ImageSet,
         heldout: ImageSet,
+        objective: Objective,
+        folder: RunFolder,
         device: torch.device,
         weights_path: str | None = None,
     ):
         self.spec, self.train, self.heldout, self.device = spec, train, heldout, device
+        self.objective, self.folder = objective, folder
         self.real = real_side(spec, train, device, weights_path)
         grid_rng = torch.Generator(device).manual_seed(spec.seed)
         self.grid_z = torch.randn(GRID, spec.z_dim, generator=grid_rng, device=device)
         self.phases = Phases(device)
 
     @torch.no_grad()
-    def __call__(
-        self,
-        step: int,
-        generator: nn.Module,
-        critic: nn.Module,
-        objective: Objective,
-        folder: RunFolder,
-        train_real: Tensor | None = None,  # images: training images are drawn at the eval
+    def __call__(  # train_real is unused: the training images are the real side's fixed draw
+        self, step: int, generator: nn.Module, critic: nn.Module, train_real: Tensor | None = None
     ) -> dict[str, Any]:
         started = time.perf_counter()
         spec, n, real = self.spec, self.spec.eval_samples, self.real
+        objective, folder = self.objective, self.folder
         n_fid, n_final, bn_stats = spec.fid_samples, spec.fid_samples_final, spec.sample_bn_stats
         assert n_fid is not None and n_final is not None and bn_stats is not None
         final = step == spec.steps and n_final != n_fid

@@ -17,7 +17,7 @@ from harness.evaluate.samples import scatter_png
 from harness.evaluate.transport import transport_metrics
 from harness.objectives import Objective
 from harness.records import RunFolder
-from harness.spec import stream_seed
+from harness.spec import RunSpec, stream_seed
 
 
 def eval_rng(seed: int, step: int, device: torch.device) -> torch.Generator:
@@ -26,20 +26,23 @@ def eval_rng(seed: int, step: int, device: torch.device) -> torch.Generator:
 
 
 class PointsEvaluator:
-    def __init__(self, seed: int, n: int, z_dim: int, data: Sampler, device: torch.device):
-        self.seed, self.n, self.z_dim, self.data, self.device = seed, n, z_dim, data, device
+    def __init__(
+        self,
+        spec: RunSpec,
+        data: Sampler,
+        objective: Objective,
+        folder: RunFolder,
+        device: torch.device,
+    ):
+        self.seed, self.n, self.z_dim = spec.seed, spec.eval_samples, spec.z_dim
+        self.data, self.objective, self.folder, self.device = data, objective, folder, device
 
     @torch.no_grad()
     def __call__(
-        self,
-        step: int,
-        generator: nn.Module,
-        critic: nn.Module,
-        objective: Objective,
-        folder: RunFolder,
-        train_real: Tensor | None = None,
+        self, step: int, generator: nn.Module, critic: nn.Module, train_real: Tensor | None = None
     ) -> dict[str, Any]:
         started = time.perf_counter()
+        objective, folder = self.objective, self.folder
         rng = eval_rng(self.seed, step, self.device)
         real, real_again = self.data.sample(self.n, rng), self.data.sample(self.n, rng)
         fake = generator(torch.randn(self.n, self.z_dim, generator=rng, device=self.device))

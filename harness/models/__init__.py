@@ -13,6 +13,7 @@ from torch import nn
 
 from harness.models import dcgan, mlp, resnet
 from harness.models.common import ModelConfig, ModelFields
+from harness.registry import Registry
 
 ModelBuilder = Callable[[ModelConfig, tuple[int, ...]], tuple[nn.Module, nn.Module]]
 Initialiser = Callable[[nn.Module, nn.Module], None]  # (G, D) -> None, in place
@@ -25,7 +26,7 @@ class ArchitectureEntry:
     paper_init: Initialiser  # `init = "paper"`: as the code the architecture comes from
 
 
-ARCHITECTURES: dict[str, ArchitectureEntry] = {}
+ARCHITECTURES: Registry[ArchitectureEntry] = Registry("architecture")
 
 
 def register_architecture(
@@ -34,21 +35,12 @@ def register_architecture(
     paper_init: Initialiser,
     critic_norms: tuple[str, ...] = ("none",),
 ) -> None:
-    if name in ARCHITECTURES:
-        raise ValueError(f"architecture {name!r} is registered twice")
-    ARCHITECTURES[name] = ArchitectureEntry(build, critic_norms, paper_init)
-
-
-def _entry(name: str) -> ArchitectureEntry:
-    if name not in ARCHITECTURES:
-        known = ", ".join(sorted(ARCHITECTURES))
-        raise ValueError(f"unknown architecture {name!r}; known: {known}")
-    return ARCHITECTURES[name]
+    ARCHITECTURES.add(name, ArchitectureEntry(build, critic_norms, paper_init))
 
 
 def check_critic_norm(architecture: str, critic_norm: str) -> None:
     """Reject a normalisation the architecture does not offer, naming the ones it does."""
-    norms = _entry(architecture).critic_norms
+    norms = ARCHITECTURES.entry(architecture).critic_norms
     if critic_norm not in norms:
         offered = ", ".join(repr(n) for n in norms)
         raise ValueError(
@@ -61,7 +53,7 @@ def build_models(fields: ModelFields, sample_shape: tuple[int, ...]) -> tuple[nn
     """(generator, critic) of a run (its ModelConfig), initialised as `init` says: "paper" as
     the code each architecture comes from (its entry's `paper_init`), "torch" PyTorch's own."""
     config = ModelConfig.of(fields)
-    entry = _entry(config.architecture)
+    entry = ARCHITECTURES.entry(config.architecture)
     generator, critic = entry.build(config, sample_shape)
     if config.init == "paper":
         entry.paper_init(generator, critic)

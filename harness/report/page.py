@@ -70,9 +70,21 @@ def _enough(values: pd.Series, n: pd.Series, minimum: int) -> list[str]:
     return [_num(v) if k >= minimum else "–" for v, k in zip(values, n, strict=True)]
 
 
-def _what(frame: pd.DataFrame) -> dict[str, pd.Series]:
-    """The columns that say what a row compares, and over how many runs."""
-    return {c: frame[c] for c in ("objective", "estimate", "measure")} | {"runs": frame["runs"]}
+def _estimate(
+    frame: pd.DataFrame, column: str, n: str, minimum: int, name: str, interval: str
+) -> dict[str, list[str]]:
+    """`column` and its interval (`column`_low, `column`_high) as text, both withheld below
+    `minimum`."""
+    return {
+        name: _enough(frame[column], frame[n], minimum),
+        interval: _intervals(frame, f"{column}_low", f"{column}_high", n, minimum),
+    }
+
+
+def _table(frame: pd.DataFrame, columns: dict[str, object]) -> pd.DataFrame:
+    """`columns` after the ones that say what a row compares, and over how many runs."""
+    what = ("objective", "estimate", "measure", "runs")
+    return pd.DataFrame({c: frame[c] for c in what} | columns)
 
 
 def _headline(frame: pd.DataFrame) -> pd.DataFrame:
@@ -88,50 +100,30 @@ def correlation_table(section: SuiteSection) -> pd.DataFrame:
         key=lambda c: c.map(order) if c.name in ("estimate", "phase") else c,
         kind="stable",
     )
-    return pd.DataFrame(
-        _what(frame)
-        | {
-            "phase": frame["phase"],
-            "median Spearman ρ": _enough(frame["spearman"], frame["runs"], MIN_RUNS),
-            "95% interval of the median": _intervals(
-                frame, "spearman_low", "spearman_high", "runs", MIN_RUNS
-            ),
-            "median Kendall τ": _enough(frame["kendall"], frame["runs"], MIN_RUNS),
-            "median Pearson r": _enough(frame["pearson"], frame["runs"], MIN_RUNS),
-            "per run ρ": [  # below the minimum, the runs' own values instead of a median
-                v if k < MIN_RUNS else ""
-                for v, k in zip(frame["values"], frame["runs"], strict=True)
-            ],
-        }
-    )
+    columns: dict[str, object] = {"phase": frame["phase"]}
+    median = "median Spearman ρ", "95% interval of the median"
+    columns |= _estimate(frame, "spearman", "runs", MIN_RUNS, *median)
+    columns["median Kendall τ"] = _enough(frame["kendall"], frame["runs"], MIN_RUNS)
+    columns["median Pearson r"] = _enough(frame["pearson"], frame["runs"], MIN_RUNS)
+    columns["per run ρ"] = [  # below the minimum, the runs' own values instead of a median
+        v if k < MIN_RUNS else "" for v, k in zip(frame["values"], frame["runs"], strict=True)
+    ]
+    return _table(frame, columns)
 
 
 def seeds_table(section: SuiteSection) -> pd.DataFrame:
     frame = _headline(section.frames["correlation_across_seeds"])
-    return pd.DataFrame(
-        _what(frame)
-        | {
-            "settings": frame["settings"],
-            "seed pairs": frame["pairs"],
-            "concordant": frame["concordant"],
-            "Kendall τ": _enough(frame["tau"], frame["pairs"], MIN_PAIRS),
-            "95% interval": _intervals(frame, "tau_low", "tau_high", "pairs", MIN_PAIRS),
-        }
-    )
+    columns: dict[str, object] = {"settings": frame["settings"], "seed pairs": frame["pairs"]}
+    columns["concordant"] = frame["concordant"]
+    columns |= _estimate(frame, "tau", "pairs", MIN_PAIRS, "Kendall τ", "95% interval")
+    return _table(frame, columns)
 
 
 def settings_table(section: SuiteSection) -> pd.DataFrame:
     frame = _headline(section.frames["correlation_across_settings"])
-    return pd.DataFrame(
-        _what(frame)
-        | {
-            "settings": frame["settings"],
-            "Spearman ρ": _enough(frame["spearman"], frame["settings"], MIN_SETTINGS),
-            "95% interval": _intervals(
-                frame, "spearman_low", "spearman_high", "settings", MIN_SETTINGS
-            ),
-        }
-    )
+    columns: dict[str, object] = {"settings": frame["settings"]}
+    columns |= _estimate(frame, "spearman", "settings", MIN_SETTINGS, "Spearman ρ", "95% interval")
+    return _table(frame, columns)
 
 
 def regret_table(section: SuiteSection) -> pd.DataFrame:
