@@ -30,7 +30,7 @@ def services(session: nox.Session) -> None:
 @nox.session
 def lint(session: nox.Session) -> None:
     session.install("ruff")
-    session.run("ruff", "check", "harness", "tests", "benchmarks", "noxfile.py")
+    session.run("ruff", "check", "harness", "tests", "benchmarks", "docs/examples", "noxfile.py")
 
 
 @nox.session

@@ -11,12 +11,14 @@ from typing import Any, TypeVar
 
 import click
 
+from harness.data import DATASETS, LOCATION_KEYS
 from harness.errors import UserError
 from harness.records import TERMINAL_STATES
 from harness.runner import (
     RunResult,
     clear_runs,
     describe,
+    in_shard,
     pick_device,
     preflight,
     recorded_results,
@@ -24,8 +26,9 @@ from harness.runner import (
     run_suite,
     suite_folder,
 )
-from harness.spec import DEVICES
+from harness.spec import DEVICES, FALLBACKS, IMAGE_FALLBACKS, RunSpec
 from harness.suite import Suite, load_suite
+from harness.tune.space import TuneTable, tuned_runs
 from harness.workers import Workers, become_worker
 
 F = TypeVar("F", bound=Callable[..., Any])  # a click command function
@@ -50,20 +53,137 @@ def _fail(exc: UserError) -> None:
     sys.exit(2)
 
 
-def _print_runs(suite: Suite, results: Path) -> None:
+def print_plan(
+    suite: Suite, results: Path, device: str | None = None, compile_: bool | None = None
+) -> None:
+    """What `harness run` would train, printed by `harness validate` and `harness run --dry-run`
+    alike (one function, so the two cannot disagree): the suite's folder and device, the
+    settings every run shares, each run with its own, the experiments, and the [tune] search.
+    `device` and `compile_` are `harness run`'s overrides (None: the suite's)."""
     counts = f"{len(suite.runs)} runs" + (
         f", {len(suite.experiments)} experiments" if suite.experiments else ""
     )
-    click.echo(f"suite {suite.name}: {counts} -> {suite_folder(results, suite)}")
+    where = device or suite.device
+    head = f"suite {suite.name}: {counts} -> {suite_folder(results, suite)}, device={where}"
+    head += " (CUDA when present)" if where == "auto" else ""
+    head += ", compile=true" if (suite.compile if compile_ is None else compile_) else ""
+    click.echo(head)
+    settings = [run_settings(spec) for spec in suite.runs]
+    shared = {}  # said once: what is left on a run's line is what sets it apart
+    if len(settings) > 1:
+        shared = {k: v for k, v in settings[0].items() if all(s.get(k) == v for s in settings)}
+    if shared:
+        click.echo("every run: " + _pairs(shared))
     width = max((len(s.name) for s in suite.runs), default=0)
     width = max([width, *(len(x.name) for x in suite.experiments)])
-    for k, spec in enumerate(suite.runs, 1):
+    for k, (spec, own) in enumerate(zip(suite.runs, settings, strict=True), 1):
+        rest = _pairs({key: v for key, v in own.items() if key not in shared})
         click.echo(
             f"{k:>3}  {spec.name:<{width}}  {spec.objective:<8} seed {spec.seed:<3} "
-            f"{spec.run_id}  {spec.summary()}"
+            f"{spec.run_id}  {rest}".rstrip()
         )
     for k, x in enumerate(suite.experiments, len(suite.runs) + 1):
         click.echo(f"{k:>3}  {x.name:<{width}}  {x.kind:<8} seed {x.seed:<3} {x.run_id}")
+    if suite.tune is not None:
+        _print_tune(suite, suite.tune)
+
+
+def run_settings(spec: RunSpec) -> dict[str, str]:
+    """The settings of `spec` a reader needs to know exactly what trains, as key -> text: its
+    data, then every RunSpec field in declaration order whose value differs from the fallback
+    the suite applies when the key is absent (FALLBACKS, IMAGE_FALLBACKS), and every field
+    without a fallback that is set (lr, n_critic, ...). Unset fields (None) mean nothing to
+    this run. Iterating RunSpec's fields means a new field is shown without a change here."""
+    fallbacks = FALLBACKS | (IMAGE_FALLBACKS if spec.images else {})
+    shown = {"data": _data(spec.data)}
+    for key in RunSpec.model_fields:
+        value = getattr(spec, key)
+        if key in ("name", "seed", "data", "objective") or value is None:
+            continue  # the first four are the run line's own columns
+        if key in fallbacks and _plain(value) == _plain(fallbacks[key]):
+            continue
+        if key == "objective_settings":  # a plugin objective's own keys, as the suite wrote them
+            shown |= {k: _text(v) for k, v in value.items()}
+            continue
+        shown[key] = _text(value)
+    evals = len(spec.eval_steps())
+    if spec.eval_every is None:  # None still means a schedule: say which
+        shown["eval_every"] = f"none ({evals} evals: step 0 and {spec.steps})"
+    elif "eval_every" in shown:
+        shown["eval_every"] += f" ({evals} evals)"
+    return shown
+
+
+def _data(data: dict[str, Any]) -> str:
+    """The dataset's name and the parameters set away from its own defaults, not where the
+    files lie (LOCATION_KEYS change no result)."""
+    params = DATASETS.entry(data["name"]).params.model_fields
+    changed = [
+        f"{k}={_text(v)}"
+        for k, v in data.items()
+        if k != "name" and k not in LOCATION_KEYS and (k not in params or params[k].default != v)
+    ]
+    return data["name"] + (f"({','.join(changed)})" if changed else "")
+
+
+def _plain(value: Any) -> Any:
+    """A list and a tuple of the same items compare equal (TOML gives lists, RunSpec tuples)."""
+    return tuple(value) if isinstance(value, list | tuple) else value
+
+
+def _text(value: Any) -> str:
+    """One token, no spaces: a plan line stays `key=value key=value`."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(_text(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{k}={_text(v)}" for k, v in value.items()) + "}"
+    return str(value)
+
+
+def _pairs(settings: dict[str, str]) -> str:
+    return " ".join(f"{k}={v}" for k, v in settings.items())
+
+
+def _print_tune(suite: Suite, tune: TuneTable) -> None:
+    """The search `harness tune` would run: metric, budget, sampler and pruner, then one line
+    per study with the run it starts from and each setting's range or choices."""
+    pruner = f"pruner={tune.pruner}"
+    if tune.pruner == "median":
+        pruner += f" startup_trials={tune.startup_trials} warmup_steps={tune.warmup_steps}"
+    click.echo(
+        f"tune: {tune.direction} {tune.metric} over {tune.trials} trials per study, "
+        f"sampler={tune.sampler} seed={tune.seed}, {pruner}"
+    )
+    for base in tuned_runs(suite.runs, tune):
+        space = ", ".join(
+            f"{key}={{{','.join(_text(c) for c in p.choices)}}}"
+            if p.choices is not None
+            else f"{key}={_text(p.low)}..{_text(p.high)}" + (" (log)" if p.log else "")
+            for key, p in tune.space[base.objective].items()
+        )
+        study = f"{suite.name}.{base.name}"
+        click.echo(f"  study {study}, from run {base.name} seed {base.seed}: {space}")
+    click.echo(
+        f"  `harness tune {suite.path}` runs this search; "
+        "`harness run` trains the runs above as declared"
+    )
+
+
+def _tune_note(suite: Suite, shard: tuple[int, int] | None) -> str:
+    """`harness run`'s line before training a suite with a [tune] table, which it does not
+    search: one might expect it to."""
+    n, total = len(in_shard(suite.runs, shard)), len(suite.runs)
+    what = f"its {total} run{'s' * (total != 1)}"
+    if shard is not None:
+        what = f"{n} of {what} (shard {shard[0]}/{shard[1]})"
+    return (
+        f"suite {suite.name} has a [tune] table: `harness run` trains {what} as declared, "
+        f"not a search; `harness tune {suite.path}` runs the search"
+    )
 
 
 def _shard(value: str | None) -> tuple[int, int] | None:
@@ -81,6 +201,12 @@ def _workers_option(help: str) -> Callable[[F], F]:
     )
 
 
+def _results_option(help: str) -> Callable[[F], F]:
+    return click.option(
+        "--results", default="results", show_default=True, type=click.Path(), help=help
+    )
+
+
 def _feature_weights_option(help: str) -> Callable[[F], F]:
     return click.option(
         "--feature-weights",
@@ -93,27 +219,26 @@ def _feature_weights_option(help: str) -> Callable[[F], F]:
 @main.command()
 @click.argument("suite_file", type=click.Path(dir_okay=False))
 def validate(suite_file: str) -> None:
-    """Check SUITE_FILE and print the runs it expands into."""
-    suite = _load(suite_file)
-    _print_runs(suite, Path("results"))
-    if suite.tune is not None:
-        t = suite.tune
-        spaces = "; ".join(f"{o}: {', '.join(space)}" for o, space in t.space.items())
-        click.echo(f"tune: {t.direction} {t.metric}, {t.trials} trials per run name ({spaces})")
+    """Check SUITE_FILE and print what `harness run` would train: each run with every setting
+    away from its fallback, and the [tune] search (the same plan as `harness run --dry-run`)."""
+    print_plan(_load(suite_file), Path("results"))
 
 
 @main.command()
 @click.argument("suite_file", type=click.Path(dir_okay=False))
+@_results_option("Folder that receives <suite>/<run-id>/.")
 @click.option(
-    "--results",
-    default="results",
-    show_default=True,
-    type=click.Path(),
-    help="Folder that receives <suite>/<run-id>/.",
+    "--dry-run",
+    is_flag=True,
+    help="Print the plan (as `harness validate` does, with --device and --compile applied); "
+    "train nothing.",
 )
-@click.option("--dry-run", is_flag=True, help="Print the expanded runs; train nothing.")
 @click.option("--force", is_flag=True, help="Start every run over, discarding earlier results.")
-@click.option("--quiet", is_flag=True, help="No progress bars or per-run lines.")
+@click.option(
+    "--quiet",
+    is_flag=True,
+    help="No progress bars or per-run lines (a suite with [tune] still says what it trains).",
+)
 @click.option(
     "--device",
     type=click.Choice(DEVICES),
@@ -141,7 +266,9 @@ def validate(suite_file: str) -> None:
     "Local worker processes sharing the suite (each run trained by one of them); each gets "
     "cores/N torch threads and, with G GPUs, GPU i mod G."
 )
-@click.option("--worker", "is_worker", is_flag=True, hidden=True)  # a child of --workers
+@click.option(
+    "--worker", "is_worker", is_flag=True, hidden=True, help="Internal: a child of --workers."
+)
 def run(
     suite_file: str,
     results: str,
@@ -158,8 +285,10 @@ def run(
     """Train every run of SUITE_FILE, skipping finished runs and resuming unfinished ones."""
     suite = _load(suite_file)
     if dry_run:
-        _print_runs(suite, Path(results))
+        print_plan(suite, Path(results), device, compile_)
         return
+    if suite.tune is not None and not is_worker:
+        click.echo(_tune_note(suite, shard))
     if workers > 1:
         argv = [suite_file, "--results", results]
         argv += ["--device", device] if device else []
@@ -283,12 +412,17 @@ def _draw(bars: list[Any], folders: list[tuple[Any, Any]], session: str, pids: l
     type=click.Choice(["html", "markdown", "csv", "json"]),
     default="html",
     show_default=True,
+    help="html: one self-contained page; markdown: a page to paste; csv: one file per tidy "
+    "frame; json: every tidy frame in one file.",
 )
 @click.option(
     "--out",
     type=click.Path(),
     default=None,
-    help="File (html, markdown, json) or folder (csv). Default: RESULTS_DIR/report.<ext>.",
+    help="Where the report goes; the defaults: html, the file RESULTS_DIR/report.html; "
+    "markdown, the file RESULTS_DIR/report.md; csv, the folder RESULTS_DIR/report-csv/ with "
+    "one <frame>.csv per frame; json, the file RESULTS_DIR/report.json. html and markdown also "
+    "write each plot as a PNG into <stem>-plots/ beside their file (report.html: report-plots/).",
 )
 @click.option(
     "--window",
@@ -316,7 +450,10 @@ def report(results_dir: str, fmt: str, out: str | None, window: int | None) -> N
 
 @main.command()
 @click.argument("suite_files", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@click.option("--results", default="results", show_default=True, type=click.Path())
+@_results_option(
+    "Folder holding the suites' runs (<suite>/<run-id>/); the reports go to "
+    "RESULTS/published/<suite>/."
+)
 @click.option("--window", type=int, default=None, help="As for `report`.")
 def publish(suite_files: tuple[str, ...], results: str, window: int | None) -> None:
     """The report of each suite's runs (RESULTS/<suite>/) as Markdown, PNG plots and CSV tables
@@ -339,7 +476,10 @@ def publish(suite_files: tuple[str, ...], results: str, window: int | None) -> N
 
 @main.command()
 @click.argument("suite_file", type=click.Path(dir_okay=False))
-@click.option("--results", default="results", show_default=True, type=click.Path())
+@_results_option(
+    "Folder that receives each trial's run as <suite>/<run-id>/ (and optuna.db, unless "
+    "--storage says otherwise)."
+)
 @click.option(
     "--trials",
     type=click.IntRange(min=1),
@@ -362,7 +502,12 @@ def publish(suite_files: tuple[str, ...], results: str, window: int | None) -> N
     "suite's name); one study per run name: PREFIX.<run name>.",
 )
 @_workers_option("Worker processes on this machine, all on the same storage.")
-@click.option("--device", type=click.Choice(DEVICES), default=None)
+@click.option(
+    "--device",
+    type=click.Choice(DEVICES),
+    default=None,
+    help="Overrides the suite's device (auto: CUDA when present).",
+)
 @click.option("--quiet", is_flag=True, help="No per-trial lines.")
 @_feature_weights_option("Inception weights file (see `run`).")
 def tune(
@@ -465,8 +610,13 @@ def _spawn_workers(
 
 @main.command()
 @click.argument("target")
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", type=int, default=0, help="Default: a free port.")
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address the dashboard listens on (0.0.0.0: every interface, reachable by others).",
+)
+@click.option("--port", type=int, default=0, help="Port to listen on. Default: a free port.")
 def dashboard(target: str, host: str, port: int) -> None:
     """Serve optuna-dashboard on TARGET: a results folder, an optuna.db file or a storage URL."""
     import socket

@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
+from pydantic import BaseModel
 from torch import Tensor, nn
 
 from harness.registry import Registry
@@ -23,6 +24,10 @@ class Objective(ABC):
 
     name: ClassVar[str]
     params: ClassVar[tuple[str, ...]] = ()  # RunSpec fields this objective reads
+    # Its own suite keys, beyond RunSpec's fields (a plugin's hyperparameters): a pydantic model
+    # (extra="forbid"; each field typed, constrained and with its default). A suite sets them
+    # like any run key; they reach __init__ as keyword arguments and are part of the run id.
+    settings: ClassVar[type[BaseModel] | None] = None
     tolerates_bf16: ClassVar[bool] = True  # may its critic and generator run under bf16 autocast
     # What divergence_estimate estimates: "js" (a bound on a fixed scale, [0, log 2]) or "w1"
     # (K * W1 for a K-Lipschitz critic: its scale is the critic's, so the report normalises it).
@@ -168,6 +173,7 @@ OBJECTIVES: Registry[type[Objective]] = Registry("objective")
 
 
 def register_objective(cls: type[Objective]) -> type[Objective]:
+    """Adds an objective class (a decorator too: a plugin module's `@register_objective`)."""
     if getattr(cls, "estimate_of", None) not in ("js", "w1"):
         raise ValueError(f"objective {cls.name!r}: estimate_of must be 'js' or 'w1'")
     OBJECTIVES.add(cls.name, cls)
@@ -183,7 +189,14 @@ def objective_params() -> dict[str, tuple[str, ...]]:
     return {name: cls.params for name, cls in OBJECTIVES.items()}
 
 
+def own_settings() -> dict[str, tuple[str, ...]]:
+    """Objective name -> its own suite keys (`settings`), for the objectives that have any."""
+    return {n: tuple(c.settings.model_fields) for n, c in OBJECTIVES.items() if c.settings}
+
+
 def build_objective(name: str, settings: Mapping[str, Any]) -> Objective:
-    """The objective `name`, given the settings it reads (`params`) from a RunSpec's fields."""
+    """The objective `name`, given the settings it reads (`params`) from a RunSpec's fields
+    and its own (`objective_settings`)."""
     cls = OBJECTIVES.entry(name)
-    return cls(**{k: settings[k] for k in cls.params if settings.get(k) is not None})
+    kwargs = {k: settings[k] for k in cls.params if settings.get(k) is not None}
+    return cls(**kwargs, **(settings.get("objective_settings") or {}))

@@ -218,7 +218,7 @@ def _run_one(
         return skipped
     status = folder.read_status() or {}
     folder.create()
-    folder.write_spec(spec.model_dump(mode="json") | {"run_id": spec.run_id})
+    folder.write_spec(spec.recorded())
     bar = tqdm(
         total=spec.steps,
         initial=int(status.get("step", 0)),

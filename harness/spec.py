@@ -10,11 +10,11 @@ import json
 from collections.abc import Callable
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from harness.data import DATASETS, LOCATION_KEYS
 from harness.models import ARCHITECTURES, check_critic_norm
-from harness.objectives import OBJECTIVES, objective_params
+from harness.objectives import OBJECTIVES, objective_params, own_settings
 from harness.registry import Registry
 
 
@@ -123,8 +123,11 @@ def stream_seed(seed: int, index: int) -> int:
 def not_used(key: str, objective: str, optimizer: str | None) -> str | None:
     """Why run field `key` means nothing to a run of `objective` with `optimizer` (a clip for
     the GAN, betas for RMSProp), or None where it is used: for runs and search spaces alike."""
-    reads = {p for ps in objective_params().values() for p in ps}
-    if key in reads and key not in objective_params()[objective]:
+    reads = {p for ps in (objective_params() | own_settings()).values() for p in ps}
+    if key in reads and key not in (
+        *objective_params()[objective],
+        *own_settings().get(objective, ()),
+    ):
         return f"not used by objective {objective!r}"
     if key in ("betas", "beta1", "beta2") and optimizer != "adam":
         return "used only with optimizer 'adam'"
@@ -173,6 +176,28 @@ class RunSpec(BaseModel):
     # Inception's batch at evals (None: 250 on CUDA, 50 on the CPU, as Fidelity sets). How the
     # evaluation is batched, not what it measures: left out of the run id.
     fid_batch_size: int | None = None
+    # The objective's own settings (a plugin objective's `settings` model, defaults filled in);
+    # None for an objective without one, so the built-in objectives' run ids do not change.
+    objective_settings: dict[str, Any] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _own_settings(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or data.get("objective") not in OBJECTIVES:
+            return data  # the field checks report it
+        model = OBJECTIVES[data["objective"]].settings
+        given = data.get("objective_settings")
+        if model is None:
+            if given:
+                raise ValueError(f"objective {data['objective']!r} has no settings of its own")
+            return data
+        try:
+            checked = model.model_validate(given or {})
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(map(str, first["loc"]))
+            raise ValueError(f"objective_settings.{where}: {first['msg']}") from None
+        return data | {"objective_settings": checked.model_dump(mode="json")}
 
     @model_validator(mode="after")
     def _objective_needs(self) -> "RunSpec":
@@ -211,6 +236,12 @@ class RunSpec(BaseModel):
         content["data"] = {k: v for k, v in self.data.items() if k not in LOCATION_KEYS}
         return content_id(content)
 
+    def recorded(self) -> dict[str, Any]:
+        """What a run's spec.json holds: its fields and id, and what its objective's estimate
+        estimates, so a report reads a plugin objective's runs without importing the plugin."""
+        estimate_of = OBJECTIVES[self.objective].estimate_of
+        return self.model_dump(mode="json") | {"run_id": self.run_id, "estimate_of": estimate_of}
+
     @property
     def images(self) -> bool:
         return DATASETS.entry(self.data["name"]).images
@@ -224,6 +255,7 @@ class RunSpec(BaseModel):
         """The settings a reader scans for, in one short line."""
         parts = [f"data={self.data['name']}", f"n_critic={self.n_critic}"]
         parts += [f"{k}={getattr(self, k)}" for k in objective_params()[self.objective]]
+        parts += [f"{k}={v}" for k, v in (self.objective_settings or {}).items()]
         parts.append(f"{self.optimizer} lr={self.lr:g}")
         if self.betas:
             parts.append(f"betas=({self.betas[0]:g}, {self.betas[1]:g})")

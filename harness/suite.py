@@ -9,11 +9,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic.fields import FieldInfo
 
 from harness.data import DATASETS
 from harness.errors import SuiteError, check_unique, error_message, key_path, suite_errors
 from harness.experiments import ExperimentSpec, expand_experiments
+from harness.objectives import OBJECTIVES, own_settings
+from harness.plugins import PluginError, import_plugin, load_entry_points
 from harness.spec import (
     FALLBACKS,
     IMAGE_FALLBACKS,
@@ -43,6 +46,7 @@ class SuiteTable(BaseModel):
     seeds: list[int] = Field(default=[0], min_length=1)
     device: Device = "auto"
     compile: bool = False  # torch.compile the networks (not the penalty's double backward)
+    plugins: list[str] = []  # modules imported before the rest is read (harness/plugins.py)
 
 
 class SuiteFile(BaseModel):
@@ -88,10 +92,21 @@ def _validate_data(
 
 
 def _validate_grid(path: Path, i: int, grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
-    """The cartesian product of the grid's lists, each value checked like a run field."""
+    """The cartesian product of the grid's lists, each value checked like a run field (an
+    objective's own setting is checked with the rest of its settings, per run)."""
     errors: list[str] = []
+    own = {key for keys in own_settings().values() for key in keys}
     for key, values in grid.items():
         where = f"{path}: run[{i}].grid.{key}"
+        if key in own:  # a plugin objective's own setting
+            if not isinstance(values, list):
+                errors.append(f"{where}: input should be a valid list")
+                continue
+            if not values:
+                errors.append(f"{where}: empty list")
+            for j, value in enumerate(values):
+                errors += _own_value_errors(key, value, f"{where}[{j}]")
+            continue
         if key not in RunFields.model_fields:
             errors.append(f"{where}: unknown key")
         elif not values:
@@ -107,15 +122,127 @@ def _validate_grid(path: Path, i: int, grid: dict[str, list[Any]]) -> list[dict[
     return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*grid.values())]
 
 
+def _own_fields() -> dict[str, list[FieldInfo]]:
+    """Each objective's own setting -> its field in every objective that declares it."""
+    fields: dict[str, list[FieldInfo]] = {}
+    for cls in OBJECTIVES.values():
+        for key, info in (cls.settings.model_fields if cls.settings else {}).items():
+            fields.setdefault(key, []).append(info)
+    return fields
+
+
+def _own_value_errors(key: str, value: Any, where: str) -> list[str]:
+    """`value` checked as each objective declaring `key` types and bounds it (a [defaults] or
+    grid value, checked before any run picks it)."""
+    errors = []
+    for info in _own_fields()[key]:
+        kind: Any = info.annotation
+        if info.metadata:
+            kind = Annotated[(kind, *info.metadata)]
+        try:
+            TypeAdapter(kind).validate_python(value)
+        except ValidationError as exc:
+            errors += [f"{where}: {error_message(e)}" for e in exc.errors()]
+    return errors
+
+
+def _check_own_names(path: Path) -> None:
+    """An objective's own setting may not take a run key's name: it would take that key away
+    from every run of every objective."""
+    taken = {*RunTable.model_fields, "objective_settings"}
+    taken |= {key for cls in OBJECTIVES.values() for key in cls.params}
+    for name, cls in OBJECTIVES.items():
+        clash = sorted(taken & set(cls.settings.model_fields if cls.settings else ()))
+        if clash:
+            raise SuiteError(
+                [f"{path}: objective {name!r}: its settings {clash} are run keys; rename them"]
+            )
+
+
+def _take_own_settings(raw: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Takes the objectives' own settings (a plugin's keys) out of [defaults] and each [[run]]
+    (its grid's too, as `grid`, and the grid's key order as `grid_order`), so the rest is
+    checked as run fields; returns them, the defaults' and each run's."""
+    keys = {key for own in own_settings().values() for key in own}
+    if not keys:
+        return {}, []
+
+    def take(table: Any) -> dict[str, Any]:
+        if not isinstance(table, dict):
+            return {}
+        own = {k: table.pop(k) for k in list(table) if k in keys}
+        grid = table.get("grid")
+        if isinstance(grid, dict):
+            order = list(grid)
+            own_grid = {k: grid.pop(k) for k in order if k in keys}
+            if own_grid:
+                own["grid"], own["grid_order"] = own_grid, order
+        return own
+
+    runs = raw.get("run")
+    return take(raw.get("defaults")), [take(t) for t in (runs if isinstance(runs, list) else [])]
+
+
+def _objective_settings(
+    path: Path,
+    i: int,
+    objective: str,
+    defaults: dict[str, Any],
+    run: dict[str, Any],
+    point: dict[str, Any],
+) -> dict[str, Any] | None:
+    """The run's objective's own settings, checked by its `settings` model: the grid `point`'s
+    over the `run`'s (all of which must apply) over the `defaults` (those meant for other
+    objectives are dropped)."""
+    model = OBJECTIVES[objective].settings
+    declared = () if model is None else tuple(model.model_fields)
+    chosen = {**run, **point}
+    for key in sorted(set(chosen) - set(declared)):
+        where = f"run[{i}].grid.{key}" if key in point else f"run[{i}].{key}"
+        raise SuiteError([f"{path}: {where}: not used by objective {objective!r}"])
+    if model is None:
+        return None
+    given = {k: v for k, v in {**defaults, **chosen}.items() if k in declared}
+    try:
+        return model.model_validate(given).model_dump(mode="json")
+    except ValidationError as exc:
+        lines = []
+        for e in exc.errors():
+            first, key = (e["loc"] or ("",))[0], ".".join(map(str, e["loc"]))
+            message = error_message(e)
+            if first in point:
+                where = f"run[{i}].grid.{key}"
+            elif first in run:
+                where = f"run[{i}].{key}"
+            elif first in defaults:
+                where = f"defaults.{key}"
+            else:
+                where = f"run[{i}].{key}"
+                message += " (set it in [defaults] or in this run)" * (e["type"] == "missing")
+            lines.append(f"{path}: {where}: {message}")
+        raise SuiteError(lines) from None
+
+
 def _expand_run(
-    path: Path, i: int, table: RunTable, defaults: RunFields, data: dict[str, Any], seeds: list[int]
+    path: Path,
+    i: int,
+    table: RunTable,
+    defaults: RunFields,
+    data: dict[str, Any],
+    seeds: list[int],
+    own: tuple[dict[str, Any], dict[str, Any]] = ({}, {}),  # objective settings: defaults', run's
 ) -> list[RunSpec]:
     run_fields = table.model_dump(exclude_none=True, exclude={"name", "grid", "data"})
     images = DATASETS.entry(data["name"]).images
     fallbacks = FALLBACKS | (IMAGE_FALLBACKS if images else {})
+    own_defaults, own_run = own[0], dict(own[1])
+    own_grid = own_run.pop("grid", {})
+    grid = (table.grid or {}) | own_grid
+    grid = {k: grid[k] for k in own_run.pop("grid_order", list(grid)) if k in grid}  # as written
     specs = []
-    for point in _validate_grid(path, i, table.grid or {}):
-        chosen = {**run_fields, **point}  # what this run says itself: must all apply
+    for point in _validate_grid(path, i, grid):
+        own_point = {k: v for k, v in point.items() if k in own_grid}
+        chosen = {k: v for k, v in {**run_fields, **point}.items() if k not in own_grid}
         merged = {**fallbacks, **defaults.model_dump(exclude_none=True), **chosen}
         if not images:
             for key in sorted(set(IMAGE_ONLY) & merged.keys()):
@@ -130,6 +257,9 @@ def _expand_run(
             raise SuiteError([f"{path}: run[{i}].{key}: {not_used(key, objective, optimizer)}"])
         for key in not_read:  # set in [defaults] for other runs: harmless here
             merged.pop(key, None)
+        settings = _objective_settings(path, i, objective, own_defaults, own_run, own_point)
+        if settings is not None:
+            merged["objective_settings"] = settings
         label = table.name or objective
         if point:
             label += "[" + ",".join(f"{k}={v}" for k, v in point.items()) + "]"
@@ -150,6 +280,25 @@ def _expand_run(
     return specs
 
 
+def _import_plugins(path: Path, raw: dict[str, Any]) -> None:
+    """The installed entry points, then the suite's `plugins`, before anything they register is
+    looked up; a list that is not one of names is left to the suite's own check."""
+    try:
+        load_entry_points()
+    except PluginError as exc:
+        raise SuiteError([f"{path}: {exc}"]) from None
+    suite = raw.get("suite")
+    plugins = suite.get("plugins") if isinstance(suite, dict) else None
+    if not isinstance(plugins, list):
+        return
+    for k, name in enumerate(plugins):
+        if isinstance(name, str):
+            try:
+                import_plugin(name, path.parent)
+            except PluginError as exc:
+                raise SuiteError([f"{path}: suite.plugins[{k}]: {exc}"]) from None
+
+
 def load_suite(path: str | Path) -> Suite:
     """Read, check and expand a suite file; raise SuiteError with one line per problem."""
     path = Path(path)
@@ -159,6 +308,14 @@ def load_suite(path: str | Path) -> Suite:
         raise SuiteError([f"{path}: no such file"]) from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise SuiteError([f"{path}: not valid TOML: {exc}"]) from None
+    _import_plugins(path, raw)
+    _check_own_names(path)
+    own_defaults, own_runs = _take_own_settings(raw)
+    errors = [
+        e for k, v in own_defaults.items() for e in _own_value_errors(k, v, f"{path}: defaults.{k}")
+    ]
+    if errors:
+        raise SuiteError(errors)
     try:
         suite_file = SuiteFile.model_validate(raw)
     except ValidationError as exc:
@@ -179,9 +336,12 @@ def load_suite(path: str | Path) -> Suite:
     runs: list[RunSpec] = []
     for i, table in enumerate(tables):
         check_unique(path, "run", names[: i + 1])  # in order: the first mistake is reported
-        own = table.data
-        run_data = data if own is None else _validate_data(path, own, ("run", i, "data"))
-        runs += _expand_run(path, i, table, suite_file.defaults, run_data, suite_file.suite.seeds)
+        own_data = table.data
+        run_data = data if own_data is None else _validate_data(path, own_data, ("run", i, "data"))
+        own = (own_defaults, own_runs[i] if own_runs else {})
+        runs += _expand_run(
+            path, i, table, suite_file.defaults, run_data, suite_file.suite.seeds, own
+        )
 
     by_id: dict[str, RunSpec] = {}
     for spec in runs:

@@ -1,6 +1,8 @@
 """Shared test helpers: small RunSpecs and the repository's suites folder."""
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -48,6 +50,17 @@ def small_spec(**overrides: object) -> RunSpec:
     )
     fields.update(overrides)
     return RunSpec(**fields)  # type: ignore[arg-type]
+
+
+def run_harness(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """The `harness` command in a fresh process (`env` added to this one's environment)."""
+    return subprocess.run(
+        [sys.executable, "-m", "harness", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, **(env or {})},
+    )
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,6 @@
 resumes to the numbers of an uninterrupted run; two processes never train one run at once;
 shards split a suite; every bad input is one line, exit code 2, and nothing written."""
 
-import os
 import shutil
 import signal
 import subprocess
@@ -15,6 +14,7 @@ import pytest
 import suite_files
 import torch
 from click.testing import CliRunner
+from conftest import run_harness
 from suite_files import BAD, GOOD, write
 
 from harness.cli import main
@@ -26,14 +26,7 @@ SUITE = suite_files.FOLDER / "kill.toml"  # one small WGAN-GP run on the CPU
 TIMING = ["wall_time", "eval_seconds"]  # the only columns that may differ between two runs
 
 
-def harness(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "harness", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, **(env or {})},
-    )
+harness = run_harness
 
 
 @pytest.fixture(scope="module")

@@ -153,7 +153,8 @@ def test_cli_validate_and_dry_run(tmp_path):
     results = tmp_path / "results"
     dry = runner.invoke(main, ["run", str(path), "--dry-run", "--results", str(results)])
     assert dry.exit_code == 0 and "wgan-gp" in dry.output
-    ids = {line.split()[5] for line in dry.output.splitlines()[1:]}
+    runs = [line for line in dry.output.splitlines()[1:] if line.split()[0].isdigit()]
+    ids = {line.split()[5] for line in runs}  # not the header, nor the `every run:` line
     assert ids == {r.run_id for r in load_suite(path).runs}
     assert not results.exists()  # a dry run writes nothing
 

@@ -188,6 +188,34 @@ def test_sqlite_study_trials_are_runs_and_end_in_a_state(tmp_path):
     assert again.exit_code == 0 and len(_study(url, "tiny-tune.wgan-gp").trials) == 8
 
 
+def test_the_study_names_its_metric_and_what_it_searched(tmp_path):
+    """The dashboard labels its axis with the metric and shows the searched ranges; a second
+    `harness tune` on the same study (another worker joining) sets them again without error."""
+    path = write(tmp_path, TUNE.replace("trials = 8", "trials = 2"))
+    for _ in range(2):
+        out = CliRunner().invoke(main, ["tune", str(path), "--results", str(tmp_path / "r")])
+        assert out.exit_code == 0, out.output
+    url = f"sqlite:///{tmp_path / 'r' / 'tiny-tune' / 'optuna.db'}"
+    study = _study(url, "tiny-tune.wgan-gp")
+    assert study.metric_names == ["exact_w1"]
+    assert study.user_attrs == {
+        "suite": "tiny-tune",
+        "run": "wgan-gp",
+        "objective": "wgan-gp",
+        "metric": "exact_w1",
+        "direction": "minimize",
+        "sampler": "random",
+        "pruner": "median",
+        "space": {  # as tiny-tune.toml's [tune.space.wgan-gp] gives it
+            "gp_lambda": {"low": 0.1, "high": 100.0, "log": True},
+            "n_critic": {"choices": [1, 2]},
+            "lr": {"low": 1e-4, "high": 1e-2, "log": True},
+            "beta1": {"low": 0.0, "high": 0.9},
+        },
+    }
+    assert len(study.trials) == 2
+
+
 def test_a_diverged_trial_fails_and_the_study_goes_on(tmp_path, monkeypatch):
     original, calls = Gan.generator_loss, {"n": 0}
 

@@ -17,7 +17,7 @@ from scipy import stats
 
 from harness.objectives import LOG2, OBJECTIVES
 from harness.report.intervals import median_interval
-from harness.report.load import KEYS, last_evals
+from harness.report.load import KEYS, RECORDED_ESTIMATES, last_evals
 
 WINDOW = 101  # the WGAN code's README plots the W estimate median-filtered over 101 steps
 MIN_POINTS = 3  # fewer eval points (or differences) than this give no correlation
@@ -71,7 +71,8 @@ def primary_measure(columns: Iterable[str]) -> str | None:
 def estimates_w1(objective: str) -> bool:
     """Whether an objective's estimate is K * W1 (its scale set by the critic)."""
     cls = OBJECTIVES.get(objective)
-    return cls is not None and cls.estimate_of == "w1"
+    estimate_of = cls.estimate_of if cls is not None else RECORDED_ESTIMATES.get(objective)
+    return estimate_of == "w1"
 
 
 def filtered(steps: pd.DataFrame, window: int = WINDOW) -> pd.DataFrame:

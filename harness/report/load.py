@@ -63,6 +63,11 @@ class Results:
         return self.runs.empty
 
 
+# objective -> "js" | "w1" as the runs' spec.json recorded it: for a plugin objective that the
+# reporting process has not imported (correlation.estimates_w1)
+RECORDED_ESTIMATES: dict[str, str] = {}
+
+
 def find_run_folders(root: Path) -> list[Path]:
     """Every folder holding a spec.json at or below `root`, in a stable order."""
     root = Path(root)
@@ -70,6 +75,7 @@ def find_run_folders(root: Path) -> list[Path]:
 
 
 def load_results(root: Path) -> Results:
+    RECORDED_ESTIMATES.clear()  # this folder's runs say, not an earlier report's
     read = [(_read_run(RunFolder(path)), path) for path in find_run_folders(root)]
     _split_by_dataset([row for (row, _, _), _ in read])
     # Suites in name order; within one, the objectives as the papers came, then name and seed.
@@ -137,6 +143,8 @@ def _read_run(folder: RunFolder) -> tuple[dict[str, Any], pd.DataFrame | None, p
         _trial=trial,
     )
     row.update({key: spec.get(key) for key in SETTINGS})
+    if spec.get("estimate_of") in ("js", "w1"):
+        RECORDED_ESTIMATES[row["objective"]] = spec["estimate_of"]
     return row, run_steps, run_evals
 
 
@@ -160,11 +168,15 @@ def _split_by_dataset(rows: list[dict[str, Any]]) -> None:
         row["suite"] += f"/{row['data']}" + (f"-{row['_data'][:6]}" if shared else "")
 
 
+# spec.json keys that are not settings: the seed, the run id, and what follows from the objective
+RECORDED_ONLY = ("seed", "run_id", "estimate_of")
+
+
 def setting_id(spec: dict[str, Any]) -> str:
     """What a run depends on except its seed (and name, id and where its data lies): runs that
     share it differ only by seed."""
     content = {
-        k: v for k, v in spec.items() if k not in (*NOT_CONTENT, "seed", "run_id") and v is not None
+        k: v for k, v in spec.items() if k not in (*NOT_CONTENT, *RECORDED_ONLY) and v is not None
     }
     if isinstance(content.get("data"), dict):
         content["data"] = {k: v for k, v in content["data"].items() if k not in LOCATION_KEYS}

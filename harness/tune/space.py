@@ -48,6 +48,18 @@ class Param(BaseModel):
         """What to check against the run's own rules: the bounds, or every choice."""
         return list(self.choices) if self.choices is not None else [self.low, self.high]  # type: ignore[list-item]
 
+    def declared(self, integer: bool) -> dict[str, Any]:
+        """The keys the suite gave, as plain JSON (whole numbers for an integer setting), so a
+        study's page shows the range in the suite's own words."""
+        given = self.model_dump(exclude_unset=True)
+        if integer:
+            for key in ("low", "high"):
+                if key in given:
+                    given[key] = int(given[key])
+            if "choices" in given:
+                given["choices"] = [int(c) for c in given["choices"]]
+        return given
+
     def distribution(self, integer: bool) -> "optuna.distributions.BaseDistribution":
         import optuna
 
@@ -76,6 +88,11 @@ class TuneTable(BaseModel):
     def distributions(self, objective: str) -> dict[str, "optuna.distributions.BaseDistribution"]:
         space = self.space.get(objective, {})
         return {key: param.distribution(key in INTEGER) for key, param in space.items()}
+
+    def declared(self, objective: str) -> dict[str, dict[str, Any]]:
+        """The objective's space as `[tune.space.<objective>]` declares it."""
+        space = self.space.get(objective, {})
+        return {key: param.declared(key in INTEGER) for key, param in space.items()}
 
 
 def tuned_runs(runs: list[RunSpec], tune: TuneTable) -> list[RunSpec]:

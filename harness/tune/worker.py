@@ -8,6 +8,7 @@ import json
 import os
 import socket
 import traceback
+import warnings
 import zlib
 from collections.abc import Callable
 from pathlib import Path
@@ -68,11 +69,35 @@ def create_studies(suite: Suite, url: str, prefix: str) -> list[str]:
         study = optuna.create_study(
             study_name=name, storage=storage, direction=tune.direction, load_if_exists=True
         )
-        study.set_user_attr("metric", tune.metric)
-        study.set_user_attr("suite", suite.name)
-        study.set_user_attr("objective", base.objective)
+        name_the_metric(study, tune.metric)
+        for key, value in study_attrs(suite, base, tune).items():
+            study.set_user_attr(key, value)
         names.append(name)
     return names
+
+
+def name_the_metric(study: optuna.Study, metric: str) -> None:
+    """So optuna-dashboard labels its value axis with the metric, not "Objective 0". Every
+    worker calls it: Optuna overwrites the same name in place, and of two workers inserting it
+    at once the second's duplicate is ignored by the storage."""
+    with warnings.catch_warnings():  # experimental in Optuna since 3.2; the call is stable
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names([metric])
+
+
+def study_attrs(suite: Suite, base: RunSpec, tune: TuneTable) -> dict[str, Any]:
+    """What the study searched, under the suite's own keys, for the dashboard's study page:
+    a screenshot of it then says which metric, which way, and over which ranges."""
+    return {
+        "suite": suite.name,
+        "run": base.name,
+        "objective": base.objective,
+        "metric": tune.metric,
+        "direction": tune.direction,
+        "sampler": tune.sampler,
+        "pruner": tune.pruner,
+        "space": tune.declared(base.objective),
+    }
 
 
 def work(
@@ -170,7 +195,7 @@ def _train_trial(
     url: str,
 ) -> str:
     folder.create()
-    folder.write_spec(spec.model_dump(mode="json") | {"run_id": spec.run_id})
+    folder.write_spec(spec.recorded())
     folder.write_trial(
         {
             "study": study.study_name,
