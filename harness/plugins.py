@@ -12,6 +12,9 @@ from pathlib import Path
 
 GROUP = "harness.plugins"
 _loaded_entry_points = False
+# What failed to import in this process, and why: asked again, the same error, not a second try
+# that would trip over what the first left registered ("registered twice").
+_failures: dict[str, "PluginError"] = {}
 
 
 class PluginError(Exception):
@@ -23,12 +26,16 @@ def load_entry_points() -> None:
     global _loaded_entry_points
     if _loaded_entry_points:
         return
+    if GROUP in _failures:
+        raise _failures[GROUP]
     for point in entry_points(group=GROUP):
         try:
             point.load()  # a module imported already is not imported again
         except Exception as exc:
-            raise PluginError(f"entry point {point.name!r} ({point.value}): {_why(exc)}") from exc
-    _loaded_entry_points = True  # only once all loaded: after a failure, every call says so
+            error = PluginError(f"entry point {point.name!r} ({point.value}): {_why(exc)}")
+            _failures[GROUP] = error
+            raise error from exc
+    _loaded_entry_points = True
 
 
 def import_plugin(name: str, folder: Path) -> None:
@@ -39,6 +46,8 @@ def import_plugin(name: str, folder: Path) -> None:
     beside = next(
         (p for p in (folder / f"{name}.py", folder / name / "__init__.py") if p.is_file()), None
     )
+    if name in _failures:
+        raise _failures[name]
     loaded = sys.modules.get(name)
     if loaded is not None:
         if (
@@ -66,7 +75,8 @@ def import_plugin(name: str, folder: Path) -> None:
             del sys.modules[name]
             raise
     except Exception as exc:
-        raise PluginError(f"cannot import {name!r}: {_why(exc)}") from exc
+        _failures[name] = PluginError(f"cannot import {name!r}: {_why(exc)}")
+        raise _failures[name] from exc
 
 
 def _why(exc: Exception) -> str:

@@ -104,9 +104,7 @@ def _validate_grid(path: Path, i: int, grid: dict[str, list[Any]]) -> list[dict[
                 continue
             if not values:
                 errors.append(f"{where}: empty list")
-            for j, value in enumerate(values):
-                errors += _own_value_errors(key, value, f"{where}[{j}]")
-            continue
+            continue  # its values are checked per run, by that run's objective
         if key not in RunFields.model_fields:
             errors.append(f"{where}: unknown key")
         elif not values:
@@ -132,24 +130,25 @@ def _own_fields() -> dict[str, list[FieldInfo]]:
 
 
 def _own_value_errors(key: str, value: Any, where: str) -> list[str]:
-    """`value` checked as each objective declaring `key` types and bounds it (a [defaults] or
-    grid value, checked before any run picks it)."""
-    errors = []
+    """A [defaults] value of an objective's own setting, checked before any run picks it: one
+    line if no objective declaring `key` accepts it (as the first of them says), else none."""
+    first: list[str] = []
     for info in _own_fields()[key]:
         kind: Any = info.annotation
         if info.metadata:
             kind = Annotated[(kind, *info.metadata)]
         try:
             TypeAdapter(kind).validate_python(value)
+            return []
         except ValidationError as exc:
-            errors += [f"{where}: {error_message(e)}" for e in exc.errors()]
-    return errors
+            first = first or [f"{where}: {error_message(exc.errors()[0])}"]
+    return first
 
 
 def _check_own_names(path: Path) -> None:
     """An objective's own setting may not take a run key's name: it would take that key away
     from every run of every objective."""
-    taken = {*RunTable.model_fields, "objective_settings"}
+    taken = {*RunTable.model_fields, "objective_settings", "grid_order"}
     taken |= {key for cls in OBJECTIVES.values() for key in cls.params}
     for name, cls in OBJECTIVES.items():
         clash = sorted(taken & set(cls.settings.model_fields if cls.settings else ()))
@@ -167,12 +166,12 @@ def _take_own_settings(raw: dict[str, Any]) -> tuple[dict[str, Any], list[dict[s
     if not keys:
         return {}, []
 
-    def take(table: Any) -> dict[str, Any]:
+    def take(table: Any, grids: bool = True) -> dict[str, Any]:
         if not isinstance(table, dict):
             return {}
         own = {k: table.pop(k) for k in list(table) if k in keys}
         grid = table.get("grid")
-        if isinstance(grid, dict):
+        if grids and isinstance(grid, dict):  # a grid in [defaults] is refused as run fields are
             order = list(grid)
             own_grid = {k: grid.pop(k) for k in order if k in keys}
             if own_grid:
@@ -180,7 +179,8 @@ def _take_own_settings(raw: dict[str, Any]) -> tuple[dict[str, Any], list[dict[s
         return own
 
     runs = raw.get("run")
-    return take(raw.get("defaults")), [take(t) for t in (runs if isinstance(runs, list) else [])]
+    runs = runs if isinstance(runs, list) else []
+    return take(raw.get("defaults"), grids=False), [take(t) for t in runs]
 
 
 def _objective_settings(
@@ -190,10 +190,11 @@ def _objective_settings(
     defaults: dict[str, Any],
     run: dict[str, Any],
     point: dict[str, Any],
+    grid: dict[str, list[Any]],
 ) -> dict[str, Any] | None:
-    """The run's objective's own settings, checked by its `settings` model: the grid `point`'s
-    over the `run`'s (all of which must apply) over the `defaults` (those meant for other
-    objectives are dropped)."""
+    """The run's objective's own settings, checked by its `settings` model: the `point` of
+    the run's `grid` over the `run`'s (all of which must apply) over the `defaults` (those
+    meant for other objectives are dropped)."""
     model = OBJECTIVES[objective].settings
     declared = () if model is None else tuple(model.model_fields)
     chosen = {**run, **point}
@@ -207,11 +208,11 @@ def _objective_settings(
         return model.model_validate(given).model_dump(mode="json")
     except ValidationError as exc:
         lines = []
-        for e in exc.errors():
+        for e in _first_per_key(exc.errors()):
             first, key = (e["loc"] or ("",))[0], ".".join(map(str, e["loc"]))
             message = error_message(e)
             if first in point:
-                where = f"run[{i}].grid.{key}"
+                where = f"run[{i}].grid.{first}[{grid[str(first)].index(point[str(first)])}]"
             elif first in run:
                 where = f"run[{i}].{key}"
             elif first in defaults:
@@ -221,6 +222,14 @@ def _objective_settings(
                 message += " (set it in [defaults] or in this run)" * (e["type"] == "missing")
             lines.append(f"{path}: {where}: {message}")
         raise SuiteError(lines) from None
+
+
+def _first_per_key(errors: list[Any]) -> list[Any]:
+    """One error per setting: a union type reports one per member."""
+    first: dict[Any, Any] = {}
+    for e in errors:
+        first.setdefault(tuple(e["loc"][:1]), e)
+    return list(first.values())
 
 
 def _expand_run(
@@ -257,7 +266,9 @@ def _expand_run(
             raise SuiteError([f"{path}: run[{i}].{key}: {not_used(key, objective, optimizer)}"])
         for key in not_read:  # set in [defaults] for other runs: harmless here
             merged.pop(key, None)
-        settings = _objective_settings(path, i, objective, own_defaults, own_run, own_point)
+        settings = _objective_settings(
+            path, i, objective, own_defaults, own_run, own_point, own_grid
+        )
         if settings is not None:
             merged["objective_settings"] = settings
         label = table.name or objective

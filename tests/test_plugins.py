@@ -115,6 +115,7 @@ def test_the_objectives_own_setting_is_checked_like_any_run_key(tmp_path, regist
         "n_critic = 5\n\n[[run]]": ("n_critic = 5\nmargn = 1.0\n\n[[run]]", "run[0].margn:"),
         "[defaults]": ("[defaults]\nmargin = 0", "defaults.margin: must be > 0.0 (got 0)"),
         "margin = 1.0\n": ("grid = { margin = 2.0 }\n", "run[0].grid.margin: input should be a"),
+        "z_dim = 2": ("z_dim = 2\ngrid = { margin = [1.0] }", "defaults.grid: unknown key"),
         "margin = 1.0\nn_critic": (
             "grid = { margin = [1.0, -2.0] }\nn_critic",
             "run[0].grid.margin[1]: must be > 0.0 (got -2.0)",
@@ -166,3 +167,18 @@ def test_an_installed_entry_point_registers_the_plugin(tmp_path):
     assert " margin=1" in found.stdout, found.stdout  # the plan shows the plugin's own setting
     missing = harness("validate", str(suite))  # not installed: the objective is unknown
     assert missing.returncode == 2 and "unknown objective 'hinge'" in missing.stderr
+
+
+def test_a_plugin_that_fails_says_the_same_thing_every_time(tmp_path, registered):
+    """A module that registers, then fails: asked again (a second suite in the process), its
+    first error again, not "registered twice" from the half that ran."""
+    folder = tmp_path / "broken"
+    suite = example(folder, {'plugins = ["hinge"]': 'plugins = ["broken"]'})
+    (folder / "broken.py").write_text(
+        (folder / "hinge.py").read_text() + '\nraise RuntimeError("the real cause")\n'
+    )
+    for _ in range(2):
+        with pytest.raises(SuiteError) as caught:
+            load_suite(suite)
+        (line,) = caught.value.lines
+        assert "cannot import 'broken': RuntimeError: the real cause" in line, line
