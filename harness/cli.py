@@ -13,6 +13,7 @@ import click
 
 from harness.data import DATASETS, LOCATION_KEYS
 from harness.errors import UserError
+from harness.live import check_available
 from harness.records import TERMINAL_STATES
 from harness.runner import (
     RunResult,
@@ -216,6 +217,36 @@ def _feature_weights_option(help: str) -> Callable[[F], F]:
     )
 
 
+def _live_options(f: F) -> F:
+    """--tensorboard and --wandb: watch runs while they train (harness/live/)."""
+    f = click.option(
+        "--wandb/--no-wandb",
+        default=None,
+        help="One Weights & Biases run per run (the wandb extra; default: the suite's `wandb`). "
+        "Project: $WANDB_PROJECT, else the suite's name. WANDB_MODE=offline needs no network.",
+    )(f)
+    return click.option(
+        "--tensorboard/--no-tensorboard",
+        default=None,
+        help="TensorBoard event files in each run's folder (default: the suite's `tensorboard`): "
+        "`tensorboard --logdir RESULTS/<suite>` shows them while the runs train.",
+    )(f)
+
+
+def _live_argv(tensorboard: bool | None, wandb: bool | None) -> list[str]:
+    """The two flags again, for the worker processes."""
+    argv = [] if tensorboard is None else ["--tensorboard" if tensorboard else "--no-tensorboard"]
+    return argv + ([] if wandb is None else ["--wandb" if wandb else "--no-wandb"])
+
+
+def _check_live(suite: Suite, wandb: bool | None) -> None:
+    """A missing wandb package, in one line, before any process trains."""
+    try:
+        check_available(suite.wandb if wandb is None else wandb)
+    except UserError as exc:
+        _fail(exc)
+
+
 @main.command()
 @click.argument("suite_file", type=click.Path(dir_okay=False))
 def validate(suite_file: str) -> None:
@@ -266,6 +297,7 @@ def validate(suite_file: str) -> None:
     "Local worker processes sharing the suite (each run trained by one of them); each gets "
     "cores/N torch threads and, with G GPUs, GPU i mod G."
 )
+@_live_options
 @click.option(
     "--worker", "is_worker", is_flag=True, hidden=True, help="Internal: a child of --workers."
 )
@@ -280,6 +312,8 @@ def run(
     shard: tuple[int, int] | None,
     feature_weights: str | None,
     workers: int,
+    tensorboard: bool | None,
+    wandb: bool | None,
     is_worker: bool,
 ) -> None:
     """Train every run of SUITE_FILE, skipping finished runs and resuming unfinished ones."""
@@ -287,6 +321,7 @@ def run(
     if dry_run:
         print_plan(suite, Path(results), device, compile_)
         return
+    _check_live(suite, wandb)
     if suite.tune is not None and not is_worker:
         click.echo(_tune_note(suite, shard))
     if workers > 1:
@@ -295,6 +330,7 @@ def run(
         argv += [] if compile_ is None else ["--compile" if compile_ else "--no-compile"]
         argv += ["--shard", f"{shard[0]}/{shard[1]}"] if shard else []
         argv += ["--feature-weights", feature_weights] if feature_weights else []
+        argv += _live_argv(tensorboard, wandb)
         _run_workers(suite, Path(results), argv, workers, shard, force, quiet)
         return
     if is_worker:
@@ -311,6 +347,8 @@ def run(
             shard=shard,
             bars=not is_worker,
             worker=is_worker,
+            tensorboard=tensorboard,
+            wandb=wandb,
         )
     except UserError as exc:
         _fail(exc)
@@ -510,6 +548,7 @@ def publish(suite_files: tuple[str, ...], results: str, window: int | None) -> N
 )
 @click.option("--quiet", is_flag=True, help="No per-trial lines.")
 @_feature_weights_option("Inception weights file (see `run`).")
+@_live_options
 def tune(
     suite_file: str,
     results: str,
@@ -520,6 +559,8 @@ def tune(
     device: str | None,
     quiet: bool,
     feature_weights: str | None,
+    tensorboard: bool | None,
+    wandb: bool | None,
 ) -> None:
     """Search each objective's settings of SUITE_FILE's [tune] table with Optuna."""
     from harness.train import RunOptions
@@ -528,6 +569,7 @@ def tune(
     from harness.tune.worker import create_studies, work
 
     suite = _load(suite_file)
+    _check_live(suite, wandb)
     url = storage or default_url(suite_folder(Path(results), suite))
     prefix = prefix or suite.name
     try:
@@ -535,7 +577,12 @@ def tune(
         if workers == 1:
             become_worker()  # also when started by `--workers K`: its threads and Ctrl-C
             say = (lambda _m: None) if quiet else _echo_now
-            options = RunOptions(compile=suite.compile, feature_weights=feature_weights)
+            options = RunOptions(
+                compile=suite.compile,
+                feature_weights=feature_weights,
+                tensorboard=suite.tensorboard if tensorboard is None else tensorboard,
+                wandb=suite.wandb if wandb is None else wandb,
+            )
             work(
                 suite,
                 Path(results),
@@ -547,9 +594,9 @@ def tune(
                 say,
             )
         else:
-            _spawn_workers(
-                workers, suite_file, results, url, prefix, trials, device, quiet, feature_weights
-            )
+            argv = ["--feature-weights", feature_weights] if feature_weights else []
+            argv += _live_argv(tensorboard, wandb)
+            _spawn_workers(workers, suite_file, results, url, prefix, trials, device, quiet, argv)
         summaries = summarise(url, names)
     except UserError as exc:
         _fail(exc)
@@ -579,7 +626,7 @@ def _spawn_workers(
     trials: int | None,
     device: str | None,
     quiet: bool,
-    feature_weights: str | None,
+    options: list[str],
 ) -> None:
     """K processes of `harness tune --workers 1` on one storage; fails if any of them fails."""
     command = [
@@ -598,7 +645,7 @@ def _spawn_workers(
     command += ["--trials", str(trials)] if trials else []
     command += ["--device", device] if device else []
     command += ["--quiet"] if quiet else []
-    command += ["--feature-weights", feature_weights] if feature_weights else []
+    command += options  # the weights files, the watchers
     # the URL goes by environment, not argv: a password in argv is visible to `ps`
     env = {**os.environ, "HARNESS_STORAGE": url, "PYTHONUNBUFFERED": "1"}
     codes = Workers.start(command, workers, env).follow(lambda _i, line: _echo_now(line))

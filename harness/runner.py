@@ -18,6 +18,7 @@ from tqdm import tqdm
 from harness.data import build_sampler
 from harness.errors import UserError
 from harness.experiments import EXPERIMENTS
+from harness.live import check_available
 from harness.records import TERMINAL_STATES, RunFolder, last_row
 from harness.spec import RunSpec
 from harness.suite import Suite
@@ -69,8 +70,11 @@ def run_suite(
     shard: tuple[int, int] | None = None,
     bars: bool = True,
     worker: bool = False,
+    tensorboard: bool | None = None,
+    wandb: bool | None = None,
 ) -> list[RunResult]:
-    """Train every run of `suite` under `results`; `compile` None means the suite's setting.
+    """Train every run of `suite` under `results`; `compile`, `tensorboard` and `wandb` None
+    mean the suite's setting.
 
     `shard` (i, n) keeps every n-th run from the i-th (0-based), for array jobs. A run that
     another process holds (its folder's lock) is left to it; "busy" says so. `bars` False keeps
@@ -81,8 +85,12 @@ def run_suite(
     device = preflight(suite, results, device_name, shard, force, data=not worker)
     runs = in_shard(suite.runs, shard)
     options = RunOptions(
-        compile=suite.compile if compile is None else compile, feature_weights=feature_weights
+        compile=suite.compile if compile is None else compile,
+        feature_weights=feature_weights,
+        tensorboard=suite.tensorboard if tensorboard is None else tensorboard,
+        wandb=suite.wandb if wandb is None else wandb,
     )
+    check_available(options.wandb)
     say = (lambda _msg: None) if quiet else tqdm.write
     no_bar = quiet or not bars
     out: list[RunResult] = []

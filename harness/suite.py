@@ -46,6 +46,8 @@ class SuiteTable(BaseModel):
     seeds: list[int] = Field(default=[0], min_length=1)
     device: Device = "auto"
     compile: bool = False  # torch.compile the networks (not the penalty's double backward)
+    tensorboard: bool = False  # TensorBoard event files in each run's folder (harness/live/)
+    wandb: bool = False  # one W&B run per run (the wandb extra)
     plugins: list[str] = []  # modules imported before the rest is read (harness/plugins.py)
 
 
@@ -68,6 +70,8 @@ class Suite:
     device: str
     compile: bool
     runs: list[RunSpec]
+    tensorboard: bool = False
+    wandb: bool = False
     tune: TuneTable | None = None
     experiments: list[ExperimentSpec] = field(default_factory=list)
 
@@ -257,6 +261,10 @@ def _expand_run(
             for key in sorted(set(IMAGE_ONLY) & merged.keys()):
                 where = f"run[{i}].{key}" if key in chosen else f"defaults.{key}"
                 raise SuiteError([f"{path}: {where}: used only with image data"])
+        if "fd_dinov2_extractor" in chosen and "fd_dinov2" not in merged.get("metrics", ()):
+            # set in [defaults] for the runs that choose fd_dinov2, it is dropped by the others
+            where = "grid." * ("fd_dinov2_extractor" in point) + "fd_dinov2_extractor"
+            raise SuiteError([f"{path}: run[{i}].{where}: used only with metric 'fd_dinov2'"])
         objective = merged.get("objective")
         if objective is None:
             raise SuiteError([f"{path}: run[{i}].objective: missing"])
@@ -373,6 +381,8 @@ def load_suite(path: str | Path) -> Suite:
         device=s.device,
         compile=s.compile,
         runs=runs,
+        tensorboard=s.tensorboard,
+        wandb=s.wandb,
         tune=check_tune(path, suite_file.tune, runs),
         experiments=expand_experiments(path, suite_file.experiment or [], s.seeds),
     )

@@ -21,6 +21,7 @@ from harness import faults
 from harness.data import Sampler, build_sampler
 from harness.errors import UserError
 from harness.evaluate import Evaluator, build_evaluator
+from harness.live import Watchers, watching
 from harness.models import build_models
 from harness.objectives import Objective, build_objective
 from harness.records import RunFolder, last_row
@@ -52,6 +53,8 @@ class RunOptions:
 
     compile: bool = False  # torch.compile G and D (the penalty's double backward stays eager)
     feature_weights: str | None = None  # Inception weights file for machines without network
+    tensorboard: bool = False  # event files in the run's folder (harness/live/)
+    wandb: bool = False  # a W&B run per harness run
 
 
 class EvalOutOfMemoryError(RuntimeError):
@@ -151,75 +154,82 @@ def train(
     B, B_g, eval_steps = spec.batch_size, spec.generator_batch_size, set(spec.eval_steps())
     _claim(folder, spec, device, start)
     clock = time.perf_counter() - elapsed  # wall_time = time.perf_counter() - clock
-    # an eval: (step, the real batch of the critic's last update) -> tables, checkpoint, hook
-    eval_at = partial(eval_and_checkpoint, evaluate, state, records, folder, clock, on_eval)
-    if checkpoint is None:  # a checkpoint is written after its step's eval: that one is done
-        eval_at(0, None)
+    live = watching(spec, folder, start, options.tensorboard, options.wandb)
+    with live as watch:  # TensorBoard, W&B (harness/live/): closed however the run stops
+        # an eval: (step, the real batch of the critic's last update) -> tables, checkpoint, hook
+        eval_at = partial(
+            eval_and_checkpoint, evaluate, state, records, folder, clock, watch, on_eval
+        )
+        if checkpoint is None:  # a checkpoint is written after its step's eval: that one's done
+            eval_at(0, None)
 
-    for step in range(start + 1, spec.steps + 1):
-        # --- critic: n updates, each on a fresh real batch and fresh generated batch ----------
-        critic.requires_grad_(True)
-        n = n_critic_at(spec, step)
-        estimate_sum = torch.zeros((), device=device)
-        for i in range(n):
-            last = i == n - 1
-            real = state.laid_out(data.sample(B, rng)).detach()  # a leaf: grad_x lands on it
-            with torch.no_grad(), autocast():
-                fake = G(torch.randn(B, spec.z_dim, generator=rng, device=device)).float()
-            # Separate passes, as the papers' code does: batch statistics stay per batch, and
-            # on the CPU two half-size passes stay in cache where one concatenated pass does not.
-            real, fake = real.requires_grad_(last), fake.requires_grad_(last)
-            with autocast():
-                real_scores, fake_scores = D(real).float(), D(fake).float()
-            if last and not one_backward:  # a GAN's batch-norm critic: its own backward, first
-                grad_norm_real, grad_norm_fake = grad_norms_by_backward(
-                    (real_scores, fake_scores), (real, fake)
+        for step in range(start + 1, spec.steps + 1):
+            # --- critic: n updates, each on a fresh real batch and fresh generated batch ------
+            critic.requires_grad_(True)
+            n = n_critic_at(spec, step)
+            estimate_sum = torch.zeros((), device=device)
+            for i in range(n):
+                last = i == n - 1
+                real = state.laid_out(data.sample(B, rng)).detach()  # a leaf: grad_x lands on it
+                with torch.no_grad(), autocast():
+                    fake = G(torch.randn(B, spec.z_dim, generator=rng, device=device)).float()
+                # Separate passes, as the papers' code does: batch statistics stay per batch,
+                # and on the CPU two half-size passes stay in cache where one concatenated pass
+                # does not.
+                real, fake = real.requires_grad_(last), fake.requires_grad_(last)
+                with autocast():
+                    real_scores, fake_scores = D(real).float(), D(fake).float()
+                if last and not one_backward:  # a GAN's batch-norm critic: own backward, first
+                    grad_norm_real, grad_norm_fake = grad_norms_by_backward(
+                        (real_scores, fake_scores), (real, fake)
+                    )
+                # loss (+ penalty), backward, step, clipping: theory/critics.py's update too
+                loss, penalty = critic_update(
+                    objective, critic, state.opt_d, real_scores, fake_scores, real, fake, rng
                 )
-            # loss (+ penalty), backward, step, clipping: the same update as theory/critics.py's
-            loss, penalty = critic_update(
-                objective, critic, state.opt_d, real_scores, fake_scores, real, fake, rng
-            )
-            real_scores, fake_scores = real_scores.detach(), fake_scores.detach()
-            if last and one_backward:  # ||grad_x f|| at the batch's points, once per step
-                slopes = objective.loss_slopes(real_scores, fake_scores)
-                grad_norm_real, grad_norm_fake = grad_norms_from_loss((real, fake), slopes)
-            estimate = objective.divergence_estimate(real_scores, fake_scores)
-            estimate_sum += estimate
+                real_scores, fake_scores = real_scores.detach(), fake_scores.detach()
+                if last and one_backward:  # ||grad_x f|| at the batch's points, once per step
+                    slopes = objective.loss_slopes(real_scores, fake_scores)
+                    grad_norm_real, grad_norm_fake = grad_norms_from_loss((real, fake), slopes)
+                estimate = objective.divergence_estimate(real_scores, fake_scores)
+                estimate_sum += estimate
 
-        saturation = objective.clip_saturation(critic)
+            saturation = objective.clip_saturation(critic)
 
-        # --- generator: one update against the critic as it now stands -----------------------
-        critic.requires_grad_(False)
-        with autocast():
-            fake = G(torch.randn(B_g or B, spec.z_dim, generator=rng, device=device))
-            generator_loss = objective.generator_loss(D(fake).float())
-        state.opt_g.zero_grad(set_to_none=True)
-        generator_loss.backward()
-        state.opt_g.step()
-        for scheduler in state.schedulers:
-            scheduler.step()
+            # --- generator: one update against the critic as it now stands -------------------
+            critic.requires_grad_(False)
+            with autocast():
+                fake = G(torch.randn(B_g or B, spec.z_dim, generator=rng, device=device))
+                generator_loss = objective.generator_loss(D(fake).float())
+            state.opt_g.zero_grad(set_to_none=True)
+            generator_loss.backward()
+            state.opt_g.step()
+            for scheduler in state.schedulers:
+                scheduler.step()
 
-        row = [loss.detach(), generator_loss.detach(), estimate_sum / n, estimate]  # STEP_COLUMNS
-        row += [nan if penalty is None else penalty.detach(), grad_norm_real, grad_norm_fake]
-        row += [nan if saturation is None else saturation]
-        records.add(step, n, time.perf_counter() - clock, torch.stack(row))
-        if faults.ARMED:  # the kill tests' "mid-step": taken, not yet recorded
-            faults.die_at(f"step:{step}")
+            # one row of STEP_COLUMNS, in their order
+            row = [loss.detach(), generator_loss.detach(), estimate_sum / n, estimate]
+            row += [nan if penalty is None else penalty.detach(), grad_norm_real, grad_norm_fake]
+            row += [nan if saturation is None else saturation]
+            records.add(step, n, time.perf_counter() - clock, torch.stack(row))
+            if faults.ARMED:  # the kill tests' "mid-step": taken, not yet recorded
+                faults.die_at(f"step:{step}")
 
-        # --- host sync: records, divergence check, progress, evals --------------------------
-        if step % LOG_EVERY and step not in eval_steps:
-            continue
-        chunk, diverged_at = records.pull()
-        if diverged_at is not None:  # recorded up to that step; the last checkpoint is kept
-            return _diverged(folder, records, diverged_at, time.perf_counter() - clock)
-        if step in eval_steps:
-            eval_at(step, real.detach())  # the real batch of the critic's last update
-        if progress is not None:
-            progress(step, records.latest(chunk))
+            # --- host sync: records, watchers, divergence check, progress, evals -------------
+            if step % LOG_EVERY and step not in eval_steps:
+                continue
+            chunk, diverged_at = records.pull()
+            watch.steps(chunk)
+            if diverged_at is not None:  # recorded up to that step; the last checkpoint kept
+                return _diverged(folder, records, diverged_at, time.perf_counter() - clock)
+            if step in eval_steps:
+                eval_at(step, real.detach())  # the real batch of the critic's last update
+            if progress is not None:
+                progress(step, records.latest(chunk))
 
-    wall_time = time.perf_counter() - clock
-    folder.write_status(state="done", step=spec.steps, wall_time=wall_time)
-    return Outcome("done", spec.steps, wall_time, last_row(records.evals))
+        wall_time = time.perf_counter() - clock
+        folder.write_status(state="done", step=spec.steps, wall_time=wall_time)
+        return Outcome("done", spec.steps, wall_time, last_row(records.evals))
 
 
 @dataclass
@@ -374,13 +384,15 @@ def eval_and_checkpoint(
     records: Records,
     folder: RunFolder,
     clock: float,
+    watch: Watchers,
     on_eval: EvalHook | None,
     step: int,
     train_real: torch.Tensor | None,
 ) -> None:
     """The eval at `step`, then the tables, the checkpoint and the status, in that order (a
     kill in between leaves tables ahead of the checkpoint, which resume trims, never a
-    checkpoint ahead of its tables), then `on_eval`, which may stop the run."""
+    checkpoint ahead of its tables), then `on_eval`, which may stop the run. The watchers are
+    told the row and flushed before the checkpoint: what they show never lags it."""
     faults.die_at(f"eval:{step}")  # the kill tests' "mid-eval"
     try:
         row = evaluate(step, state.generator, state.critic, train_real)
@@ -388,6 +400,8 @@ def eval_and_checkpoint(
         raise EvalOutOfMemoryError(f"in the eval at step {step}") from exc
     row["wall_time"] = time.perf_counter() - clock
     records.add_eval(row)
+    watch.evals(step, row, folder.sample_path(step, ".png"))
+    watch.flush()
     folder.write_steps(records.steps)
     folder.write_evals(records.evals)
     state.save(folder, step, row["wall_time"])

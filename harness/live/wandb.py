@@ -1,0 +1,59 @@
+"""Weights & Biases (the `wandb` extra): one W&B run per harness run.
+
+Project: $WANDB_PROJECT, else the suite's name. The W&B run's id is <suite>-<run id>, so a
+rerun of the suite resumes it (resume="allow"); its name is the run id, its group the run's
+name, its tags the objective and the label, its config spec.json's content. Offline
+(WANDB_MODE=offline), it writes under <run folder>/wandb/ for a later `wandb sync`.
+
+W&B keeps a run's history in step order and refuses a step below one it has: a resumed run
+sends only steps from the W&B run's current step on. The steps it redoes past its checkpoint
+were sent before the kill, with the same values, since a resumed run repeats its draws.
+"""
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import wandb
+
+from harness.live.rows import label, numeric
+from harness.records import RunFolder
+from harness.spec import RunSpec
+
+
+class WandbWatcher:
+    def __init__(self, spec: RunSpec, folder: RunFolder, start: int):
+        suite = folder.path.parent.name
+        self.run = wandb.init(
+            project=os.environ.get("WANDB_PROJECT") or suite,
+            id=f"{suite}-{spec.run_id}",
+            name=spec.run_id,
+            group=spec.name,
+            tags=[spec.objective, label(spec)],
+            config=spec.recorded(),
+            dir=str(folder.path),
+            resume="allow",
+            reinit="create_new",
+        )
+        self.first = max(int(self.run.step), start + 1 if start else 0)  # below: already sent
+
+    def steps(self, chunk: pd.DataFrame) -> None:
+        for row in chunk.to_dict("records"):
+            step = int(row["step"])
+            if step >= self.first:
+                self.run.log({f"steps/{k}": v for k, v in numeric(row).items()}, step=step)
+
+    def evals(self, step: int, row: dict[str, Any], picture: Path | None) -> None:
+        if step < self.first:
+            return
+        values: dict[str, Any] = {f"evals/{k}": v for k, v in numeric(row).items()}
+        if picture is not None and picture.is_file():
+            values["samples"] = wandb.Image(str(picture))
+        self.run.log(values, step=step)
+
+    def flush(self) -> None:
+        pass  # the W&B service process writes as it receives
+
+    def close(self) -> None:
+        self.run.finish()
