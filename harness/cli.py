@@ -55,12 +55,17 @@ def _fail(exc: UserError) -> None:
 
 
 def print_plan(
-    suite: Suite, results: Path, device: str | None = None, compile_: bool | None = None
+    suite: Suite,
+    results: Path,
+    device: str | None = None,
+    compile_: bool | None = None,
+    watch: dict[str, bool | None] | None = None,
 ) -> None:
     """What `harness run` would train, printed by `harness validate` and `harness run --dry-run`
     alike (one function, so the two cannot disagree): the suite's folder and device, the
     settings every run shares, each run with its own, the experiments, and the [tune] search.
-    `device` and `compile_` are `harness run`'s overrides (None: the suite's)."""
+    `device`, `compile_` and `watch` (tensorboard, wandb) are `harness run`'s overrides (None:
+    the suite's)."""
     counts = f"{len(suite.runs)} runs" + (
         f", {len(suite.experiments)} experiments" if suite.experiments else ""
     )
@@ -68,6 +73,9 @@ def print_plan(
     head = f"suite {suite.name}: {counts} -> {suite_folder(results, suite)}, device={where}"
     head += " (CUDA when present)" if where == "auto" else ""
     head += ", compile=true" if (suite.compile if compile_ is None else compile_) else ""
+    for name in ("tensorboard", "wandb"):
+        given = (watch or {}).get(name)
+        head += f", {name}=true" if (getattr(suite, name) if given is None else given) else ""
     click.echo(head)
     settings = [run_settings(spec) for spec in suite.runs]
     shared = {}  # said once: what is left on a run's line is what sets it apart
@@ -217,6 +225,16 @@ def _feature_weights_option(help: str) -> Callable[[F], F]:
     )
 
 
+def _vgg16_weights_option(f: F) -> F:
+    return click.option(
+        "--vgg16-weights",
+        type=click.Path(dir_okay=False, exists=True),
+        envvar="HARNESS_VGG16_WEIGHTS",
+        help="VGG16 weights file for precision_recall without network (default: "
+        "torch-fidelity's download). Env: HARNESS_VGG16_WEIGHTS.",
+    )(f)
+
+
 def _live_options(f: F) -> F:
     """--tensorboard and --wandb: watch runs while they train (harness/live/)."""
     f = click.option(
@@ -297,6 +315,7 @@ def validate(suite_file: str) -> None:
     "Local worker processes sharing the suite (each run trained by one of them); each gets "
     "cores/N torch threads and, with G GPUs, GPU i mod G."
 )
+@_vgg16_weights_option
 @_live_options
 @click.option(
     "--worker", "is_worker", is_flag=True, hidden=True, help="Internal: a child of --workers."
@@ -312,6 +331,7 @@ def run(
     shard: tuple[int, int] | None,
     feature_weights: str | None,
     workers: int,
+    vgg16_weights: str | None,
     tensorboard: bool | None,
     wandb: bool | None,
     is_worker: bool,
@@ -319,7 +339,8 @@ def run(
     """Train every run of SUITE_FILE, skipping finished runs and resuming unfinished ones."""
     suite = _load(suite_file)
     if dry_run:
-        print_plan(suite, Path(results), device, compile_)
+        watch = {"tensorboard": tensorboard, "wandb": wandb}
+        print_plan(suite, Path(results), device, compile_, watch)
         return
     _check_live(suite, wandb)
     if suite.tune is not None and not is_worker:
@@ -330,6 +351,7 @@ def run(
         argv += [] if compile_ is None else ["--compile" if compile_ else "--no-compile"]
         argv += ["--shard", f"{shard[0]}/{shard[1]}"] if shard else []
         argv += ["--feature-weights", feature_weights] if feature_weights else []
+        argv += ["--vgg16-weights", vgg16_weights] if vgg16_weights else []
         argv += _live_argv(tensorboard, wandb)
         _run_workers(suite, Path(results), argv, workers, shard, force, quiet)
         return
@@ -349,6 +371,7 @@ def run(
             worker=is_worker,
             tensorboard=tensorboard,
             wandb=wandb,
+            vgg16_weights=vgg16_weights,
         )
     except UserError as exc:
         _fail(exc)
@@ -548,6 +571,7 @@ def publish(suite_files: tuple[str, ...], results: str, window: int | None) -> N
 )
 @click.option("--quiet", is_flag=True, help="No per-trial lines.")
 @_feature_weights_option("Inception weights file (see `run`).")
+@_vgg16_weights_option
 @_live_options
 def tune(
     suite_file: str,
@@ -559,6 +583,7 @@ def tune(
     device: str | None,
     quiet: bool,
     feature_weights: str | None,
+    vgg16_weights: str | None,
     tensorboard: bool | None,
     wandb: bool | None,
 ) -> None:
@@ -580,6 +605,7 @@ def tune(
             options = RunOptions(
                 compile=suite.compile,
                 feature_weights=feature_weights,
+                vgg16_weights=vgg16_weights,
                 tensorboard=suite.tensorboard if tensorboard is None else tensorboard,
                 wandb=suite.wandb if wandb is None else wandb,
             )
@@ -595,6 +621,7 @@ def tune(
             )
         else:
             argv = ["--feature-weights", feature_weights] if feature_weights else []
+            argv += ["--vgg16-weights", vgg16_weights] if vgg16_weights else []
             argv += _live_argv(tensorboard, wandb)
             _spawn_workers(workers, suite_file, results, url, prefix, trials, device, quiet, argv)
         summaries = summarise(url, names)

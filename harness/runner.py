@@ -72,6 +72,7 @@ def run_suite(
     worker: bool = False,
     tensorboard: bool | None = None,
     wandb: bool | None = None,
+    vgg16_weights: str | None = None,
 ) -> list[RunResult]:
     """Train every run of `suite` under `results`; `compile`, `tensorboard` and `wandb` None
     mean the suite's setting.
@@ -87,6 +88,7 @@ def run_suite(
     options = RunOptions(
         compile=suite.compile if compile is None else compile,
         feature_weights=feature_weights,
+        vgg16_weights=vgg16_weights,
         tensorboard=suite.tensorboard if tensorboard is None else tensorboard,
         wandb=suite.wandb if wandb is None else wandb,
     )
@@ -376,15 +378,30 @@ def _finished(
     )
 
 
+QUALITY_SHOWN = [  # (evals column, label, decimals) on a run's line
+    ("fid", "FID", 2),
+    ("inception_score", "IS", 2),
+    ("kid", "KID", 4),
+    ("sample_precision", "precision", 3),
+    ("sample_recall", "recall", 3),
+    ("fd_dinov2", "FD-DINOv2", 2),
+]
+
+
 def describe(result: RunResult) -> str:
     if isinstance(result.spec, ExperimentSpec):
         seconds = "" if result.wall_time is None else f", {result.wall_time:.1f} s"
         return f"experiment {result.spec.kind}: {result.state}{seconds}"
     parts = [f"{result.state} at step {result.step}"]
     final = result.final
-    if "fid" in final:
-        parts.append(f"FID {final['fid']:.2f}, IS {final['inception_score']:.2f}")
-        parts.append(f"KID {final['kid']:.4f} (n={int(final['fid_generated_samples'])})")
+    shown = [  # the sample-quality columns this run chose, as its final row holds them
+        (label, final[column], digits)
+        for column, label, digits in QUALITY_SHOWN
+        if column in final
+    ]
+    if shown:
+        text = ", ".join(f"{label} {value:.{digits}f}" for label, value, digits in shown)
+        parts.append(f"{text} (n={int(final['fid_generated_samples'])})")
     if "exact_w1" in result.final:
         parts.append(
             f"exact W1 {result.final['exact_w1']:.4f} (floor {result.final['floor_w1']:.4f})"

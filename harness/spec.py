@@ -45,6 +45,15 @@ Beta = Annotated[float, Field(ge=0, lt=1)]
 CriticNorm = Literal["batch", "layer", "none"]
 Projection = Literal["inception-pca", "pixel-pca", "random"]
 SampleBnStats = Literal["batch", "running"]
+# Sample-quality metrics an image run may compute at each eval, in their canonical order.
+Metric = Literal["fid", "inception_score", "kid", "precision_recall", "fd_dinov2"]
+METRICS: tuple[str, ...] = get_args(Metric)
+DEFAULT_METRICS = ("fid", "inception_score", "kid")  # an unset `metrics`: one Inception pass
+# torch-fidelity's DINOv2 extractors for fd_dinov2; ViT-L/14 is the one Stein et al. 2023 use.
+DinoV2Extractor = Literal[
+    "dinov2-vit-s-14", "dinov2-vit-b-14", "dinov2-vit-l-14", "dinov2-vit-g-14"
+]
+DEFAULT_DINOV2 = "dinov2-vit-l-14"
 
 
 class RunFields(BaseModel):
@@ -80,6 +89,8 @@ class RunFields(BaseModel):
     projection_dims: Annotated[list[PositiveInt], Field(min_length=1)] | None = None
     fid_batch_size: PositiveInt | None = None
     sample_bn_stats: SampleBnStats | None = None
+    metrics: list[Metric] | None = None  # unset: DEFAULT_METRICS
+    fd_dinov2_extractor: DinoV2Extractor | None = None  # with metric fd_dinov2 only
 
 
 FALLBACKS: dict[str, Any] = {
@@ -102,7 +113,7 @@ IMAGE_FALLBACKS: dict[str, Any] = {
     # WGAN-GP code samples (its IS 7.86 was measured so), or "running": the running averages.
     "sample_bn_stats": "batch",
 }
-IMAGE_ONLY = (*IMAGE_FALLBACKS, "fid_batch_size")
+IMAGE_ONLY = (*IMAGE_FALLBACKS, "fid_batch_size", "metrics", "fd_dinov2_extractor")
 
 
 NOT_CONTENT = ("name", "fid_batch_size")
@@ -176,6 +187,11 @@ class RunSpec(BaseModel):
     # Inception's batch at evals (None: 250 on CUDA, 50 on the CPU, as Fidelity sets). How the
     # evaluation is batched, not what it measures: left out of the run id.
     fid_batch_size: int | None = None
+    # The sample-quality metrics, in METRICS order; None: DEFAULT_METRICS (so the runs of suites
+    # that never name them keep their ids), see `quality_metrics`.
+    metrics: tuple[Metric, ...] | None = None
+    # DINOv2 of fd_dinov2 (DEFAULT_DINOV2 unless set); None when fd_dinov2 is not chosen.
+    fd_dinov2_extractor: DinoV2Extractor | None = None
     # The objective's own settings (a plugin objective's `settings` model, defaults filled in);
     # None for an objective without one, so the built-in objectives' run ids do not change.
     objective_settings: dict[str, Any] | None = None
@@ -198,6 +214,25 @@ class RunSpec(BaseModel):
             where = ".".join(map(str, first["loc"]))
             raise ValueError(f"objective_settings.{where}: {first['msg']}") from None
         return data | {"objective_settings": checked.model_dump(mode="json")}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _canonical_metrics(cls, data: Any) -> Any:
+        """`metrics` in METRICS order without repeats, None when it is the default; the DINOv2
+        extractor only with fd_dinov2 (its default filled in), else None: one run, one id."""
+        if not isinstance(data, dict):
+            return data
+        given = data.get("metrics")
+        if given is None:
+            return data | {"fd_dinov2_extractor": None} if "fd_dinov2_extractor" in data else data
+        if not isinstance(given, list | tuple) or not all(m in METRICS for m in given):
+            return data  # the field check reports it
+        chosen = tuple(m for m in METRICS if m in given)
+        extractor = data.get("fd_dinov2_extractor") or DEFAULT_DINOV2
+        return data | {
+            "metrics": None if chosen == DEFAULT_METRICS else chosen,
+            "fd_dinov2_extractor": extractor if "fd_dinov2" in chosen else None,
+        }
 
     @model_validator(mode="after")
     def _objective_needs(self) -> "RunSpec":
@@ -245,6 +280,13 @@ class RunSpec(BaseModel):
     @property
     def images(self) -> bool:
         return DATASETS.entry(self.data["name"]).images
+
+    @property
+    def quality_metrics(self) -> tuple[str, ...]:
+        """The sample-quality metrics its evals compute: none for point data."""
+        if not self.images:
+            return ()
+        return DEFAULT_METRICS if self.metrics is None else self.metrics
 
     def eval_steps(self) -> list[int]:
         """Step 0 (the untrained generator), every `eval_every` steps, and the last step."""

@@ -53,6 +53,7 @@ class RunOptions:
 
     compile: bool = False  # torch.compile G and D (the penalty's double backward stays eager)
     feature_weights: str | None = None  # Inception weights file for machines without network
+    vgg16_weights: str | None = None  # VGG16 weights file (precision_recall), the same
     tensorboard: bool = False  # event files in the run's folder (harness/live/)
     wandb: bool = False  # a W&B run per harness run
 
@@ -314,7 +315,9 @@ def _build_evaluator(
     options: RunOptions,
 ) -> Evaluator:
     try:
-        return build_evaluator(spec, data, objective, folder, device, options.feature_weights)
+        return build_evaluator(
+            spec, data, objective, folder, device, options.feature_weights, options.vgg16_weights
+        )
     except torch.cuda.OutOfMemoryError as exc:  # the real images' Inception features
         raise EvalOutOfMemoryError("building the evaluator (the real images' features)") from exc
 

@@ -75,3 +75,12 @@ def inception_weights(tmp_path_factory: pytest.TempPathFactory) -> str:
     from fake_inception import write_random_inception
 
     return write_random_inception(tmp_path_factory.mktemp("weights") / "inception-random.pth")
+
+
+@pytest.fixture(scope="session")
+def vgg16_weights(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Random-init VGG16 weights in torch-fidelity's format: precision and recall with no
+    download (about 530 MB, written once per session)."""
+    from fake_vgg16 import write_random_vgg16
+
+    return write_random_vgg16(tmp_path_factory.mktemp("weights") / "vgg16-random.pth")

@@ -73,6 +73,19 @@ BAD = [  # (what to change in GOOD, the line expected)
         "run[2]: precision 'bf16' is not tolerated by objective 'wgan-gp'",
     ),
     (("steps = 10", "steps = 10\nfid_samples = 100"), "defaults.fid_samples: used only with image"),
+    (
+        ("steps = 10", 'steps = 10\nmetrics = ["fid"]'),
+        "defaults.metrics: used only with image data",
+    ),
+    (
+        ("steps = 10", 'steps = 10\nmetrics = ["fid", "lpips"]'),
+        "defaults.metrics[1]: input should be 'fid', 'inception_score', 'kid', 'precision_recall' "
+        "or 'fd_dinov2' (got 'lpips')",
+    ),
+    (
+        ("steps = 10", 'steps = 10\nfd_dinov2_extractor = "dinov2-vit-x-14"'),
+        "defaults.fd_dinov2_extractor: input should be 'dinov2-vit-s-14'",
+    ),
     (("steps = 10", 'steps = 10\nlr_decay = "cosine"'), "defaults.lr_decay: input should be"),
     (("steps = 10", "steps = 10\ngenerator_batch_size = 0"), "generator_batch_size: must be > 0"),
     (

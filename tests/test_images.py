@@ -102,6 +102,8 @@ def test_image_suite_end_to_end_matches_torch_fidelity(trained, inception_weight
             assert (evals["critic_lipschitz"] > 0).all()
         assert (evals["fid_real_samples"] == 50).all()
         assert (evals["feature_extractor"] == "inception-v3-compat").all()
+        # the default metrics (FID, IS, KID): no column of a metric the suite did not ask for
+        assert not {"sample_precision", "fd_dinov2", "prc_weights"} & set(evals.columns)
         assert (evals["torch_fidelity_version"] == torch_fidelity.__version__).all()
         assert (evals["sample_bn_stats"] == "batch").all() and (evals["sample_batch"] == 100).all()
         for kind in ("inception_pca", "pixel_pca", "random"):

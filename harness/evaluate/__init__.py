@@ -1,7 +1,8 @@
 """Evaluation at eval steps: one evaluator per run, built once, called for one evals row.
 
-Points (toy data): exact W in the data space. Images: torch-fidelity's FID / IS / KID and exact
-W on low-dimensional projections. Both record the critic's value on held-out real data.
+Points (toy data): exact W in the data space. Images: the sample-quality metrics the run chooses
+through torch-fidelity (FID / IS / KID, precision and recall, FD-DINOv2) and exact W on
+low-dimensional projections. Both record the critic's value on held-out real data.
 """
 
 from typing import Any, Protocol
@@ -32,13 +33,17 @@ def build_evaluator(
     folder: RunFolder,
     device: torch.device,
     weights_path: str | None = None,
+    vgg16_weights: str | None = None,
 ) -> Evaluator:
     """The evaluator of one run, whose training data is `train` and whose samples go to
-    `folder`."""
+    `folder`. `weights_path`: an Inception weights file (FID / IS / KID, inception-pca);
+    `vgg16_weights`: a VGG16 weights file (precision_recall); None: torch-fidelity's release."""
     if not spec.images:
         return PointsEvaluator(spec, train, objective, folder, device)
     from harness.evaluate.images import ImageEvaluator  # here: torch-fidelity loads in a second
 
     heldout = build_sampler(spec.data, device, split="test")
     assert isinstance(train, ImageSet) and isinstance(heldout, ImageSet)
-    return ImageEvaluator(spec, train, heldout, objective, folder, device, weights_path)
+    return ImageEvaluator(
+        spec, train, heldout, objective, folder, device, weights_path, vgg16_weights
+    )

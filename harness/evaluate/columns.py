@@ -7,7 +7,23 @@ from harness.spec import RunSpec
 TRANSPORT = ("exact_w1", "exact_w2", "sliced_w2")  # generated against real (transport.py)
 FLOORS = ("floor_w1", "floor_w2")  # real against real, at the same n
 CRITIC = ("heldout_estimate", "train_estimate", "critic_lipschitz")  # the critic at the eval
-FIDELITY = ("fid", "inception_score", "inception_score_std", "kid", "kid_std")  # images
+FIDELITY = ("fid", "inception_score", "inception_score_std", "kid", "kid_std")  # Inception's
+# Kynkaanniemi et al.'s precision and recall ("precision" alone is a run setting: bf16 or fp32)
+PRECISION_RECALL = ("sample_precision", "sample_recall")
+FD_DINOV2 = ("fd_dinov2",)  # the Frechet distance in DINOv2 features (Stein et al. 2023)
+SAMPLE_QUALITY = {  # a `metrics` name -> the evals columns it writes (each also as *_final)
+    "fid": ("fid",),
+    "inception_score": ("inception_score", "inception_score_std"),
+    "kid": ("kid", "kid_std"),
+    "precision_recall": PRECISION_RECALL,
+    "fd_dinov2": FD_DINOV2,
+}
+INCEPTION_METRICS = ("fid", "inception_score", "kid")  # the metrics of the Inception pass
+
+
+def quality_columns(spec: RunSpec) -> list[str]:
+    """The sample-quality columns a run's evals write (its chosen metrics'), spreads included."""
+    return [column for metric in spec.quality_metrics for column in SAMPLE_QUALITY[metric]]
 
 
 def metric_columns(spec: RunSpec) -> list[str]:
@@ -18,5 +34,5 @@ def metric_columns(spec: RunSpec) -> list[str]:
         return [*TRANSPORT, "heldout_estimate"]
     assert spec.projections is not None and spec.projection_dims is not None
     names = [column_name(kind, dim) for kind in spec.projections for dim in spec.projection_dims]
-    quality = [c for c in FIDELITY if not c.endswith("_std")]
+    quality = [c for c in quality_columns(spec) if not c.endswith("_std")]
     return quality + estimates + [f"{t}_{name}" for name in names for t in TRANSPORT]

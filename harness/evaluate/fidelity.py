@@ -1,12 +1,13 @@
-"""FID, IS and KID through torch-fidelity, with the generated images fed to it directly (no PNGs).
+"""Sample-quality metrics through torch-fidelity, the generated images fed to it directly (no
+PNGs): FID / IS / KID (Inception), precision and recall (VGG16), FD-DINOv2 (DINOv2).
 
-One feature pass per eval, through torch-fidelity's feature extractor, gives all three metrics
-and the Inception pool features that the `inception-pca` projection needs. The real side's
-features and FID statistics are cached by torch-fidelity under a name that says what they are,
-so later runs and suites reuse them.
+One feature pass per extractor and eval: the Inception pass gives FID, IS, KID and the pool
+features the `inception-pca` projection needs. Each real side's features (and FID statistics)
+are cached by torch-fidelity under a name that says what they are, so later runs reuse them.
 """
 
 import contextlib
+import functools
 import hashlib
 import os
 from collections.abc import Iterator
@@ -14,10 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch_fidelity
 from torch import Tensor
 from torch.utils.data import Dataset
+from torch_fidelity.feature_extractor_base import FeatureExtractorBase
+from torch_fidelity.feature_extractor_dinov2 import MODEL_METADATA as DINOV2_MODELS
 from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+from torch_fidelity.feature_extractor_vgg16 import FeatureExtractorVGG16
 from torch_fidelity.metric_fid import (
     KEY_METRIC_FID,
     fid_featuresdict_to_statistics,
@@ -34,12 +37,18 @@ from torch_fidelity.metric_kid import (
     KEY_METRIC_KID_STD,
     kid_featuresdict_to_metric,
 )
+from torch_fidelity.metric_prc import (
+    KEY_METRIC_PRECISION,
+    KEY_METRIC_RECALL,
+    prc_features_to_metric,
+)
 from torch_fidelity.utils import (
     create_feature_extractor,
     extract_featuresdict_from_input_id_cached,
 )
 
-from harness.evaluate.columns import FIDELITY
+from harness.errors import UserError
+from harness.evaluate.columns import FD_DINOV2, FIDELITY, INCEPTION_METRICS, PRECISION_RECALL
 
 FEATURE_EXTRACTOR = "inception-v3-compat"  # torch-fidelity's port of the TF Inception of FID/IS
 FEATURE_LAYERS = {
@@ -60,6 +69,10 @@ COLUMNS = dict(  # evals column <- torch-fidelity's key
         strict=True,
     )
 )
+PRC_EXTRACTOR = "vgg16"  # torch-fidelity's default for precision and recall, as in Kynkaanniemi
+PRC_LAYER = FeatureExtractorVGG16.get_default_feature_layer_for_metric("prc")  # fc2_relu, 4096-d
+PRC_NEIGHBORHOOD = 3  # k of the k-NN balls: the paper's and torch-fidelity's default
+DINOV2_LAYER = "dinov2"  # the CLS embedding torch-fidelity's DINOv2 extractor returns
 
 
 def cache_root() -> Path:
@@ -121,19 +134,59 @@ def weights_tag(weights_path: str | None) -> str:
     """Names the extractor's weights: torch-fidelity's release, or a file by its content."""
     if weights_path is None:
         return "release"
-    digest = hashlib.sha256(Path(weights_path).read_bytes()).hexdigest()[:12]
-    return f"file-{digest}"
+    stat = Path(weights_path).stat()
+    return _file_tag(str(Path(weights_path).resolve()), stat.st_size, stat.st_mtime_ns)
 
 
-class Fidelity:
-    """torch-fidelity's metrics against one fixed real reference set, its features computed once.
+@functools.lru_cache(maxsize=8)
+def _file_tag(path: str, size: int, mtime_ns: int) -> str:
+    # VGG16's weights are half a gigabyte: read once per process, not once per real side
+    with open(path, "rb") as file:
+        return f"file-{hashlib.file_digest(file, 'sha256').hexdigest()[:12]}"
 
-    `reference` is the real images (uint8, N x C x H x W); `name` says what they are (dataset,
-    parameters, split) and, with their count, content hash and the weights, names the cache entry.
-    """
+
+def hub_advice(extractor: str) -> str:
+    """What to copy where, so that torch.hub finds a DINOv2 extractor without network."""
+    model = DINOV2_MODELS[extractor]
+    return (
+        f"on a machine without network, pre-fill the torch hub cache {torch.hub.get_dir()} with "
+        f"facebookresearch_dinov2_main/ (the repository) and checkpoints/{model}_pretrain.pth, "
+        f"e.g. copied from a machine that ran torch.hub.load('facebookresearch/dinov2', "
+        f"'{model}') (or set $TORCH_HOME to a folder whose hub/ holds them)"
+    )
+
+
+def load_extractor(name: str, layers: list[str], options: dict[str, Any]) -> FeatureExtractorBase:
+    """torch-fidelity's extractor `name`; weights it cannot fetch offline are one UserError line
+    that says how to give them (a DINOv2 from the hub cache, VGG16 from a file)."""
+    try:
+        return create_feature_extractor(name, layers, **options)
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        if name in DINOV2_MODELS:
+            raise UserError(
+                f"fd_dinov2: torch.hub could not load {name} ({first}); {hub_advice(name)}"
+            ) from exc
+        release = options["feature_extractor_weights_path"] is None
+        if name == PRC_EXTRACTOR and release and isinstance(exc, OSError):  # URLError is one
+            raise UserError(
+                f"precision_recall: torchvision's VGG16 weights could not be downloaded "
+                f"({first}); on a machine without network give a weights file with "
+                f"--vgg16-weights PATH (or $HARNESS_VGG16_WEIGHTS)"
+            ) from exc
+        raise
+
+
+class Reference:
+    """One torch-fidelity feature extractor and one fixed real reference set's features through
+    it, computed once: `reference` is the real images (uint8, N x C x H x W); `name` says what
+    they are (dataset, parameters, split) and, with their count, content hash and the weights,
+    names torch-fidelity's cache entry (which adds the extractor's name)."""
 
     def __init__(
         self,
+        extractor: str,
+        layers: list[str],
         reference: Tensor,
         name: str,
         device: torch.device,
@@ -141,9 +194,11 @@ class Fidelity:
         cache: Path | None = None,
         batch_size: int | None = None,
         digest: str | None = None,  # content_digest(reference), where the caller has it
+        weights: str | None = None,  # the weights' tag, where weights_path does not say it
     ):
         self.device, self.cuda = device, device.type == "cuda"
-        self.weights = weights_tag(weights_path)
+        self.extractor_name = extractor
+        self.weights = weights or weights_tag(weights_path)
         self.options: dict[str, Any] = {
             "cuda": self.cuda,
             "batch_size": batch_size or (250 if self.cuda else 50),
@@ -154,9 +209,7 @@ class Fidelity:
             "verbose": False,
         }
         with on_device(device):
-            self.extractor = create_feature_extractor(
-                FEATURE_EXTRACTOR, sorted(set(FEATURE_LAYERS.values())), **self.options
-            )
+            self.extractor = load_extractor(extractor, layers, self.options)
         content = digest or content_digest(reference)
         self.reference_name = f"harness-{name}-n{len(reference)}-{content}-{self.weights}"
         self.reference_count = len(reference)
@@ -168,12 +221,9 @@ class Fidelity:
                 input2_cache_name=self.reference_name,
                 **self.options,
             )
-            self.real_stats = fid_featuresdict_to_statistics_cached(
-                self.real, self.reference_name, self.extractor, POOL, **self.options
-            )
 
     def features(self, images: Tensor) -> dict[str, Tensor]:
-        """Features of uint8 images (N, C, H, W) on the run's device, in Inception batches of
+        """Features of uint8 images (N, C, H, W) on the run's device, in batches of
         `batch_size`; returned on the CPU, where torch-fidelity's metric functions read them."""
         parts: list[dict[str, Tensor]] = []
         with on_device(self.device), torch.no_grad():
@@ -183,23 +233,132 @@ class Fidelity:
                 parts.append({k: v.cpu() for k, v in named.items()})
         return {k: torch.cat([part[k] for part in parts]) for k in parts[0]}
 
-    def metrics(self, generated: dict[str, Tensor], seed: int) -> dict[str, float]:
-        """FID, IS and KID of generated features against the reference, torch-fidelity's way."""
+    def protocol(self) -> dict[str, Any]:
+        """How its numbers were made (extractor, weights), stored beside them in each row."""
+        return {}
+
+
+class Fidelity(Reference):
+    """FID, IS and KID (torch-fidelity's Inception) against the real reference."""
+
+    def __init__(
+        self,
+        reference: Tensor,
+        name: str,
+        device: torch.device,
+        weights_path: str | None = None,
+        cache: Path | None = None,
+        batch_size: int | None = None,
+        digest: str | None = None,
+    ):
+        layers = sorted(set(FEATURE_LAYERS.values()))
+        super().__init__(
+            FEATURE_EXTRACTOR, layers, reference, name, device, weights_path, cache, batch_size,
+            digest,
+        )  # fmt: skip
+        with on_device(device):
+            self.real_stats = fid_featuresdict_to_statistics_cached(
+                self.real, self.reference_name, self.extractor, POOL, **self.options
+            )
+
+    def metrics(
+        self, generated: dict[str, Tensor], seed: int, chosen: tuple[str, ...] = INCEPTION_METRICS
+    ) -> dict[str, float]:
+        """The `chosen` of FID, IS and KID of generated features, torch-fidelity's way."""
         n = min(len(generated[POOL]), self.reference_count)
         options = self.options | {"rng_seed": seed, "kid_subset_size": min(1000, n)}
-        out = isc_featuresdict_to_metric(generated, FEATURE_LAYERS["isc"], **options)
-        stats = fid_featuresdict_to_statistics(generated, POOL)
-        out |= fid_statistics_to_metric(stats, self.real_stats, False)
-        out |= kid_featuresdict_to_metric(generated, self.real, FEATURE_LAYERS["kid"], **options)
-        return {column: float(out[key]) for column, key in COLUMNS.items()}
+        out: dict[str, Any] = {}
+        if "inception_score" in chosen:
+            out |= isc_featuresdict_to_metric(generated, FEATURE_LAYERS["isc"], **options)
+        if "fid" in chosen:
+            stats = fid_featuresdict_to_statistics(generated, POOL)
+            out |= fid_statistics_to_metric(stats, self.real_stats, False)
+        if "kid" in chosen:
+            out |= kid_featuresdict_to_metric(
+                generated, self.real, FEATURE_LAYERS["kid"], **options
+            )
+        return {column: float(out[key]) for column, key in COLUMNS.items() if key in out}
 
-    def protocol(self, generated_count: int) -> dict[str, Any]:
-        """How the numbers were made, stored beside them."""
+    def protocol(self) -> dict[str, Any]:
+        return {"feature_extractor": FEATURE_EXTRACTOR, "feature_weights": self.weights}
+
+
+class PrecisionRecall(Reference):
+    """Improved precision and recall (Kynkaanniemi et al. 2019) in torch-fidelity's VGG16
+    features: the share of generated samples inside the real k-NN manifold, and of real ones
+    inside the generated manifold."""
+
+    def __init__(
+        self,
+        reference: Tensor,
+        name: str,
+        device: torch.device,
+        weights_path: str | None = None,
+        cache: Path | None = None,
+        batch_size: int | None = None,
+        digest: str | None = None,
+    ):
+        super().__init__(
+            PRC_EXTRACTOR, [PRC_LAYER], reference, name, device, weights_path, cache, batch_size,
+            digest,
+        )  # fmt: skip
+        self.real_on_device = self.real[PRC_LAYER].to(device)  # distances on the run's device
+
+    def metrics(self, generated: dict[str, Tensor]) -> dict[str, float]:
+        """torch-fidelity's own function on the generated features against the real ones."""
+        fake = generated[PRC_LAYER].to(self.device)
+        with on_device(self.device):
+            out = prc_features_to_metric(
+                fake, self.real_on_device, prc_neighborhood=PRC_NEIGHBORHOOD, **self.options
+            )
+        keys = (KEY_METRIC_PRECISION, KEY_METRIC_RECALL)
+        return {c: float(out[k]) for c, k in zip(PRECISION_RECALL, keys, strict=True)}
+
+    def protocol(self) -> dict[str, Any]:
         return {
-            "fid_generated_samples": generated_count,
-            "fid_real_samples": self.reference_count,
-            "fid_real_split": "train",
-            "feature_extractor": FEATURE_EXTRACTOR,
-            "feature_weights": self.weights,
-            "torch_fidelity_version": torch_fidelity.__version__,
+            "prc_extractor": PRC_EXTRACTOR,
+            "prc_weights": self.weights,
+            "prc_neighborhood": PRC_NEIGHBORHOOD,
         }
+
+
+class FdDinov2(Reference):
+    """The Frechet distance in DINOv2 features (Stein et al. 2023), torch-fidelity's FID code on
+    its DINOv2 extractor, which loads through torch.hub (no weights file)."""
+
+    def __init__(
+        self,
+        extractor: str,
+        reference: Tensor,
+        name: str,
+        device: torch.device,
+        cache: Path | None = None,
+        batch_size: int | None = None,
+        digest: str | None = None,
+    ):
+        super().__init__(
+            extractor, [DINOV2_LAYER], reference, name, device, None, cache, batch_size, digest,
+            weights="hub",
+        )  # fmt: skip
+        with on_device(device):
+            self.real_stats = fid_featuresdict_to_statistics_cached(
+                self.real, self.reference_name, self.extractor, DINOV2_LAYER, **self.options
+            )
+
+    def metrics(self, generated: dict[str, Tensor]) -> dict[str, float]:
+        stats = fid_featuresdict_to_statistics(generated, DINOV2_LAYER)
+        distance = fid_statistics_to_metric(stats, self.real_stats, False)[KEY_METRIC_FID]
+        return {FD_DINOV2[0]: float(distance)}
+
+    def protocol(self) -> dict[str, Any]:
+        return {"fd_dinov2_extractor": self.extractor_name}
+
+
+def draw_protocol(generated_count: int, real_count: int) -> dict[str, Any]:
+    """The samples every torch-fidelity metric of an evals row used, stored beside them (the
+    names are FID's, the first metric recorded; `fid_samples` sets the count for all)."""
+    return {
+        "fid_generated_samples": generated_count,
+        "fid_real_samples": real_count,
+        "fid_real_split": "train",
+    }

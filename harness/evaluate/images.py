@@ -1,9 +1,10 @@
-"""Evaluation of image data: FID / IS / KID, exact W on projections, the critic held out, grids.
+"""Evaluation of image data: the sample-quality metrics a run chooses (FID / IS / KID, precision
+and recall, FD-DINOv2), exact W on projections, the critic held out, grids.
 
-The real side (the feature extractor, the real statistics, the fitted projections, the real
-images W is measured against and the floor) is built once per process and shared by every run on
-the same images; each run adds a fixed noise batch for its grids. Called at each eval step for
-one evals row.
+The real side (the feature extractors, the real features and statistics, the fitted projections,
+the real images W is measured against and the floor) is built once per process and shared by
+every run on the same images; each run adds a fixed noise batch for its grids. Called at each
+eval step for one evals row.
 """
 
 import contextlib
@@ -14,13 +15,25 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch_fidelity
 from PIL import Image
 from torch import Tensor, nn
 
 from harness.data import LOCATION_KEYS
 from harness.data.images import ImageSet, to_float
 from harness.errors import UserError
-from harness.evaluate.fidelity import POOL, Fidelity, cache_root, content_digest, to_uint8
+from harness.evaluate.columns import INCEPTION_METRICS, quality_columns
+from harness.evaluate.fidelity import (
+    POOL,
+    FdDinov2,
+    Fidelity,
+    PrecisionRecall,
+    Reference,
+    cache_root,
+    content_digest,
+    draw_protocol,
+    to_uint8,
+)
 from harness.evaluate.lipschitz import critic_lipschitz
 from harness.evaluate.points import eval_rng
 from harness.evaluate.projections import PCA_FIT_SAMPLES, Projection, fit_projections
@@ -29,6 +42,7 @@ from harness.objectives import Objective
 from harness.records import RunFolder
 from harness.spec import RunSpec
 
+FEATURE_PHASES = {"inception": "Inception", "vgg16": "VGG16", "dinov2": "DINOv2"}
 GRID = 64  # samples in each eval's picture, from one fixed noise batch per run
 CRITIC_CHUNK = 256  # images per critic forward pass at evaluation
 
@@ -74,7 +88,7 @@ class Phases:
 
 SAMPLE_BATCH = 100  # generated per forward pass at evals: the WGAN-GP code's samples_100
 REAL_DRAW_SEED = 1  # the one draw of real training images that every eval compares with
-KEPT_REAL_SIDES = 2  # real sides kept in memory at once (each holds the set's Inception features)
+KEPT_REAL_SIDES = 2  # real sides kept in memory at once (each holds the set's features)
 
 
 @contextlib.contextmanager
@@ -129,18 +143,28 @@ def generate(
     return torch.cat(images)[:n], torch.cat(kept)
 
 
+def needs_inception(spec: RunSpec) -> bool:
+    """Whether the run's evals pass images through Inception: for FID, IS or KID, or for the
+    `inception-pca` projection. Otherwise the pass is skipped."""
+    wanted = any(m in INCEPTION_METRICS for m in spec.quality_metrics)
+    return wanted or "inception-pca" in (spec.projections or ())
+
+
 @dataclass
 class RealSide:
     """What every eval on one image set compares against, the same for every run and seed:
     built once per process (per suite, per worker) and reused by every run on those images.
 
-    The Inception network and the set's features (cached on disk by torch-fidelity across
-    processes), the projections fitted on real images, one fixed draw of 2 x eval_samples
-    training images, the first half projected (what generated samples are measured against) and
-    the exact-W floor between the two halves, the same in every eval row.
+    The feature extractors the run's metrics need and the set's features through each (cached
+    on disk by torch-fidelity across processes), the projections fitted on real images, one
+    fixed draw of 2 x eval_samples training images, the first half projected (what generated
+    samples are measured against) and the exact-W floor between the two halves, the same in
+    every eval row.
     """
 
-    fidelity: Fidelity
+    fidelity: Fidelity | None  # Inception: FID / IS / KID and inception-pca; None if neither
+    precision_recall: PrecisionRecall | None  # VGG16, with metric precision_recall
+    dinov2: FdDinov2 | None  # with metric fd_dinov2
     projections: list[Projection]  # on the device
     real_index: Tensor  # the eval_samples training images of exact W and train_estimate (CPU)
     projected: dict[str, np.ndarray]  # projection name -> those images projected
@@ -151,10 +175,15 @@ _REAL_SIDES: dict[tuple[Any, ...], RealSide] = {}
 
 
 def real_side(
-    spec: RunSpec, train: ImageSet, device: torch.device, weights_path: str | None
+    spec: RunSpec,
+    train: ImageSet,
+    device: torch.device,
+    weights_path: str | None,
+    vgg16_weights: str | None = None,
 ) -> RealSide:
     """The real side of `spec`'s evals, built on first use and kept for later runs."""
     digest = content_digest(train.images)
+    precision_recall = "precision_recall" in spec.quality_metrics
     key = (
         digest,
         len(train.images),
@@ -165,11 +194,15 @@ def real_side(
         str(device),
         weights_path,
         str(cache_root()),
+        needs_inception(spec),
+        precision_recall,
+        vgg16_weights if precision_recall else None,
+        spec.fd_dinov2_extractor,
     )
     if key not in _REAL_SIDES:
         while len(_REAL_SIDES) >= KEPT_REAL_SIDES:
             del _REAL_SIDES[next(iter(_REAL_SIDES))]  # the oldest
-        _REAL_SIDES[key] = build_real_side(spec, train, device, weights_path, digest)
+        _REAL_SIDES[key] = build_real_side(spec, train, device, weights_path, digest, vgg16_weights)
     return _REAL_SIDES[key]
 
 
@@ -179,22 +212,27 @@ def build_real_side(
     device: torch.device,
     weights_path: str | None,
     digest: str | None = None,
+    vgg16_weights: str | None = None,
 ) -> RealSide:
     n, total = spec.eval_samples, len(train.images)
     problem = too_few_images(n, total, spec.data["name"])
     if problem:
         raise UserError(f"eval_samples: {n} {problem}")
-    name = data_name(spec.data) + "-train"
-    fidelity = Fidelity(
-        train.images, name, device, weights_path, batch_size=spec.fid_batch_size, digest=digest
-    )
-    pool = fidelity.real[POOL]
+    # Every metric's real reference is the whole training set, under one name per extractor.
+    name, images, batch = data_name(spec.data) + "-train", train.images, spec.fid_batch_size
+    fidelity = prc = dinov2 = None
+    if needs_inception(spec):
+        fidelity = Fidelity(images, name, device, weights_path, batch_size=batch, digest=digest)
+    if "precision_recall" in spec.quality_metrics:
+        prc = PrecisionRecall(images, name, device, vgg16_weights, batch_size=batch, digest=digest)
+    if spec.fd_dinov2_extractor is not None:
+        dinov2 = FdDinov2(spec.fd_dinov2_extractor, images, name, device, None, batch, digest)
+    pool = fidelity.real[POOL] if fidelity is not None else None
     fit_index = torch.randperm(total, generator=torch.Generator().manual_seed(0))
     fit_index = fit_index[:PCA_FIT_SAMPLES]
-    fit_on = {
-        "pixels": to_float(train.images[fit_index.to(train.images.device)]).cpu().numpy(),
-        "inception": pool[fit_index].numpy(),
-    }
+    fit_on = {"pixels": to_float(train.images[fit_index.to(train.images.device)]).cpu().numpy()}
+    if pool is not None:
+        fit_on["inception"] = pool[fit_index].numpy()
     kinds, dims = spec.projections or (), spec.projection_dims or ()
     projections = [p.to(device) for p in fit_projections(kinds, dims, fit_on)]
 
@@ -202,7 +240,8 @@ def build_real_side(
     real_index, again_index = index[:n], index[n : 2 * n]
 
     def sources(i: Tensor) -> dict[str, Tensor]:
-        return {"pixels": to_float(train.images[i.to(train.images.device)]), "inception": pool[i]}
+        pixels = {"pixels": to_float(train.images[i.to(train.images.device)])}
+        return pixels if pool is None else pixels | {"inception": pool[i]}
 
     real, again = sources(real_index), sources(again_index)
     projected: dict[str, np.ndarray] = {}
@@ -210,7 +249,7 @@ def build_real_side(
     for p in projections:
         projected[p.name] = p(real[p.source]).cpu().numpy()
         floors |= floor(projected[p.name], p(again[p.source]).cpu().numpy(), suffix=f"_{p.name}")
-    return RealSide(fidelity, projections, real_index, projected, floors)
+    return RealSide(fidelity, prc, dinov2, projections, real_index, projected, floors)
 
 
 class ImageEvaluator:
@@ -223,10 +262,11 @@ class ImageEvaluator:
         folder: RunFolder,
         device: torch.device,
         weights_path: str | None = None,
+        vgg16_weights: str | None = None,
     ):
         self.spec, self.train, self.heldout, self.device = spec, train, heldout, device
         self.objective, self.folder = objective, folder
-        self.real = real_side(spec, train, device, weights_path)
+        self.real = real_side(spec, train, device, weights_path, vgg16_weights)
         grid_rng = torch.Generator(device).manual_seed(spec.seed)
         self.grid_z = torch.randn(GRID, spec.z_dim, generator=grid_rng, device=device)
         self.phases = Phases(device)
@@ -250,25 +290,32 @@ class ImageEvaluator:
             )
             with sampling(generator, bn_stats):
                 grid = generator(self.grid_z)
-        with phase("Inception features"):
-            features = real.fidelity.features(fake_u8)
-        # FID is biased upward roughly as 1/N: every eval's fid, kid and inception_score use the
-        # same n_fid samples (at the final eval, the first n_fid of its larger draw), so the
-        # series has one protocol; the large final protocol goes to the *_final columns.
+        features = self._features(fake_u8)
+        # FID is biased upward roughly as 1/N: every eval's metrics (fid, kid, inception_score,
+        # precision and recall, fd_dinov2) use the same n_fid samples (at the final eval, the
+        # first n_fid of its larger draw), so the series has one protocol; the large final
+        # protocol goes to the *_final columns.
         row: dict[str, Any] = {"step": step, "eval_samples": n}
-        with phase("FID, IS and KID statistics"):
-            fidelity = real.fidelity
-            row |= fidelity.metrics({k: v[:n_fid] for k, v in features.items()}, spec.seed)
-            row |= fidelity.protocol(n_fid)
-            row |= {"sample_bn_stats": bn_stats, "sample_batch": SAMPLE_BATCH}
-            if final:
-                metrics = fidelity.metrics(features, seed=spec.seed)
-                row |= {f"{column}_final": value for column, value in metrics.items()}
-                row["fid_final_generated_samples"] = n_final
+        first = {name: {k: v[:n_fid] for k, v in f.items()} for name, f in features.items()}
+        row |= self._quality(first)
+        references: list[Reference] = [
+            r for r in (real.fidelity, real.precision_recall, real.dinov2) if r is not None
+        ]
+        if references:
+            row |= draw_protocol(n_fid, references[0].reference_count)
+            for reference in references:
+                row |= reference.protocol()
+            row["torch_fidelity_version"] = torch_fidelity.__version__
+        row |= {"sample_bn_stats": bn_stats, "sample_batch": SAMPLE_BATCH}
+        if final and quality_columns(spec):
+            row |= {f"{column}_final": value for column, value in self._quality(features).items()}
+            row["fid_final_generated_samples"] = n_final
 
         # Exact W between the first n generated images and the real side's n training images;
         # the floor (real against real) was computed once, with the real side.
-        generated = {"pixels": to_float(fake_u8[:n]), "inception": features[POOL][:n]}
+        generated = {"pixels": to_float(fake_u8[:n])}
+        if "inception" in features:
+            generated["inception"] = features["inception"][POOL][:n]
         for p in real.projections:
             with phase("projections"):
                 gen = p(generated[p.source]).cpu().numpy()
@@ -305,6 +352,32 @@ class ImageEvaluator:
             Image.fromarray(picture).save(folder.sample_path(step, ".png"))
         row["eval_seconds"] = time.perf_counter() - started
         return row
+
+    def _features(self, fake_u8: Tensor) -> dict[str, dict[str, Tensor]]:
+        """The generated images through each extractor the run needs, one pass each."""
+        real, out = self.real, dict[str, dict[str, Tensor]]()
+        references = {"inception": real.fidelity, "vgg16": real.precision_recall}
+        for name, reference in (references | {"dinov2": real.dinov2}).items():
+            if reference is not None:
+                with self.phases(f"{FEATURE_PHASES[name]} features"):
+                    out[name] = reference.features(fake_u8)
+        return out
+
+    def _quality(self, features: dict[str, dict[str, Tensor]]) -> dict[str, float]:
+        """The run's chosen metrics of generated features (per extractor) against the real."""
+        real, phase, chosen = self.real, self.phases, self.spec.quality_metrics
+        out: dict[str, float] = {}
+        inception = tuple(m for m in chosen if m in INCEPTION_METRICS)
+        if real.fidelity is not None and inception:
+            with phase("FID, IS and KID statistics"):
+                out |= real.fidelity.metrics(features["inception"], self.spec.seed, inception)
+        if real.precision_recall is not None:
+            with phase("precision and recall"):
+                out |= real.precision_recall.metrics(features["vgg16"])
+        if real.dinov2 is not None:
+            with phase("FD-DINOv2 statistics"):
+                out |= real.dinov2.metrics(features["dinov2"])
+        return out
 
     def _scores(self, critic: nn.Module, x: Tensor) -> Tensor:
         return torch.cat([critic(chunk) for chunk in x.split(CRITIC_CHUNK)]).float()

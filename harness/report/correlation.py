@@ -3,7 +3,8 @@ each divergence estimate and each quality measure over a run's eval steps: over 
 on first differences and over the run's second half, then the median over runs per objective.
 
 Signs are oriented so that + means "the estimate falls as the samples improve" whatever the
-measure's direction (FID falls as samples improve, the Inception Score rises).
+measure's direction (FID falls as samples improve; the Inception Score, precision and recall
+rise).
 """
 
 import math
@@ -35,6 +36,11 @@ PHASES = {
 METHODS: list[Literal["spearman", "kendall", "pearson"]] = ["spearman", "kendall", "pearson"]
 
 
+LOWER_IS_BETTER = ("fid", "kid", "fd_dinov2")  # distances between generated and real
+HIGHER_IS_BETTER = ("inception_score", "sample_precision", "sample_recall")
+HEADLINE = ("fid", "kid", "inception_score", "fd_dinov2", "sample_precision", "sample_recall")
+
+
 def quality_measures(columns: Iterable[str]) -> dict[str, int]:
     """Evals columns that measure sample quality -> +1 if lower is better, -1 if higher is.
 
@@ -43,26 +49,24 @@ def quality_measures(columns: Iterable[str]) -> dict[str, int]:
     """
     found = {}
     for column in columns:
-        if column in ("fid", "kid") or column.startswith(("exact_w1", "exact_w2", "sliced_w2")):
+        if column in LOWER_IS_BETTER or column.startswith(("exact_w1", "exact_w2", "sliced_w2")):
             found[column] = 1
-        elif column == "inception_score":
+        elif column in HIGHER_IS_BETTER:
             found[column] = -1
     return found
 
 
 def headline_measures(columns: Iterable[str]) -> list[str]:
-    """The measures the page shows (csv/json keep them all): FID, KID, IS and every exact W1."""
-    return [
-        c
-        for c in quality_measures(columns)
-        if c in ("fid", "kid", "inception_score") or c.startswith("exact_w1")
-    ]
+    """The measures the page shows (csv/json keep them all): FID, KID, IS, FD-DINOv2, precision
+    and recall (those a run recorded) and every exact W1."""
+    return [c for c in quality_measures(columns) if c in HEADLINE or c.startswith("exact_w1")]
 
 
 def primary_measure(columns: Iterable[str]) -> str | None:
-    """The one measure a plot and the Findings use: FID for images, else exact W1."""
+    """The one measure a plot and the Findings use: FID for images (FD-DINOv2 where a suite
+    turned FID off), else exact W1."""
     measures = list(quality_measures(columns))
-    for preferred in ("fid", "exact_w1"):
+    for preferred in ("fid", "fd_dinov2", "exact_w1"):
         if preferred in measures:
             return preferred
     return next((m for m in measures if m.startswith("exact_w1")), None)
@@ -89,7 +93,16 @@ def filtered(steps: pd.DataFrame, window: int = WINDOW) -> pd.DataFrame:
 
 
 RUN_COLUMNS = ["setting", "state", "steps", "clip"]  # from the runs frame, beside each eval
-FIXED_PROTOCOL = ["fid", "kid", "inception_score", "kid_std", "inception_score_std"]
+FIXED_PROTOCOL = [
+    "fid",
+    "kid",
+    "inception_score",
+    "kid_std",
+    "inception_score_std",
+    "sample_precision",
+    "sample_recall",
+    "fd_dinov2",
+]
 
 
 def eval_series(steps: pd.DataFrame, evals: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:

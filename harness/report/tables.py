@@ -6,7 +6,14 @@ import pandas as pd
 from harness.report.correlation import finals, headline_measures, quality_measures
 
 GROUP = ["suite", "objective", "name"]
-FINAL_PROTOCOL = ["fid_final", "kid_final", "inception_score_final"]
+FINAL_PROTOCOL = [
+    "fid_final",
+    "kid_final",
+    "inception_score_final",
+    "fd_dinov2_final",
+    "sample_precision_final",
+    "sample_recall_final",
+]
 
 
 def states(runs: pd.DataFrame) -> str:
