@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
+from torch.utils.data import Dataset
 
 BASE_FOLDER = "cifar-10-batches-py"
 LABEL_NAMES = [
@@ -79,3 +81,16 @@ def write_fake_cifar10(root: Path, n_train: int = 100, n_test: int = 50, seed: i
     }
     _dump(folder / "batches.meta", meta)
     return root
+
+
+class Saved(Dataset):
+    """uint8 images as torch-fidelity reads a dataset: 3xHxW tensors."""
+
+    def __init__(self, images: np.ndarray):
+        self.images = torch.from_numpy(images)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return self.images[i]

@@ -14,8 +14,7 @@ import pytest
 import suite_files
 import torch
 import torch_fidelity
-from fake_cifar import write_fake_cifar10
-from torch.utils.data import Dataset
+from fake_cifar import Saved, write_fake_cifar10
 
 from harness.data import build_sampler
 from harness.errors import SuiteError
@@ -34,19 +33,6 @@ SUITE = suite_files.read("tiny-cifar.toml")  # gan and wgan-gp on a fake CIFAR-1
 
 def tiny_cifar(root: object) -> str:
     return SUITE.replace("{root}", str(root))
-
-
-class Saved(Dataset):
-    """uint8 images as torch-fidelity reads a dataset: 3xHxW tensors."""
-
-    def __init__(self, images: np.ndarray):
-        self.images = torch.from_numpy(images)
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, i: int) -> torch.Tensor:
-        return self.images[i]
 
 
 @dataclass

@@ -14,9 +14,8 @@ import suite_files
 import torch
 import torch_fidelity
 from click.testing import CliRunner
-from fake_cifar import write_fake_cifar10
+from fake_cifar import Saved, write_fake_cifar10
 from torch import nn
-from torch.utils.data import Dataset
 from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 
 from harness.cli import main
@@ -47,19 +46,6 @@ def write_suite(folder: Path, root: object, metrics: str | None, extra: str = ""
     path = folder / f"s{len(list(folder.glob('s*.toml')))}.toml"
     path.write_text(suite_text(root, metrics).replace("[[run]]", f"{extra}\n[[run]]", 1))
     return path
-
-
-class Saved(Dataset):
-    """uint8 images as torch-fidelity reads a dataset: 3xHxW tensors."""
-
-    def __init__(self, images: np.ndarray):
-        self.images = torch.from_numpy(images)
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, i: int) -> torch.Tensor:
-        return self.images[i]
 
 
 def test_metrics_are_canonical_and_an_unset_field_keeps_the_run_id(tmp_path):
