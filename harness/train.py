@@ -155,7 +155,8 @@ def train(
     B, B_g, eval_steps = spec.batch_size, spec.generator_batch_size, set(spec.eval_steps())
     _claim(folder, spec, device, start)
     clock = time.perf_counter() - elapsed  # wall_time = time.perf_counter() - clock
-    live = watching(spec, folder, start, options.tensorboard, options.wandb)
+    fresh = checkpoint is None
+    live = watching(spec, folder, start, fresh, options.tensorboard, options.wandb)
     with live as watch:  # TensorBoard, W&B (harness/live/): closed however the run stops
         # an eval: (step, the real batch of the critic's last update) -> tables, checkpoint, hook
         eval_at = partial(

@@ -63,20 +63,20 @@ class Watchers:
 
 @contextlib.contextmanager
 def watching(
-    spec: RunSpec, folder: RunFolder, start: int, tensorboard: bool, wandb: bool
+    spec: RunSpec, folder: RunFolder, start: int, fresh: bool, tensorboard: bool, wandb: bool
 ) -> Iterator[Watchers]:
-    """The run's watchers from step `start` (its checkpoint's; 0 for a fresh run), closed when
-    the run stops, however it stops."""
+    """The run's watchers from step `start`, its checkpoint's (`fresh`: no checkpoint, the run
+    starts over), closed when the run stops, however it stops."""
     watchers: list[Watcher] = []
     try:
         if tensorboard:
             from harness.live.tensorboard import TensorBoardWatcher
 
-            watchers.append(TensorBoardWatcher(spec, folder, start))
+            watchers.append(TensorBoardWatcher(spec, folder, start, fresh))
         if wandb:
             from harness.live.wandb import WandbWatcher
 
-            watchers.append(WandbWatcher(spec, folder, start))
+            watchers.append(WandbWatcher(spec, folder, start, fresh))
         yield Watchers(watchers)
     finally:
         for w in watchers:

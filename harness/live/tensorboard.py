@@ -3,7 +3,8 @@
 
 Tags: `steps/<column>` for every steps.parquet column, `evals/<column>` for every numeric evals
 column, and the image `samples` (the eval's grid, or its scatter plot on toy data). A resumed
-run starts its writer with purge_step = checkpoint step + 1: TensorBoard's reader then drops
+run starts its writer with purge_step = checkpoint step + 1 (also after the step-0 one):
+TensorBoard's reader then drops
 the events a killed process wrote past the checkpoint, so the steps it redoes are not shown
 twice. A run that starts over (no checkpoint, or --force) starts its event files over too.
 """
@@ -29,14 +30,14 @@ def log_dir(folder: RunFolder, spec: RunSpec) -> Path:
 
 
 class TensorBoardWatcher:
-    def __init__(self, spec: RunSpec, folder: RunFolder, start: int):
+    def __init__(self, spec: RunSpec, folder: RunFolder, start: int, fresh: bool):
         where = log_dir(folder, spec)
-        if start == 0:
+        if fresh:
             shutil.rmtree(where, ignore_errors=True)  # the run starts over: so do its curves
         self.writer = SummaryWriter(
-            str(where), purge_step=start + 1 if start else None, flush_secs=FLUSH_SECONDS
+            str(where), purge_step=None if fresh else start + 1, flush_secs=FLUSH_SECONDS
         )
-        if start == 0:
+        if fresh:
             self.writer.add_text("settings", f"{spec.run_id}: {spec.summary()}", 0)
 
     def steps(self, chunk: pd.DataFrame) -> None:

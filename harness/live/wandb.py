@@ -1,9 +1,11 @@
 """Weights & Biases (the `wandb` extra): one W&B run per harness run.
 
-Project: $WANDB_PROJECT, else the suite's name. The W&B run's id is <suite>-<run id>, so a
-rerun of the suite resumes it (resume="allow"); its name is the run id, its group the run's
-name, its tags the objective and the label, its config spec.json's content. Offline
-(WANDB_MODE=offline), it writes under <run folder>/wandb/ for a later `wandb sync`.
+Project: $WANDB_PROJECT, else the suite's name. A run that starts (or starts over) gets a new
+W&B run, id <suite>-<run id>-<start time>, kept in <run folder>/wandb/run-id, so a resumed run
+resumes that W&B run (resume="allow") and one started over never lands in an old one. Its
+name is the run id, its group the run's name, its tags the objective and the label, its config
+spec.json's content. Offline (WANDB_MODE=offline), it writes under <run folder>/wandb/ for a
+later `wandb sync`.
 
 W&B keeps a run's history in step order and refuses a step below one it has: a resumed run
 sends only steps from the W&B run's current step on. The steps it redoes past its checkpoint
@@ -11,6 +13,7 @@ were sent before the kill, with the same values, since a resumed run repeats its
 """
 
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +26,15 @@ from harness.spec import RunSpec
 
 
 class WandbWatcher:
-    def __init__(self, spec: RunSpec, folder: RunFolder, start: int):
+    def __init__(self, spec: RunSpec, folder: RunFolder, start: int, fresh: bool):
         suite = folder.path.parent.name
+        kept = folder.path / "wandb" / "run-id"
+        if fresh or not kept.is_file():
+            kept.parent.mkdir(parents=True, exist_ok=True)
+            kept.write_text(f"{suite}-{spec.run_id}-{time.strftime('%Y%m%d%H%M%S')}")
         self.run = wandb.init(
             project=os.environ.get("WANDB_PROJECT") or suite,
-            id=f"{suite}-{spec.run_id}",
+            id=kept.read_text().strip(),
             name=spec.run_id,
             group=spec.name,
             tags=[spec.objective, label(spec)],
