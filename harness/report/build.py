@@ -15,6 +15,7 @@ from harness.report import (
     convergence,
     correlation,
     findings,
+    published,
     tables,
     theory,
     tuning,
@@ -85,6 +86,7 @@ def _run_frames(results: Results, window: int) -> dict[str, pd.DataFrame]:
     frames = {
         "runs": results.runs,
         "summary": tables.summary(results.runs, series),
+        "published_numbers": published.published_numbers(results.runs, series),
         "convergence": convergence.convergence(series, results.runs),
         "correlation_by_objective": correlation.by_objective(within, results.runs),
         "correlation_within_runs": within,

@@ -55,6 +55,32 @@ def summary_table(section: SuiteSection) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def published_table(section: SuiteSection) -> pd.DataFrame:
+    """The published figures beside ours (frame published_numbers), as the page shows them."""
+    frame = section.frames.get("published_numbers")
+    if frame is None or frame.empty:
+        return pd.DataFrame()
+    published = [
+        _num(v) if s is None or not math.isfinite(s) else f"{_num(v)} ± {_num(s, 2)}"
+        for v, s in zip(frame["published"], frame["published_std"].astype(float), strict=True)
+    ]
+    return pd.DataFrame(
+        {
+            "source": frame["source"],
+            "model": frame["model"],
+            "measure": frame["measure"],
+            "published": published,
+            "ours: run name": frame["name"].fillna("").replace("", "–"),
+            "runs": frame["runs"],
+            "ours (mean ± std over runs)": frame["ours"],
+            "ours best": frame["our_best"].astype(float).map(_num),
+            "protocol differences": frame["protocol_differences"].fillna("").replace("", "–"),
+            "matches": frame["protocol_matches"].fillna("").replace("", "–"),
+            "note": frame["note"],
+        }
+    )
+
+
 def _intervals(frame: pd.DataFrame, low: str, high: str, n: str, minimum: int) -> list[str]:
     """The interval column as text: "[low, high]", or "too few runs" below `minimum`."""
     return [
@@ -171,6 +197,16 @@ def tables(section: SuiteSection) -> list[tuple[str, str, pd.DataFrame]]:
             "Final quality",
             "Last eval of each finished run: mean ± std over seeds, and the best.",
             summary_table(section),
+        ),
+        (
+            "Published numbers beside ours",
+            "Published figures on this dataset (the package's published_numbers.toml) beside the "
+            "finished runs' last eval of the same objective, and architecture where one matches "
+            "(the large final sample, *_final, where the suite draws one): mean ± std over runs, "
+            "and the best run. Each row lists how the two protocols differ: sample counts, the "
+            "reference split, the extractor, batch norm at sampling, selection. A number compares "
+            "fairly only where that list is short; docs/report.md says what each difference does.",
+            published_table(section),
         ),
         (
             "Did the runs converge? (point data)",
