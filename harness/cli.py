@@ -77,6 +77,15 @@ def print_plan(
         given = (watch or {}).get(name)
         head += f", {name}=true" if (getattr(suite, name) if given is None else given) else ""
     click.echo(head)
+    if suite.primary is not None:
+        p = suite.primary
+        click.echo(f"primary: {p.estimate} against {p.measure}, phase {p.phase}")
+    if suite.draw is not None:
+        spaces = ", ".join(suite.draw.space)
+        click.echo(
+            f"draw: {suite.draw.settings} settings per run of {spaces} from [draw.space], "
+            f"seed {suite.draw.seed} (each in the run's name below)"
+        )
     settings = [run_settings(spec) for spec in suite.runs]
     shared = {}  # said once: what is left on a run's line is what sets it apart
     if len(settings) > 1:

@@ -43,6 +43,23 @@ def _read_json(path: Path) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
+SUITE_RECORD = "suite.json"  # in a suite's folder: what the suite declares beside its runs
+
+
+def write_suite_record(suite_folder: Path, record: dict[str, Any]) -> None:
+    """The suite's own declarations (its primary statement, its [draw] rule), for the report."""
+    Path(suite_folder).mkdir(parents=True, exist_ok=True)
+    _write_json(Path(suite_folder) / SUITE_RECORD, record)
+
+
+def read_suite_record(suite_folder: Path) -> dict[str, Any] | None:
+    path = Path(suite_folder) / SUITE_RECORD
+    try:
+        return _read_json(path)
+    except (OSError, ValueError):  # torn or foreign: the report goes on without it
+        return None
+
+
 def versions() -> dict[str, str]:
     names = ["harness", "torch", "pot", "numpy", "pandas"]
     found = {n: metadata.version(n) for n in names if _installed(n)}

@@ -19,7 +19,13 @@ from harness.data import build_sampler
 from harness.errors import UserError
 from harness.experiments import EXPERIMENTS
 from harness.live import check_available
-from harness.records import TERMINAL_STATES, RunFolder, last_row
+from harness.records import (
+    TERMINAL_STATES,
+    RunFolder,
+    last_row,
+    read_suite_record,
+    write_suite_record,
+)
 from harness.spec import RunSpec
 from harness.suite import Suite
 from harness.theory.settings import ExperimentSpec
@@ -128,7 +134,35 @@ def preflight(
         check_data_sizes(
             suite, [s for s in runs if force or not _finished_earlier(results, suite, s)]
         )
+    record_suite(suite, results, force)
     return device
+
+
+def record_suite(suite: Suite, results: Path, force: bool = False) -> None:
+    """suite.json: the primary statement and the [draw] rule as the suite file declares them.
+    The primary statement is written once, before the suite's first run: a suite file whose
+    primary statement differs from the one its runs began with is refused (with --force, which
+    starts the runs over, it is written anew), so "declared before the runs" stays true."""
+    folder = suite_folder(results, suite)
+    primary = suite.primary.model_dump() if suite.primary else None
+    old = read_suite_record(folder) or {}
+    began = any(folder.glob("*/spec.json"))
+    if "primary" in old and old["primary"] != primary and began and not force:
+        raise UserError(
+            f"{suite.path}: suite.primary is {primary}, but the runs in {folder} began under "
+            f"{old['primary']} (its suite.json): a primary statement is declared before the "
+            "runs; put it back, or start over with --force"
+        )
+    kept = "primary" in old and old["primary"] == primary and not force
+    declared = old.get("primary_declared") if kept else time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    record = {
+        "name": suite.name,
+        "suite_file": str(suite.path),
+        "primary": primary,
+        "primary_declared": declared,  # when this primary statement was first recorded
+        "draw": suite.draw.model_dump(mode="json") if suite.draw else None,
+    }
+    write_suite_record(folder, record)
 
 
 def run_folders(

@@ -14,6 +14,7 @@ from pydantic.fields import FieldInfo
 
 from harness.data import DATASETS
 from harness.errors import SuiteError, check_unique, error_message, key_path, suite_errors
+from harness.evaluate.columns import metric_columns
 from harness.experiments import ExperimentSpec, expand_experiments
 from harness.objectives import OBJECTIVES, own_settings
 from harness.plugins import PluginError, import_plugin, load_entry_points
@@ -27,7 +28,8 @@ from harness.spec import (
     RunSpec,
     not_used,
 )
-from harness.tune.space import TuneTable, check_tune
+from harness.study import DrawTable, Primary, apply_betas, draw_points
+from harness.tune.space import TuneTable, check_param, check_tune
 
 PUBLISHED = "published"  # results/published/ holds the published reports, not a suite's runs
 
@@ -49,6 +51,7 @@ class SuiteTable(BaseModel):
     tensorboard: bool = False  # TensorBoard event files in each run's folder (harness/live/)
     wandb: bool = False  # one W&B run per run (the wandb extra)
     plugins: list[str] = []  # modules imported before the rest is read (harness/plugins.py)
+    primary: Primary | None = None  # the statement the suite answers first (harness/study.py)
 
 
 class SuiteFile(BaseModel):
@@ -59,6 +62,7 @@ class SuiteFile(BaseModel):
     defaults: RunFields = RunFields()
     run: Annotated[list[RunTable], Field(min_length=1)] | None = None
     tune: dict[str, Any] | None = None  # checked by harness.tune.space once the runs exist
+    draw: DrawTable | None = None  # settings drawn at random, one rule for every objective
     experiment: Annotated[list[dict[str, Any]], Field(min_length=1)] | None = None  # theory/
 
 
@@ -74,6 +78,8 @@ class Suite:
     wandb: bool = False
     tune: TuneTable | None = None
     experiments: list[ExperimentSpec] = field(default_factory=list)
+    primary: Primary | None = None
+    draw: DrawTable | None = None
 
 
 def _validate_data(
@@ -244,6 +250,7 @@ def _expand_run(
     data: dict[str, Any],
     seeds: list[int],
     own: tuple[dict[str, Any], dict[str, Any]] = ({}, {}),  # objective settings: defaults', run's
+    draw: DrawTable | None = None,
 ) -> list[RunSpec]:
     run_fields = table.model_dump(exclude_none=True, exclude={"name", "grid", "data"})
     images = DATASETS.entry(data["name"]).images
@@ -252,11 +259,19 @@ def _expand_run(
     own_grid = own_run.pop("grid", {})
     grid = (table.grid or {}) | own_grid
     grid = {k: grid[k] for k in own_run.pop("grid_order", list(grid)) if k in grid}  # as written
+    objective_name = table.objective or defaults.objective
+    objective_name = objective_name or ""
+    drawn = draw_points(draw, objective_name, table.name or objective_name) if draw else [{}]
+    for key in sorted(set(drawn[0]) & {*run_fields, *grid}):
+        where = f"run[{i}].grid.{key}" if key in grid else f"run[{i}].{key}"
+        raise SuiteError([f"{path}: {where}: also drawn by [draw.space.{objective_name}]"])
     specs = []
-    for point in _validate_grid(path, i, grid):
+    grid_points = _validate_grid(path, i, grid)
+    for point, draws in itertools.product(grid_points, drawn):
         own_point = {k: v for k, v in point.items() if k in own_grid}
         chosen = {k: v for k, v in {**run_fields, **point}.items() if k not in own_grid}
         merged = {**fallbacks, **defaults.model_dump(exclude_none=True), **chosen}
+        merged |= apply_betas(merged, draws)
         if not images:
             for key in sorted(set(IMAGE_ONLY) & merged.keys()):
                 where = f"run[{i}].{key}" if key in chosen else f"defaults.{key}"
@@ -280,8 +295,8 @@ def _expand_run(
         if settings is not None:
             merged["objective_settings"] = settings
         label = table.name or objective
-        if point:
-            label += "[" + ",".join(f"{k}={v}" for k, v in point.items()) + "]"
+        if point or draws:
+            label += "[" + ",".join(f"{k}={v}" for k, v in (point | draws).items()) + "]"
         for seed in seeds:
             try:
                 specs.append(RunSpec(name=label, seed=seed, data=data, **merged))
@@ -350,6 +365,7 @@ def load_suite(path: str | Path) -> Suite:
     data = _validate_data(path, suite_file.data) if suite_file.data is not None else {}
 
     tables = suite_file.run or []
+    draw = suite_file.draw
     default = suite_file.defaults.objective
     names = [t.name or t.objective or default or "" for t in tables]
     runs: list[RunSpec] = []
@@ -359,7 +375,7 @@ def load_suite(path: str | Path) -> Suite:
         run_data = data if own_data is None else _validate_data(path, own_data, ("run", i, "data"))
         own = (own_defaults, own_runs[i] if own_runs else {})
         runs += _expand_run(
-            path, i, table, suite_file.defaults, run_data, suite_file.suite.seeds, own
+            path, i, table, suite_file.defaults, run_data, suite_file.suite.seeds, own, draw
         )
 
     by_id: dict[str, RunSpec] = {}
@@ -374,6 +390,8 @@ def load_suite(path: str | Path) -> Suite:
             )
         by_id[spec.run_id] = spec
     s = suite_file.suite
+    _check_draw(path, draw, runs)
+    _check_primary(path, s.primary, runs)
     return Suite(
         path=path,
         name=s.name,
@@ -385,4 +403,37 @@ def load_suite(path: str | Path) -> Suite:
         wandb=s.wandb,
         tune=check_tune(path, suite_file.tune, runs),
         experiments=expand_experiments(path, suite_file.experiment or [], s.seeds),
+        primary=s.primary,
+        draw=draw,
     )
+
+
+def _check_draw(path: Path, draw: DrawTable | None, runs: list[RunSpec]) -> None:
+    """Every objective of [draw.space] trains in the suite, and reads each key drawn for it."""
+    if draw is None:
+        return
+    errors: list[str] = []
+    for objective, space in draw.space.items():
+        where = f"{path}: draw.space.{objective}"
+        own = [spec for spec in runs if spec.objective == objective]
+        if not own:
+            errors.append(f"{where}: no run of the suite has objective {objective!r}")
+        for key, param in space.items() if own else ():
+            errors += check_param(f"{where}.{key}", key, param, objective, own)
+    if errors:
+        raise SuiteError(errors)
+
+
+def _check_primary(path: Path, primary: Primary | None, runs: list[RunSpec]) -> None:
+    """The primary statement's measure is a quality column that every run records."""
+    if primary is None or not runs:
+        return
+    for spec in runs:
+        known = [c for c in metric_columns(spec) if not c.endswith("_estimate")]
+        if primary.measure not in known:
+            raise SuiteError(
+                [
+                    f"{path}: suite.primary.measure: {primary.measure!r} is not recorded by "
+                    f"run {spec.name!r}; known: {', '.join(known)}"
+                ]
+            )

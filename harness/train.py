@@ -26,6 +26,7 @@ from harness.models import build_models
 from harness.objectives import Objective, build_objective
 from harness.records import RunFolder, last_row
 from harness.spec import RunSpec
+from harness.streams import TRAIN, draw_seed
 from harness.updates import critic_update, make_optimizer
 
 LOG_EVERY = 25  # steps between host syncs: progress, NaN checks
@@ -134,7 +135,7 @@ def train(
     on_eval: EvalHook | None = None,
 ) -> Outcome:
     speed_up(device)
-    torch.manual_seed(spec.seed)  # model initialisation
+    torch.manual_seed(draw_seed(spec.run_id, None, TRAIN))  # model initialisation: the run's own
     data = build_sampler(spec.data, device)
     state = TrainingState.build(spec, data.shape, device)
     generator, critic, rng = state.generator, state.critic, state.rng
@@ -248,7 +249,8 @@ class TrainingState:
 
     @classmethod
     def build(cls, spec: RunSpec, shape: tuple[int, ...], device: torch.device) -> "TrainingState":
-        """Fresh models (initialised from the global seed), optimisers, schedulers and rng."""
+        """Fresh models (initialised from the global seed, which `train` sets from the run's
+        stream), optimisers, schedulers and rng."""
         generator, critic = (m.to(device) for m in build_models(spec, shape))
         # channels_last: the layout CUDA's convolution kernels are fastest in
         layout = torch.channels_last if device.type == "cuda" and len(shape) == 3 else None
@@ -258,7 +260,8 @@ class TrainingState:
             make_optimizer(spec.optimizer, m.parameters(), spec.lr, spec.betas, fused=True)
             for m in (generator, critic)
         )
-        rng = torch.Generator(device).manual_seed(spec.seed)  # batches, noise, penalty mixing
+        # batches, noise, penalty mixing: the run's own stream, shared with no other setting
+        rng = torch.Generator(device).manual_seed(draw_seed(spec.run_id, 0, TRAIN))
         schedulers = make_schedulers(spec, opt_g, opt_d)
         return cls(generator, critic, opt_g, opt_d, schedulers, rng, layout)
 

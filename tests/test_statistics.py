@@ -16,13 +16,14 @@ from scipy import stats
 from torch import nn
 
 from harness.evaluate.lipschitz import critic_lipschitz
-from harness.evaluate.points import PointsEvaluator, eval_rng
+from harness.evaluate.points import PointsEvaluator
 from harness.objectives import build_objective
 from harness.records import RunFolder
-from harness.report import across, calibration, correlation, findings, intervals
+from harness.report import across, calibration, correlation, findings, findings_runs, intervals
 from harness.report.build import build_report
 from harness.report.load import KEYS, setting_id
 from harness.report.render import render_html, render_markdown, write_csv
+from harness.streams import CRITIC, eval_rng
 
 REPLICATES = 400
 
@@ -159,7 +160,7 @@ def test_a_shared_trend_passes_the_whole_run_but_not_the_trend_robust_phases():
         assert _within(tracks, "heldout_estimate", phase)["spearman"] > 0.9
 
 
-def test_by_objective_gives_no_interval_below_six_runs():
+def test_by_objective_takes_the_setting_as_the_unit():
     rows = [
         dict(zip(KEYS, ("s", f"r{k}", "n", "wgan", k), strict=True))
         | dict(estimate="e", measure="exact_w1", phase="whole", points=9, spearman=v)
@@ -167,9 +168,9 @@ def test_by_objective_gives_no_interval_below_six_runs():
         for k, v in enumerate(np.linspace(0.1, 0.9, 10))
     ]
     within = pd.DataFrame(rows)
-    runs = within[["suite", "run_id", "objective"]].assign(state="done")
+    runs = within[["suite", "run_id", "objective"]].assign(state="done", setting=within["run_id"])
     ten = correlation.by_objective(within, runs).iloc[0]
-    assert ten["runs"] == 10 and ten["spearman"] == pytest.approx(0.5)
+    assert (ten["runs"], ten["settings"]) == (10, 10) and ten["spearman"] == pytest.approx(0.5)
     assert (ten["spearman_low"], ten["spearman_high"]) == pytest.approx(
         (np.sort(within["spearman"])[1], np.sort(within["spearman"])[8])
     )
@@ -178,6 +179,13 @@ def test_by_objective_gives_no_interval_below_six_runs():
     # Only finished runs count: a run still training or diverged is no draw of a whole run.
     unfinished = runs.assign(state=["done"] * 9 + ["running"])
     assert correlation.by_objective(within, unfinished).iloc[0]["runs"] == 9
+    # Two seeds of five settings: five units, each the median of its seeds; no interval.
+    paired = runs.assign(setting=[f"x{k // 2}" for k in range(10)])
+    five_settings = correlation.by_objective(within, paired).iloc[0]
+    assert (five_settings["runs"], five_settings["settings"]) == (10, 5)
+    assert math.isnan(five_settings["spearman_low"])
+    medians = within["spearman"].to_numpy().reshape(5, 2).mean(axis=1)  # two seeds: their mean
+    assert five_settings["spearman"] == pytest.approx(np.median(medians))
 
 
 # --- across runs -------------------------------------------------------------------------------
@@ -263,25 +271,36 @@ def test_regret_in_the_measures_units():
 # --- calibration and the held-out gap ---------------------------------------------------------
 
 
-def test_calibration_ratio_of_a_critic_at_twice_the_scale():
+def test_calibration_divides_by_w1_above_its_floor_and_keeps_wgan_per_clip():
     rows = []
-    for k in range(6):
-        for step, w1 in ((0, 3.0), (10, 1.0), (20, 0.5)):
+    for k in range(12):  # 6 settings x 2 seeds; a critic at twice the scale of W1 above floor
+        objective, clip = ("wgan-gp", math.nan) if k < 6 else ("wgan", [0.01, 0.1][k % 2])
+        for step, w1 in ((0, 3.0), (10, 1.0), (20, 0.5), (30, 0.4), (40, 0.15)):
+            excess = w1 - 0.1  # the floor is 0.1
             rows.append(
-                dict(suite="s", run_id=f"r{k}", name="n", objective="wgan-gp", seed=k, step=step)
-                | dict(exact_w1=w1, heldout_estimate=2 * w1 * (1 + k / 100), critic_lipschitz=2.0)
-                | dict(divergence_estimate=1.0 if step else math.nan, state="done")
+                dict(suite="s", run_id=f"r{k}", name="n", objective=objective, seed=k % 2)
+                | dict(step=step, setting=f"x{k // 2}", clip=clip, state="done")
+                | dict(exact_w1=w1, floor_w1=0.1, retest_floor_w1=0.1, critic_lipschitz=2.0)
+                | dict(heldout_estimate=2 * excess * (1 + k / 100))
+                | dict(divergence_estimate=1.0 if step else math.nan)
             )
     series = pd.DataFrame(rows)
     series["normalized_estimate"] = series["heldout_estimate"] / series["critic_lipschitz"]
     per_run = calibration.calibration_runs(series)
-    assert (per_run["points"] == 2).all()
-    summary = calibration.calibration(per_run).set_index("estimate")
-    assert summary.loc["heldout_estimate", "median_ratio"] == pytest.approx(2 * 1.025)
-    assert summary.loc["normalized_estimate", "median_ratio"] == pytest.approx(1.025)
-    assert summary.loc["normalized_estimate", "runs"] == 6
-    assert summary.loc["normalized_estimate", "low"] == pytest.approx(1.0)
-    assert summary.loc["normalized_estimate", "high"] == pytest.approx(1.05)
+    assert (per_run["points"] == 3).all()  # steps 10, 20, 30: step 40 is under twice the floor
+    pooled = calibration.pooled(per_run).set_index(["objective", "estimate"])
+    gp = pooled.loc["wgan-gp"]
+    assert gp.loc["normalized_estimate", "median_ratio"] == pytest.approx(1.025)
+    assert gp.loc["heldout_estimate", "median_ratio"] == pytest.approx(2 * 1.025)
+    assert (gp.loc["normalized_estimate", "runs"], gp.loc["normalized_estimate", "settings"]) == (
+        6,
+        3,
+    )
+    assert math.isnan(gp.loc["normalized_estimate", "low"])  # 3 settings: no interval
+    # WGAN's raw ratio is never pooled over c; per c, and its rank correlation with c.
+    assert ("wgan", "heldout_estimate") not in pooled.index
+    clips = calibration.by_clip(per_run)
+    assert clips["clip"].tolist() == [0.01, 0.1] and (clips["runs"] == 3).all()
     # A run that has not finished is no draw of a whole run.
     series.loc[series["run_id"] == "r5", "state"] = "running"
     assert (calibration.calibration_runs(series)["run_id"] != "r5").all()
@@ -316,7 +335,7 @@ def test_point_heldout_gap_is_read_at_one_moment(tmp_path):
     spec = small_spec(eval_samples=64, z_dim=2)
     evaluator = PointsEvaluator(spec, Sampler(), objective, folder, torch.device("cpu"))
     # The training batch the critic last saw, shifted by +1 along x: f is 2 higher on it.
-    fresh = Sampler().sample(64, eval_rng(0, 5, torch.device("cpu")))
+    fresh = Sampler().sample(64, eval_rng(spec.run_id, 5, CRITIC, torch.device("cpu")))
     row = evaluator(5, generator, critic, train_real=fresh + 1)
     assert row["heldout_estimate"] - row["train_estimate"] == pytest.approx(-2.0, abs=1e-5)
     assert row["critic_lipschitz"] == pytest.approx(2.0)
@@ -328,12 +347,16 @@ def test_point_heldout_gap_is_read_at_one_moment(tmp_path):
 # --- findings ---------------------------------------------------------------------------------
 
 
-def test_findings_state_numbers_with_interval_and_n_or_too_few_runs():
+def test_findings_state_numbers_with_interval_and_design_or_why_not():
     rows = [
-        dict(suite="s", objective="wgan-gp", estimate=findings.WITHIN, measure="exact_w1")
-        | dict(phase=phase, finished=finished, runs=n, spearman=0.9)
+        dict(suite="s", objective="wgan-gp", estimate=findings_runs.WITHIN, measure="exact_w1")
+        | dict(phase=phase, finished=finished, runs=n, settings=k, spearman=0.9, p=0.01)
         | dict(spearman_low=0.8, spearman_high=0.95, values="0.90")
-        for phase, finished, n in (("whole", 10, 10), ("differences", 3, 3), ("late", 10, 3))
+        for phase, finished, n, k in (
+            ("whole", 20, 20, 10),
+            ("differences", 6, 6, 3),
+            ("late", 20, 3, 3),
+        )
     ]
     empty = {
         name: pd.DataFrame(columns=["suite", "objective", "estimate", "measure"])
@@ -341,28 +364,37 @@ def test_findings_state_numbers_with_interval_and_n_or_too_few_runs():
     }
     frames = empty | {
         "correlation_by_objective": pd.DataFrame(rows),
+        "head_to_head": pd.DataFrame(columns=["suite", "estimate", "measure", "p_holm"]),
+        "measure_reliability": pd.DataFrame(columns=["suite", "objective"]),
         "calibration": pd.DataFrame(columns=["suite", "objective"]),
+        "calibration_by_clip": pd.DataFrame(columns=["suite"]),
         "convergence": pd.DataFrame(columns=["suite", "objective"]),
-        "evals": pd.DataFrame({"suite": ["s"], "exact_w1": [0.1]}),
     }
     runs = pd.DataFrame({"suite": ["s"], "objective": ["wgan-gp"], "state": ["done"]})
-    out = findings.findings(frames, runs).set_index("statement")
-    whole = out.loc["within_whole"]
+    runs["eval_draws"] = "run"
+    primary = (findings_runs.WITHIN, "exact_w1", "whole", True)
+    out = findings.findings(frames, runs, {"s": primary}).set_index("statement")
+    whole = out.loc["primary"]
     assert "0.9" in whole["sentence"] and "[0.8, 0.95]" in whole["sentence"]
-    assert "n = 10 runs" in whole["sentence"] and whole["n"] == 10
+    assert "n = 20 runs in 10 settings" in whole["sentence"] and whole["n"] == 20
+    assert "declared in the suite" in whole["sentence"] and whole["section"] == findings.PRIMARY
     few = out.loc["within_differences"]
-    assert "too few runs (n = 3" in few["sentence"] and math.isnan(few["value"])
-    # Ten finished runs, but only three with enough eval points: not "too few runs".
+    assert "no interval: n = 6 runs in 3 settings" in few["sentence"] and math.isnan(few["value"])
+    # Twenty finished runs, but only three with enough eval points: not a shortage of runs.
     late = out.loc["within_late"]
-    assert "only 3 of 10 finished runs" in late["sentence"] and math.isnan(late["value"])
+    assert "only 3 of 20 finished runs" in late["sentence"] and math.isnan(late["value"])
+    assert list(out.index)[0] == "primary"  # the primary statement comes first
 
 
 def write_population(root: Path, lipschitz: bool = True) -> None:
-    """12 settings of wgan-gp (a critic scale K each) x 2 seeds, as run folders: exact W1 falls
-    over training, the critic reads K x W1 with noise, and its measured Lipschitz constant is K."""
+    """12 settings of wgan-gp (a critic scale K each) x 2 seeds, as run folders: the W1 between
+    model and data falls over training to a level each setting has, exact W1 reads it plus the
+    floor 0.05, the critic reads K x that W1 with noise, and its measured Lipschitz constant
+    is K."""
     rng = np.random.default_rng(0)
+    floor = 0.05
     for setting in range(12):
-        scale, floor = 0.5 + setting / 4, 0.05 + setting / 50
+        scale, level = 0.5 + setting / 4, setting / 50
         for seed in (0, 1):
             folder = RunFolder(root / "pop" / f"run{setting:02d}{seed}")
             folder.create()
@@ -373,15 +405,16 @@ def write_population(root: Path, lipschitz: bool = True) -> None:
             folder.write_spec(spec)
             folder.write_status(state="done", step=900, wall_time=1.0)
             step = np.arange(1, 901)
-            w1 = floor + np.exp(-step / 300) + 0.003 * seed + rng.normal(0, 0.0002, size=900)
+            w1 = level + np.exp(-step / 300) + 0.003 * seed + rng.normal(0, 0.0002, size=900)
             folder.write_steps(pd.DataFrame({"step": step, "divergence_estimate": scale * w1}))
             at = np.arange(0, 901, 100)
-            w1_at = floor + np.exp(-at / 300) + 0.003 * seed + rng.normal(0, 0.001, size=len(at))
-            evals = pd.DataFrame({"step": at, "exact_w1": w1_at})
+            true = level + np.exp(-at / 300) + 0.003 * seed + rng.normal(0, 0.001, size=len(at))
+            evals = pd.DataFrame({"step": at, "exact_w1": floor + true, "floor_w1": floor})
+            evals["eval_draws"] = "run"
             if lipschitz:  # runs recorded before it existed have no critic_lipschitz
                 evals["critic_lipschitz"] = scale
             evals["wall_time"] = at / 100.0
-            evals["heldout_estimate"] = scale * w1_at * (1 - 0.02 * rng.random())
+            evals["heldout_estimate"] = scale * true * (1 - 0.02 * rng.random())
             evals["train_estimate"] = evals["heldout_estimate"]
             folder.write_evals(evals)
 
@@ -391,7 +424,11 @@ def test_findings_of_a_population_open_every_format(tmp_path):
     report = build_report(tmp_path, window=5)
     rows = report.frames["findings"].set_index("statement")
     assert not rows["sentence"].str.contains("too few").any(), rows["sentence"].tolist()
-    assert rows.loc["within_whole", "n"] == 24 and rows.loc["within_whole", "value"] > 0.9
+    assert rows.loc["primary", "n"] == 24 and rows.loc["primary", "value"] > 0.9
+    assert (
+        rows.loc["primary", "settings"] == 12
+        and "n = 24 runs in 12 settings" in rows.loc["primary", "sentence"]
+    )
     assert rows.loc["across_seeds", "n"] == 12 and rows.loc["across_seeds", "unit"] == "seed pairs"
     assert rows.loc["across_seeds", "value"] == pytest.approx(1.0)  # the lower seed wins each
     assert rows.loc["across_settings", "estimate"] == "normalized_estimate"
@@ -417,7 +454,7 @@ def test_the_same_run_in_two_suites_stays_in_each(tmp_path):
     write_population(tmp_path)
     shutil.copytree(tmp_path / "pop", tmp_path / "again")  # the same run ids, another suite
     found = build_report(tmp_path, window=5).frames["findings"]
-    whole = found[found["statement"] == "within_whole"].set_index("suite")
+    whole = found[found["statement"] == "primary"].set_index("suite")
     assert set(whole.index) == {"pop", "again"} and (whole["n"] == 24).all()
 
 
@@ -465,7 +502,7 @@ def test_runs_without_a_scale_free_estimate_say_so(tmp_path):
     assert "not measurable" in rows.loc["across_settings", "sentence"]
     assert math.isnan(rows.loc["across_settings", "value"])
     assert "regret" not in rows.index  # raw W1 estimates are not compared across settings
-    assert rows.loc["within_whole", "n"] == 24  # what needs no normalising is still there
+    assert rows.loc["primary", "n"] == 24  # what needs no normalising is still there
 
 
 def test_findings_say_why_there_is_no_number(tmp_path):
@@ -490,7 +527,7 @@ def test_findings_use_the_scale_free_estimate_with_the_most_settings():
         | dict(settings=[2, 20], spearman=[math.nan, 0.5], spearman_low=[math.nan, 0.1])
         | dict(spearman_high=[math.nan, 0.8])
     )
-    row = findings.first_recorded(
+    row = findings_runs.first_recorded(
         settings, ("s", "wgan", "exact_w1"), across.scale_free("wgan"), "settings"
     )
     assert row["estimate"] == "estimate_over_clip"  # batch-norm settings lack the other

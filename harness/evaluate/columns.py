@@ -6,6 +6,8 @@ from harness.spec import RunSpec
 
 TRANSPORT = ("exact_w1", "exact_w2", "sliced_w2")  # generated against real (transport.py)
 FLOORS = ("floor_w1", "floor_w2")  # real against real, at the same n
+# Point data: exact W1 and its floor again, on an independent draw (the measure's test-retest)
+RETEST_W1 = ("retest_exact_w1", "retest_floor_w1")
 CRITIC = ("heldout_estimate", "train_estimate", "critic_lipschitz")  # the critic at the eval
 FIDELITY = ("fid", "inception_score", "inception_score_std", "kid", "kid_std")  # Inception's
 # Kynkaanniemi et al.'s precision and recall ("precision" alone is a run setting: bf16 or fp32)

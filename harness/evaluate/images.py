@@ -35,12 +35,12 @@ from harness.evaluate.fidelity import (
     to_uint8,
 )
 from harness.evaluate.lipschitz import critic_lipschitz
-from harness.evaluate.points import eval_rng
 from harness.evaluate.projections import PCA_FIT_SAMPLES, Projection, fit_projections
 from harness.evaluate.transport import distances, floor
 from harness.objectives import Objective
 from harness.records import RunFolder
 from harness.spec import RunSpec
+from harness.streams import CRITIC, EVAL_DRAWS, MEASURE, draw_seed, eval_rng
 
 FEATURE_PHASES = {"inception": "Inception", "vgg16": "VGG16", "dinov2": "DINOv2"}
 GRID = 64  # samples in each eval's picture, from one fixed noise batch per run
@@ -88,6 +88,7 @@ class Phases:
 
 SAMPLE_BATCH = 100  # generated per forward pass at evals: the WGAN-GP code's samples_100
 REAL_DRAW_SEED = 1  # the one draw of real training images that every eval compares with
+CRITIC_DRAW_SEED = 2  # train_estimate's images where the set has too few for a third slice
 KEPT_REAL_SIDES = 2  # real sides kept in memory at once (each holds the set's features)
 
 
@@ -166,7 +167,8 @@ class RealSide:
     precision_recall: PrecisionRecall | None  # VGG16, with metric precision_recall
     dinov2: FdDinov2 | None  # with metric fd_dinov2
     projections: list[Projection]  # on the device
-    real_index: Tensor  # the eval_samples training images of exact W and train_estimate (CPU)
+    real_index: Tensor  # the eval_samples training images exact W is measured on (CPU)
+    critic_index: Tensor  # the training images of train_estimate, apart from those (CPU)
     projected: dict[str, np.ndarray]  # projection name -> those images projected
     floors: dict[str, float]  # floor_w1_<projection>, floor_w2_<projection>
 
@@ -244,12 +246,19 @@ def build_real_side(
         return pixels if pool is None else pixels | {"inception": pool[i]}
 
     real, again = sources(real_index), sources(again_index)
+    # train_estimate's images: the third slice of the same draw, so none of them is one exact W
+    # is measured on; a set too small for three slices gets a draw of its own (it may overlap)
+    critic_index = (
+        index[2 * n : 3 * n]
+        if 3 * n <= total
+        else torch.randperm(total, generator=torch.Generator().manual_seed(CRITIC_DRAW_SEED))[:n]
+    )
     projected: dict[str, np.ndarray] = {}
     floors: dict[str, float] = {}
     for p in projections:
         projected[p.name] = p(real[p.source]).cpu().numpy()
         floors |= floor(projected[p.name], p(again[p.source]).cpu().numpy(), suffix=f"_{p.name}")
-    return RealSide(fidelity, prc, dinov2, projections, real_index, projected, floors)
+    return RealSide(fidelity, prc, dinov2, projections, real_index, critic_index, projected, floors)
 
 
 class ImageEvaluator:
@@ -270,6 +279,10 @@ class ImageEvaluator:
         grid_rng = torch.Generator(device).manual_seed(spec.seed)
         self.grid_z = torch.randn(GRID, spec.z_dim, generator=grid_rng, device=device)
         self.phases = Phases(device)
+        self.noise = draw_seed(spec.run_id, None, MEASURE)
+        self.critic_noise = draw_seed(spec.run_id, None, CRITIC)
+        self.kid_seed = self.noise % 2**31  # KID's subsets and IS's splits (a 32-bit seed)
+        self.sliced_seed = self.noise % 2**31  # sliced W2's projections, plus the step
 
     @torch.no_grad()
     def __call__(  # train_real is unused: the training images are the real side's fixed draw
@@ -285,9 +298,11 @@ class ImageEvaluator:
         phase.seconds.clear()
         with phase("generation"):
             count = n_final if final else n_fid
-            fake_u8, fake = generate(
-                generator, spec.z_dim, count, spec.seed, self.device, keep=n, bn_stats=bn_stats
-            )
+            # The run's own noise (the same at every eval, so eval-to-eval changes come from
+            # the generator), and the critic's: an independent draw (harness/streams.py).
+            z_dim, device = spec.z_dim, self.device
+            fake_u8, _ = generate(generator, z_dim, count, self.noise, device, n, bn_stats)
+            _, fake = generate(generator, z_dim, n, self.critic_noise, device, n, bn_stats)
             with sampling(generator, bn_stats):
                 grid = generator(self.grid_z)
         features = self._features(fake_u8)
@@ -295,7 +310,7 @@ class ImageEvaluator:
         # precision and recall, fd_dinov2) use the same n_fid samples (at the final eval, the
         # first n_fid of its larger draw), so the series has one protocol; the large final
         # protocol goes to the *_final columns.
-        row: dict[str, Any] = {"step": step, "eval_samples": n}
+        row: dict[str, Any] = {"step": step, "eval_samples": n, "eval_draws": EVAL_DRAWS}
         first = {name: {k: v[:n_fid] for k, v in f.items()} for name, f in features.items()}
         row |= self._quality(first)
         references: list[Reference] = [
@@ -321,12 +336,13 @@ class ImageEvaluator:
                 gen = p(generated[p.source]).cpu().numpy()
             with phase("exact W (generated)"):
                 row |= distances(
-                    real.projected[p.name], gen, seed=spec.seed + step, suffix=f"_{p.name}"
+                    real.projected[p.name], gen, seed=self.sliced_seed + step, suffix=f"_{p.name}"
                 )
         row |= real.floors
 
-        # The critic on held-out real images and on training images, against the same fakes:
-        # a gap between the two is the critic overfitting its training set (WGAN-GP, 5.6).
+        # The critic on held-out real images and on training images, against the same fakes
+        # (drawn apart from the images quality is measured on): a gap between the two is the
+        # critic overfitting its training set (WGAN-GP, 5.6).
         with phase("critic values and Lipschitz"):
             heldout = self.heldout.images[: min(n, len(self.heldout.images))]
             m = len(heldout)
@@ -334,13 +350,12 @@ class ImageEvaluator:
             row["heldout_estimate"] = objective.divergence_estimate(
                 self._scores(critic, to_float(heldout)), fake_scores
             ).item()
-            train_images = self.train.images[real.real_index[:m].to(self.train.images.device)]
+            train_images = self.train.images[real.critic_index[:m].to(self.train.images.device)]
             row["train_estimate"] = objective.divergence_estimate(
                 self._scores(critic, to_float(train_images)), fake_scores
             ).item()
-            row["critic_lipschitz"] = critic_lipschitz(
-                critic, to_float(heldout), fake[:m], eval_rng(spec.seed, step, self.device)
-            )
+            rng = eval_rng(spec.run_id, step, CRITIC, self.device)
+            row["critic_lipschitz"] = critic_lipschitz(critic, to_float(heldout), fake[:m], rng)
 
         with phase("samples and grid written"):
             folder.save_samples(
@@ -370,7 +385,7 @@ class ImageEvaluator:
         inception = tuple(m for m in chosen if m in INCEPTION_METRICS)
         if real.fidelity is not None and inception:
             with phase("FID, IS and KID statistics"):
-                out |= real.fidelity.metrics(features["inception"], self.spec.seed, inception)
+                out |= real.fidelity.metrics(features["inception"], self.kid_seed, inception)
         if real.precision_recall is not None:
             with phase("precision and recall"):
                 out |= real.precision_recall.metrics(features["vgg16"])

@@ -4,6 +4,10 @@
 - Across settings: only scale-free estimates, since a K-Lipschitz critic estimates K * W1 and
   K moves with c, lambda and the architecture.
 - Selection: the quality lost by picking the run with the best final estimate (the regret).
+
+A run's final value of an eval series (every estimate, exact W) is its end: the median over its
+last evals (correlation.end_values), since one eval's draw is noisy enough to make a lucky run
+look best; FID and the like take the large final protocol (`fid_final`) where one was drawn.
 """
 
 import math
@@ -13,17 +17,15 @@ import numpy as np
 import pandas as pd
 
 from harness.report.correlation import (
+    ESTIMATES,
     FIXED_PROTOCOL,
+    end_values,
     estimates_w1,
     finals,
     oriented,
     quality_measures,
 )
-from harness.report.intervals import (
-    MIN_SETTINGS,
-    concordance_interval,
-    spearman_interval,
-)
+from harness.report.intervals import SPEARMAN_MIN, concordance_interval, spearman_interval
 
 RAW = ["divergence_estimate_filtered", "heldout_estimate"]  # comparable between seeds
 MIN_REGRET_RUNS = 3  # a pick among fewer runs says nothing about picking
@@ -45,6 +47,9 @@ def seed_pairs(seeds: pd.Series) -> list[tuple[int, int]]:
     return [(order[i], order[i + 1]) for i in range(0, len(order) - 1, 2)]
 
 
+ENDS = (*ESTIMATES, "estimate_over_clip")  # taken at the run's end, as transport measures
+
+
 def final_quality(last: pd.DataFrame) -> pd.DataFrame:
     """Final quality for comparing runs: the large final protocol (`fid_final` and the like)
     where a run recorded one, the same for every run of a suite, else the series' last value."""
@@ -55,10 +60,24 @@ def final_quality(last: pd.DataFrame) -> pd.DataFrame:
     return last
 
 
-def final_groups(series: pd.DataFrame) -> Iterator[tuple[str, str, pd.DataFrame, dict[str, int]]]:
-    """Per suite and objective: its finished runs' last evals (final quality as `final_quality`
-    gives it) and the quality measures those runs recorded (a results folder may mix suites)."""
+def final_values(series: pd.DataFrame) -> pd.DataFrame:
+    """Each finished run's last eval row with its estimates and exact / sliced W replaced by
+    their end values (the median over its last evals), and FID and the like by the final
+    protocol (`final_quality`)."""
     last = final_quality(finals(series))
+    ends = [c for c in series if c in ENDS or c.startswith(("exact_w", "sliced_w"))]
+    if not ends or last.empty:
+        return last
+    end = end_values(series, ends)
+    keyed = last.set_index(["suite", "run_id"])
+    keyed[ends] = end.reindex(keyed.index)[ends]
+    return keyed.reset_index()[last.columns]
+
+
+def final_groups(series: pd.DataFrame) -> Iterator[tuple[str, str, pd.DataFrame, dict[str, int]]]:
+    """Per suite and objective: its finished runs' final values (`final_values`) and the
+    quality measures those runs recorded (a results folder may mix suites)."""
+    last = final_values(series)
     for (suite, objective), group in last.groupby(["suite", "objective"], sort=False):
         measures = quality_measures(c for c in group.columns if group[c].notna().any())
         yield str(suite), str(objective), group, measures
@@ -81,14 +100,15 @@ def across_seeds(series: pd.DataFrame) -> pd.DataFrame:
             for measure, sign in measures.items():
                 m = group[measure].to_numpy(dtype=float)
                 agree = np.sign(e[first] - e[second]) * np.sign(m[first] - m[second]) * sign
-                agree = agree[np.isfinite(agree) & (agree != 0)]  # ties say nothing
+                kept = np.isfinite(agree) & (agree != 0)  # ties say nothing
+                agree, counted = agree[kept], np.asarray(first)[kept]
                 concordant = int((agree > 0).sum())
                 low, high = concordance_interval(concordant, len(agree) - concordant)
                 rows.append(
                     dict(suite=suite, objective=objective, estimate=estimate, measure=measure)
                     | dict(
                         runs=len(group),
-                        settings=len({group["setting"].iloc[a] for a in first}),
+                        settings=len({group["setting"].iloc[a] for a in counted}),
                         pairs=len(agree),
                         concordant=concordant,
                         tau=(2 * concordant - len(agree)) / len(agree) if len(agree) else math.nan,
@@ -116,7 +136,7 @@ def across_settings(series: pd.DataFrame) -> pd.DataFrame:
                 recorded = int(np.isfinite(group[estimate].astype(float)).sum())
                 rho = oriented(medians[estimate], medians[measure], sign)
                 low, high = spearman_interval(rho["spearman"], int(rho["points"]))
-                if rho["points"] < MIN_SETTINGS:
+                if rho["points"] < SPEARMAN_MIN:
                     rho["spearman"] = math.nan  # too few settings: no number, said as such
                 rows.append(
                     dict(suite=suite, objective=objective, estimate=estimate, measure=measure)

@@ -12,10 +12,12 @@ from harness.experiments import EXPERIMENTS
 from harness.report import (
     across,
     calibration,
+    compare,
     convergence,
     correlation,
     findings,
     published,
+    reliability,
     tables,
     theory,
     tuning,
@@ -77,23 +79,42 @@ def build_report(root: Path, window: int | None = None) -> Report:
     return Report(results, window, frames, sections)
 
 
+def counted(runs: pd.DataFrame) -> pd.DataFrame:
+    """The runs every statement over runs counts: in a suite where some runs drew their eval
+    points each on their own (eval_draws "run"), the older ones (shared per seed) are left out,
+    and the Findings say so; a suite of older runs only is kept, with that said."""
+    new = runs.groupby("suite")["eval_draws"].transform(lambda d: (d == "run").any())
+    return runs[~(new & runs["eval_draws"].isin(["seed", "mixed"]))]
+
+
 def _run_frames(results: Results, window: int) -> dict[str, pd.DataFrame]:
     steps = correlation.filtered(results.steps, window)
     series = correlation.eval_series(steps, results.evals, results.runs)
-    within = correlation.within_runs(series)
+    runs = counted(results.runs)
+    keys = ["suite", "run_id"]
+    used = series.merge(runs[keys], on=keys)  # the statements' evals: counted runs only
+    within = correlation.within_runs(used)
     trials = tuning.trials_frame(results, series)
-    calibration_runs = calibration.calibration_runs(series)
+    calibration_runs = calibration.calibration_runs(used)
+    convergence_runs = convergence.convergence_runs(used)
+    assessed = convergence_runs[convergence_runs["ratio"].notna()]  # no W1 or floor: not split
+    split = runs.merge(assessed[[*keys, "converged"]], on=keys)
     frames = {
         "runs": results.runs,
         "summary": tables.summary(results.runs, series),
         "published_numbers": published.published_numbers(results.runs, series),
-        "convergence": convergence.convergence(series, results.runs),
-        "correlation_by_objective": correlation.by_objective(within, results.runs),
+        "convergence": convergence.convergence(convergence_runs, runs),
+        "convergence_runs": convergence_runs,
+        "correlation_by_objective": correlation.by_objective(within, runs),
+        "head_to_head": compare.head_to_head(within, runs),
+        "correlation_by_convergence": correlation.by_objective(within, split, by="converged"),
         "correlation_within_runs": within,
-        "correlation_across_seeds": across.across_seeds(series),
-        "correlation_across_settings": across.across_settings(series),
-        "regret": across.regret(series),
-        "calibration": calibration.calibration(calibration_runs),
+        "measure_reliability": reliability.reliability(reliability.retest_runs(used)),
+        "correlation_across_seeds": across.across_seeds(used),
+        "correlation_across_settings": across.across_settings(used),
+        "regret": across.regret(used),
+        "calibration": calibration.pooled(calibration_runs),
+        "calibration_by_clip": calibration.by_clip(calibration_runs),
         "calibration_runs": calibration_runs,
         "heldout_gap": correlation.heldout_gap(series),
         "js_saturation": correlation.js_saturation(steps),
@@ -103,8 +124,22 @@ def _run_frames(results: Results, window: int) -> dict[str, pd.DataFrame]:
         "evals": series,
         "steps": steps,
     }
-    frames["findings"] = findings.findings(frames, results.runs)
+    primaries = {suite: _primary(results, frames, suite) for suite in dict.fromkeys(runs["suite"])}
+    primaries = {suite: p for suite, p in primaries.items() if p is not None}
+    frames["findings"] = findings.findings(frames, runs, primaries, results.runs)
     return {"findings": frames.pop("findings"), **frames}
+
+
+def _primary(results: Results, frames: dict[str, pd.DataFrame], suite: str) -> tuple | None:
+    """The suite's primary statement (declared, else the default with its primary measure);
+    None where its runs recorded no quality measure."""
+    evals = frames["evals"]
+    own = evals[evals["suite"] == suite]
+    measure = correlation.primary_measure(c for c in own.columns if own[c].notna().any())
+    declared = results.primary(suite)
+    if declared is None and measure is None:
+        return None
+    return findings.primary_of(frames, declared, measure or "")
 
 
 def _section(suite: str, frames: dict[str, pd.DataFrame], results: Results) -> SuiteSection:

@@ -4,7 +4,7 @@ on first differences and over the run's second half, then the median over runs p
 
 Signs are oriented so that + means "the estimate falls as the samples improve" whatever the
 measure's direction (FID falls as samples improve; the Inception Score, precision and recall
-rise).
+rise). Over runs, the unit is the setting (intervals.py): runs of one setting are a cluster.
 """
 
 import math
@@ -17,22 +17,12 @@ import pandas as pd
 from scipy import stats
 
 from harness.objectives import LOG2, OBJECTIVES
-from harness.report.intervals import median_interval
+from harness.report.intervals import clustered_median, setting_medians
 from harness.report.load import KEYS, RECORDED_ESTIMATES, last_evals
+from harness.study import ESTIMATES, PHASES
 
 WINDOW = 101  # the WGAN code's README plots the W estimate median-filtered over 101 steps
 MIN_POINTS = 3  # fewer eval points (or differences) than this give no correlation
-ESTIMATES = [
-    "divergence_estimate",  # the training batch's value at the eval step, as recorded
-    "divergence_estimate_filtered",  # its running median over `window` steps
-    "heldout_estimate",  # the critic's value on samples it never trained on
-    "normalized_estimate",  # heldout_estimate / critic_lipschitz (W1 objectives): scale-free
-]
-PHASES = {
-    "whole": "every eval step after step 0",
-    "differences": "changes between consecutive evals",
-    "late": "eval steps in the second half of the run",
-}
 METHODS: list[Literal["spearman", "kendall", "pearson"]] = ["spearman", "kendall", "pearson"]
 
 
@@ -148,21 +138,28 @@ def _fixed_protocol(series: pd.DataFrame) -> pd.DataFrame:
     return series
 
 
+DERIVED = ("normalized_estimate",)  # undefined where the critic is flat: not a common point
+
+
 def common_points(run: pd.DataFrame) -> pd.DataFrame:
     """A run's eval rows on which every estimate it records is finite, step 0 left out.
 
     Step 0 is before any training: there is no training-batch estimate, and the untrained
     critic's value there is arbitrary. Dropping it for all estimates (not just for those
-    without a value) makes every estimate's correlation use the same eval steps.
+    without a value) makes every estimate's correlation use the same eval steps. The derived
+    normalized_estimate is left out of the rule: it is NaN wherever the critic has gone flat
+    (a measured Lipschitz constant of 0), which would take every other estimate's points away
+    with it; its own correlation uses the common points where it is finite.
     """
-    present = [e for e in ESTIMATES if e in run and np.isfinite(run[e].astype(float)).any()]
+    recorded = [e for e in ESTIMATES if e not in DERIVED]
+    present = [e for e in recorded if e in run and np.isfinite(run[e].astype(float)).any()]
     ok = run["step"] > 0
     for estimate in present:
         ok &= np.isfinite(run[estimate].astype(float))
     return run[ok].sort_values("step", kind="stable")
 
 
-def _phase(x: pd.Series, y: pd.Series, steps: pd.Series, total: float, phase: str):
+def phase_points(x: pd.Series, y: pd.Series, steps: pd.Series, total: float, phase: str):
     """The points of one phase; `total` is the run's generator steps as its spec sets them."""
     if phase == "differences":
         return x.diff().iloc[1:], y.diff().iloc[1:]
@@ -198,7 +195,7 @@ def within_runs(series: pd.DataFrame) -> pd.DataFrame:
             for measure, sign in measures.items():
                 have = points[points[measure].notna()]
                 for phase in PHASES:
-                    x, y = _phase(have[estimate], have[measure], have["step"], total, phase)
+                    x, y = phase_points(have[estimate], have[measure], have["step"], total, phase)
                     rows.append(
                         dict(zip(KEYS, keys, strict=True))
                         | dict(estimate=estimate, measure=measure, phase=phase)
@@ -207,40 +204,66 @@ def within_runs(series: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=[*KEYS, "estimate", "measure", "phase", "points", *METHODS])
 
 
-def by_objective(within: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
-    """Per suite, objective, estimate, measure and phase, over the finished runs (state done):
-    the median within-run rho, with the order-statistic 95% interval of that median (NaN below
-    intervals.MIN_RUNS). `runs` counts the runs with a rho, `finished` those in the group."""
-    done = runs.loc[runs["state"] == "done", ["suite", "run_id", "objective"]]
-    finished = done.groupby(["suite", "objective"]).size()
-    within = within.merge(done[["suite", "run_id"]], on=["suite", "run_id"])
+STATEMENT = ["suite", "objective", "estimate", "measure", "phase"]
+
+
+def with_settings(within: pd.DataFrame, runs: pd.DataFrame, by: str | None = None) -> pd.DataFrame:
+    """The finished runs' (state done) within-run rows with their setting, and `by` (a runs
+    column: a subgroup such as `converged`) where given."""
+    columns = ["suite", "run_id", "setting"] + ([by] if by else [])
+    done = runs.loc[runs["state"] == "done", columns]
+    return within.merge(done, on=["suite", "run_id"])
+
+
+def by_objective(within: pd.DataFrame, runs: pd.DataFrame, by: str | None = None) -> pd.DataFrame:
+    """Per suite, objective, estimate, measure and phase (and `by`, a runs column, where
+    given), over the finished runs: the median over settings of each setting's median
+    within-run rho, with its order-statistic 95% interval over the settings (NaN below
+    intervals.MEDIAN_MIN settings) and the sign test's p. `finished` counts the group's
+    finished runs, `runs` those with a rho, `settings` the settings they span."""
+    done = runs[runs["state"] == "done"]
+    finished = done.groupby(["suite", "objective", *([by] if by else [])]).size()
+    keys = STATEMENT + ([by] if by else [])
     rows = []
-    keys = ["suite", "objective", "estimate", "measure", "phase"]
-    for values, group in within.groupby(keys, sort=False):
+    for values, group in with_settings(within, runs, by).groupby(keys, sort=False):
+        where = dict(zip(keys, values, strict=True))
+        stat = clustered_median(group["spearman"], group["setting"])
         rho = group["spearman"].to_numpy(dtype=float)
-        finite = rho[np.isfinite(rho)]
-        low, high = median_interval(finite)
         rows.append(
-            dict(zip(keys, values, strict=True))
+            where
+            | dict(finished=int(finished.get(tuple(values[:2]) + tuple(values[5:]), 0)))
+            | dict(runs=stat["runs"], settings=stat["settings"], spearman=stat["value"])
+            | dict(spearman_low=stat["low"], spearman_high=stat["high"], p=stat["p"])
             | dict(
-                finished=int(finished.get((values[0], values[1]), 0)),
-                runs=len(finite),
-                spearman=float(np.median(finite)) if len(finite) else math.nan,
-                spearman_low=low,
-                spearman_high=high,
-                kendall=group["kendall"].median(),
-                pearson=group["pearson"].median(),
-                values=", ".join(f"{v:.2f}" for v in np.sort(finite)),
+                kendall=_median(setting_medians(group["kendall"], group["setting"])),
+                pearson=_median(setting_medians(group["pearson"], group["setting"])),
+                values=", ".join(f"{v:.2f}" for v in np.sort(rho[np.isfinite(rho)])),
             )
         )
-    columns = [*keys, "finished", "runs", "spearman", "spearman_low", "spearman_high"]
-    return pd.DataFrame(rows, columns=[*columns, "kendall", "pearson", "values"])
+    columns = [*keys, "finished", "runs", "settings", "spearman", "spearman_low"]
+    columns += ["spearman_high", "p", "kendall", "pearson", "values"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _median(values: np.ndarray) -> float:
+    return float(np.median(values)) if len(values) else math.nan
 
 
 def finals(series: pd.DataFrame) -> pd.DataFrame:
     """The last eval row of every finished run (state done); `series` as eval_series gives it."""
     last = last_evals(series)
     return last[last["state"] == "done"]
+
+
+LAST_EVALS = 5  # a run's end: its last 5 evals after step 0 (its last 500 steps at every 100)
+
+
+def end_values(series: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """Per run (index suite, run_id): the median of each column over its last LAST_EVALS
+    evals after step 0, where one eval's draw is too noisy to stand for where the run ended."""
+    keys = ["suite", "run_id"]
+    trained = series[series["step"] > 0].sort_values("step", kind="stable")
+    return trained.groupby(keys, sort=False).tail(LAST_EVALS).groupby(keys)[columns].median()
 
 
 def heldout_gap(series: pd.DataFrame) -> pd.DataFrame:

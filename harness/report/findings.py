@@ -1,6 +1,9 @@
-"""The report's answer in plain sentences: per suite and objective, one sentence per statement,
-each with its number and its n, an interval where it claims one (correlations and ratios; the
-regret describes the runs at hand), or "too few runs" where n cannot carry a number.
+"""The report's answer in plain sentences, per suite: first the primary statement (declared in
+the suite before its runs) for every objective, then the objectives head to head, then per
+objective everything else. Each sentence carries its number, its design ("n = 24 runs in 12
+settings") and, where it claims one, an interval whose coverage was checked by simulation; where
+no valid interval exists at that n it says so instead. Statements beyond the primary one are
+adjusted for multiplicity by Holm's method, named in the sentence.
 
 The same rows go to csv and json (frame `findings`), so the page and the tables never disagree.
 """
@@ -10,211 +13,235 @@ from typing import Any
 
 import pandas as pd
 
-from harness.report.across import MIN_REGRET_RUNS, scale_free
-from harness.report.convergence import FACTOR, LAST_EVALS
-from harness.report.correlation import MIN_POINTS, PHASES, estimates_w1, primary_measure
-from harness.report.intervals import MIN_PAIRS, MIN_RUNS, MIN_SETTINGS
-from harness.report.tables import states
-
-WITHIN = "divergence_estimate_filtered"  # the estimate the WGAN paper plots against quality
-COLUMNS = ["suite", "objective", "statement", "estimate", "measure", "n", "unit"]
-COLUMNS += ["value", "low", "high", "sentence"]
-
-
-def _g(value: float) -> str:
-    return "–" if not math.isfinite(value) else f"{value:.3g}"
-
-
-def _interval(low: float, high: float) -> str:
-    return f"95% interval [{_g(low)}, {_g(high)}]"
-
-
-def _row(
-    where: tuple[str, str, str],
-    estimate: str,
-    measure: str,
-    n_unit: tuple[int, str],
-    numbers: tuple[float, float, float],
-    sentence: str,
-) -> dict[str, Any]:
-    """One statement: (suite, objective, statement), what it compares, its n and unit, its
-    (value, low, high) and the sentence the page prints."""
-    return dict(zip(COLUMNS, [*where, estimate, measure, *n_unit, *numbers, sentence], strict=True))
-
-
-NAN3 = (math.nan, math.nan, math.nan)
-NOT_MEASURED = (
-    "not measurable: no scale-free estimate was recorded (critic_lipschitz is missing in runs "
-    "older than it and undefined for batch-norm critics)."
+from harness.report.findings_runs import (
+    NAN3,
+    calibration_rows,
+    convergence_rows,
+    regret_row,
+    reliability_rows,
+    seeds_row,
+    settings_row,
 )
+from harness.report.intervals import DIFFERENCE_MIN, MEDIAN_MIN, holm
+from harness.report.sentences import COLUMNS, design, g, interval, row, verdict
+from harness.report.tables import states
+from harness.study import DEFAULT_PRIMARY, PHASES
+
+PRIMARY, HEAD_TO_HEAD = "Primary statement", "Head to head"
 
 
-def first_recorded(
-    frame: pd.DataFrame,
-    key: tuple[str, str, str],
-    estimates: list[str],
-    n: str = "runs",
-    **match: str,
-) -> pd.Series | None:
-    """The row for (suite, objective, measure) of the recorded estimate with the largest n
-    (the earlier in `estimates` on a tie), or None where none was recorded."""
-    suite, objective, measure = key
-    best = None
-    for estimate in estimates:
-        hit = frame[
-            (frame["suite"] == suite)
-            & (frame["objective"] == objective)
-            & (frame["estimate"] == estimate)
-            & (frame["measure"] == measure)
-        ]
-        for column, value in match.items():
-            hit = hit[hit[column] == value]
-        if hit.empty or hit.iloc[0].get("recorded", 1) == 0:
-            continue
-        if best is None or hit.iloc[0][n] > best[n]:
-            best = hit.iloc[0]
-    return best
+def primary_of(frames: dict[str, pd.DataFrame], declared: dict[str, Any] | None, measure: str):
+    """(estimate, measure, phase, declared?) of a suite: as its suite.json says, else the
+    report's default with the suite's primary measure."""
+    if declared:
+        return declared["estimate"], declared["measure"], declared["phase"], True
+    return DEFAULT_PRIMARY["estimate"], measure, DEFAULT_PRIMARY["phase"], False
 
 
-def median_sentence(n: int, numbers: tuple[float, float, float], values: str, what: str):
-    """(numbers, text) for a median over runs: the number with its interval, or too few runs."""
-    if n < MIN_RUNS:
-        text = f"too few runs (n = {n}; an interval of the median needs {MIN_RUNS}); "
-        return NAN3, text + f"per-run {what}: {values or 'none'}."
-    text = f"median {what} {_g(numbers[0])}, {_interval(*numbers[1:])}, n = {n} runs."
+def _within(frames: dict[str, pd.DataFrame], suite: str, objective: str, what: tuple[str, ...]):
+    by = frames["correlation_by_objective"]
+    hit = by[
+        (by["suite"] == suite)
+        & (by["objective"] == objective)
+        & (by["estimate"] == what[0])
+        & (by["measure"] == what[1])
+        & (by["phase"] == what[2])
+    ]
+    return None if hit.empty else hit.iloc[0]
+
+
+def median_text(r: pd.Series, what: str = "Spearman ρ") -> tuple[tuple[float, float, float], str]:
+    """(value, low, high) and the text of a median over settings, or why there is no number
+    (no final period: the caller may go on)."""
+    runs, settings = int(r["runs"]), int(r["settings"])
+    if settings < MEDIAN_MIN:
+        if runs < int(r.get("finished", runs)) and runs < MEDIAN_MIN:
+            return NAN3, (
+                f"no answer: only {runs} of {int(r['finished'])} finished runs give a ρ (it needs "
+                "3 eval points after step 0, 4 evals for differences, and a series that is not "
+                "constant)"
+            )
+        return NAN3, (
+            f"no interval: {design(runs, settings)} (an interval of the median needs "
+            f"{MEDIAN_MIN} settings); per-run {what}: {r['values'] or 'none'}"
+        )
+    numbers = (float(r["spearman"]), float(r["spearman_low"]), float(r["spearman_high"]))
+    text = f"median {what} {g(numbers[0])}, {interval(*numbers[1:])}, {design(runs, settings)}"
     return numbers, text
 
 
-def within_rows(frames: dict[str, pd.DataFrame], suite: str, objective: str, measure: str):
-    by = frames["correlation_by_objective"]
-    for phase, what in PHASES.items():
-        r = first_recorded(by, (suite, objective, measure), [WITHIN], phase=phase)
+def primary_rows(frames, suite: str, objectives: list[str], primary: tuple) -> list[dict]:
+    estimate, measure, phase, declared = primary
+    said = "declared in the suite before its runs" if declared else "the report's default"
+    rows = []
+    for objective in objectives:
+        r = _within(frames, suite, objective, (estimate, measure, phase))
+        stat = (suite, PRIMARY, objective, "primary")
         if r is None:
+            text = f"{objective}: {estimate} against {measure}: not recorded by its runs."
+            rows.append(row(stat, (estimate, measure, phase), dict(runs=0), NAN3, text))
             continue
-        head = f"Within runs ({what}), {WITHIN} against {measure}: "
-        numbers = (r["spearman"], r["spearman_low"], r["spearman_high"])
-        numbers, text = median_sentence(r["runs"], numbers, r["values"], "Spearman ρ")
-        if r["runs"] < MIN_RUNS <= r["finished"]:
+        numbers, text = median_text(r)
+        head = f"{objective}: {estimate} against {measure}, {PHASES[phase]} (primary, {said}): "
+        rows.append(row(stat, (estimate, measure, phase), r, numbers, head + text + "."))
+    return rows
+
+
+def secondary_rows(frames, suite: str, objectives: list[str], primary: tuple) -> list[dict]:
+    """The primary estimate and measure in the other phases, Holm-adjusted over them all."""
+    estimate, measure, phase, _ = primary
+    found = [
+        (objective, other, r)
+        for objective in objectives
+        for other in PHASES
+        if other != phase
+        and (r := _within(frames, suite, objective, (estimate, measure, other))) is not None
+    ]
+    adjusted = holm(
+        [float(r["p"]) if int(r["settings"]) >= MEDIAN_MIN else math.nan for *_, r in found]
+    )
+    m = sum(math.isfinite(p) for p in adjusted)
+    rows = []
+    for (objective, other, r), p_holm in zip(found, adjusted, strict=True):
+        numbers, text = median_text(r)
+        if math.isfinite(numbers[0]):
+            text += f" (this statement alone); {verdict(p_holm, m, 'secondary statements')}"
+        head = f"Within runs ({PHASES[other]}), {estimate} against {measure}: "
+        stat = (suite, objective, objective, f"within_{other}")
+        rows.append(
+            row(stat, (estimate, measure, other), r, numbers, head + text + ".", p_holm=p_holm)
+        )
+    return rows
+
+
+def convergence_split_rows(frames, suite: str, objective: str, primary: tuple) -> list[dict]:
+    """The primary statement over converged runs and over the rest (a split after the fact)."""
+    estimate, measure, phase, _ = primary
+    split = frames.get("correlation_by_convergence")
+    if split is None or split.empty:
+        return []
+    hits = split[
+        (split["suite"] == suite)
+        & (split["objective"] == objective)
+        & (split["estimate"] == estimate)
+        & (split["measure"] == measure)
+        & (split["phase"] == phase)
+    ]
+    rows = []
+    for converged, label in ((True, "converged"), (False, "not converged")):
+        group = hits[hits["converged"] == converged]
+        if group.empty:
+            continue
+        r = group.iloc[0]
+        numbers, text = median_text(r)
+        head = (
+            f"Primary statement over the {label} runs only (a split after the fact, unadjusted): "
+        )
+        stat = (suite, objective, objective, f"primary_{label.replace(' ', '_')}")
+        rows.append(row(stat, (estimate, measure, phase), r, numbers, head + text + "."))
+    return rows
+
+
+def head_to_head_rows(frames, suite: str, primary: tuple) -> list[dict]:
+    estimate, measure, _, _ = primary
+    frame = frames["head_to_head"]
+    hits = frame[
+        (frame["suite"] == suite) & (frame["estimate"] == estimate) & (frame["measure"] == measure)
+    ]
+    m = int(hits["p_holm"].notna().sum())
+    rows = []
+    for r in hits.to_dict("records"):
+        a, b = r["objective_a"], r["objective_b"]
+        n = f"n = {r['runs_a']} and {r['runs_b']} runs"
+        n += f" in {r['settings_a']} and {r['settings_b']} settings"
+        head = f"{a} − {b}, {estimate} against {measure}, {PHASES[r['phase']]}: "
+        numbers = (r["difference"], r["low"], r["high"])
+        if not math.isfinite(r["low"]):
+            numbers = NAN3
             text = (
-                f"no answer: only {r['runs']} of {r['finished']} finished runs give a ρ here "
-                f"(it needs {MIN_POINTS} points after step 0, {MIN_POINTS + 1} evals for "
-                "differences, and a series that is not constant)."
+                f"no interval: {n} (the difference needs {DIFFERENCE_MIN} settings per "
+                f"objective); medians {g(r['median_a'])} and {g(r['median_b'])}."
             )
-        where = (suite, objective, f"within_{phase}")
-        yield _row(where, WITHIN, measure, (r["runs"], "runs"), numbers, head + text)
+        else:
+            text = (
+                f"difference of median ρ {g(r['difference'])} ({g(r['median_a'])} − "
+                f"{g(r['median_b'])}), {interval(r['low'], r['high'])} (this comparison alone), "
+                f"{n}; {verdict(r['p_holm'], m, 'comparisons of this dataset')}."
+            )
+        stat = (suite, HEAD_TO_HEAD, f"{a} − {b}", f"head_to_head_{r['phase']}")
+        counts = dict(runs=r["runs_a"] + r["runs_b"], settings=r["settings_a"] + r["settings_b"])
+        rows.append(
+            row(stat, (estimate, measure, r["phase"]), counts, numbers, head + text, r["p_holm"])
+        )
+    return rows
 
 
-def seeds_row(frames: dict[str, pd.DataFrame], suite: str, objective: str, measure: str):
-    r = first_recorded(frames["correlation_across_seeds"], (suite, objective, measure), [WITHIN])
-    if r is None:
-        return
-    head = f"Across seeds of one setting, final {WITHIN} against final {measure}: "
-    numbers = (r["tau"], r["tau_low"], r["tau_high"])
-    if r["pairs"] == 0 and r["runs"] >= 2:
-        numbers, text = NAN3, "no answer: no two finished seeds of one setting differ in both."
-    elif r["pairs"] < MIN_PAIRS:
-        pairs = f"{r['pairs']} independent seed pair(s) from {r['runs']} runs"
-        numbers, text = NAN3, f"too few runs: {pairs} ({MIN_PAIRS} pairs needed)."
+def scheme_rows(runs: pd.DataFrame, suite: str) -> list[dict]:
+    """What the report did with runs whose evals drew their points the old way."""
+    own = runs[(runs["suite"] == suite) & (runs["eval_draws"] != "")]  # with evals
+    old = own[own["eval_draws"].isin(["seed", "mixed"])]
+    if old.empty:
+        return []
+    new = own[own["eval_draws"] == "run"]
+    why = (
+        "their evals drew one set of points per seed and step, shared by every run of that seed "
+        "and by the critic's estimates and exact W (recorded before the draws became each run's "
+        "own): their estimates and measures share sampling noise"
+    )
+    if new.empty:
+        text = f"All {len(own)} runs: {why}. Every statement below has that bias; rerun them."
     else:
         text = (
-            f"Kendall τ {_g(numbers[0])}, {_interval(*numbers[1:])}, n = {r['pairs']} seed "
-            f"pairs ({r['settings']} settings): the lower estimate had the better samples in "
-            f"{r['concordant'] / r['pairs']:.0%} of pairs."
+            f"{len(old)} of {len(own)} runs are left out of every statement: {why}. "
+            f"Rerun them (`harness run --force`)."
         )
-    where = (suite, objective, "across_seeds")
-    yield _row(where, WITHIN, measure, (r["pairs"], "seed pairs"), numbers, head + text)
+    stat = (suite, "Eval draws", "", "eval_draws")
+    return [row(stat, ("", "", ""), dict(runs=len(old), settings=0), NAN3, text)]
 
 
-def settings_row(frames: dict[str, pd.DataFrame], suite: str, objective: str, measure: str):
-    settings = frames["correlation_across_settings"]
-    where = (suite, objective, "across_settings")
-    if not ((settings["suite"] == suite) & (settings["objective"] == objective)).any():
-        return
-    r = first_recorded(settings, (suite, objective, measure), scale_free(objective), "settings")
-    if r is None:
-        text = f"Across settings, against final {measure}: {NOT_MEASURED}"
-        yield _row(where, "", measure, (0, "settings"), NAN3, text)
-        return
-    estimate, n = r["estimate"], r["settings"]
-    head = f"Across settings, final {estimate} against final {measure} (medians over seeds): "
-    numbers = (r["spearman"], r["spearman_low"], r["spearman_high"])
-    if n < MIN_SETTINGS:
-        numbers, text = NAN3, f"too few runs: {n} setting(s) ({MIN_SETTINGS} settings needed)."
-    else:
-        text = f"Spearman ρ {_g(numbers[0])}, {_interval(*numbers[1:])}, n = {n} settings."
-    yield _row(where, estimate, measure, (n, "settings"), numbers, head + text)
-
-
-def regret_row(frames: dict[str, pd.DataFrame], suite: str, objective: str, measure: str):
-    # The scale-free estimate; a W1 objective's raw one only where no scale-free one was
-    # recorded and regret kept it (its runs share one setting).
-    key = (suite, objective, measure)
-    r = first_recorded(frames["regret"], key, scale_free(objective))
-    r = r if r is not None else first_recorded(frames["regret"], key, [WITHIN])
-    if r is None:
-        return
-    head = f"Picking the run with the lowest final {r['estimate']}: "
-    if not math.isfinite(r["regret"]):
-        text = f"too few runs (n = {r['runs']}; {MIN_REGRET_RUNS} needed)."
-    else:
-        text = (
-            f"{measure} {_g(r['picked_quality'])} against the best run at "
-            f"{_g(r['best_quality'])} and a random pick at {_g(r['random_quality'])} on average: "
-            f"regret {_g(r['regret'])} (a random pick: {_g(r['random_regret'])}), "
-            f"n = {r['runs']} runs (a description of these runs: no interval)."
-        )
-    numbers = (r["regret"], math.nan, math.nan)
-    where = (suite, objective, "regret")
-    yield _row(where, r["estimate"], measure, (r["runs"], "runs"), numbers, head + text)
-
-
-def calibration_rows(frames: dict[str, pd.DataFrame], suite: str, objective: str):
-    calibration = frames["calibration"]
-    hits = calibration[(calibration["suite"] == suite) & (calibration["objective"] == objective)]
-    for r in hits.to_dict("records"):
-        head = f"Calibration, {r['estimate']} ÷ exact_w1 over training (median per run): "
-        numbers = (r["median_ratio"], r["low"], r["high"])
-        numbers, text = median_sentence(r["runs"], numbers, r["values"], "ratio")
-        where = (suite, objective, f"calibration_{r['estimate']}")
-        yield _row(where, r["estimate"], "exact_w1", (r["runs"], "runs"), numbers, head + text)
-
-
-def convergence_rows(frames: dict[str, pd.DataFrame], suite: str, objective: str):
-    table = frames["convergence"]
-    hits = table[(table["suite"] == suite) & (table["objective"] == objective)]
-    for r in hits.to_dict("records"):
-        text = (
-            f"Convergence on {r['data']}: {r['converged']} of {r['runs']} runs ended with "
-            f"exact_w1 within {FACTOR:g}× the real-vs-real floor (median of their last "
-            f"{LAST_EVALS} evals; {r['finished']} finished; median end exact_w1 ÷ floor "
-            f"{_g(r['median_ratio'])}; a count of these runs: no interval)."
-        )
-        numbers = (float(r["converged"]), math.nan, math.nan)
-        where = (suite, objective, f"convergence_{r['data']}")
-        yield _row(where, "", "exact_w1", (r["runs"], "runs"), numbers, text)
-
-
-def findings(frames: dict[str, pd.DataFrame], runs: pd.DataFrame) -> pd.DataFrame:
-    """Every statement, per suite (in report order) and objective (as the runs come)."""
+def findings(
+    frames: dict[str, pd.DataFrame],
+    runs: pd.DataFrame,
+    primaries: dict[str, tuple],
+    every_run: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """Every statement, per suite (in report order): primary, head to head, per objective.
+    `runs` are those the statements count (build.counted), `every_run` all the folder holds
+    (default: `runs`); `primaries`: suite -> (estimate, measure, phase, declared) as
+    `primary_of` gives it."""
+    every_run = runs if every_run is None else every_run
     rows: list[dict[str, Any]] = []
-    evals = frames["evals"]
-    for suite in dict.fromkeys(runs["suite"]):
-        own = evals[evals["suite"] == suite]
-        measure = primary_measure(c for c in own.columns if own[c].notna().any())
-        for objective in dict.fromkeys(runs.loc[runs["suite"] == suite, "objective"]):
-            mine = runs[(runs["suite"] == suite) & (runs["objective"] == objective)]
-            if not (mine["state"] == "done").any():
+    for suite in dict.fromkeys(every_run["suite"]):
+        rows += scheme_rows(every_run, suite)
+        objectives = list(dict.fromkeys(runs.loc[runs["suite"] == suite, "objective"]))
+        primary = primaries.get(suite)
+        finished = [
+            o
+            for o in objectives
+            if (
+                (runs["suite"] == suite) & (runs["objective"] == o) & (runs["state"] == "done")
+            ).any()
+        ]
+        if primary is not None:
+            rows += primary_rows(frames, suite, finished, primary)
+            rows += head_to_head_rows(frames, suite, primary)
+            secondary = secondary_rows(frames, suite, finished, primary)
+        for objective in objectives:
+            if objective not in finished:
+                mine = runs[(runs["suite"] == suite) & (runs["objective"] == objective)]
                 text = f"No finished runs ({states(mine)}): nothing to say yet."
-                where = (suite, objective, "no_finished_runs")
-                rows.append(_row(where, "", measure or "", (0, "runs"), NAN3, text))
+                stat = (suite, objective, objective, "no_finished_runs")
+                rows.append(row(stat, ("", "", ""), dict(runs=0, settings=0), NAN3, text))
                 continue
-            if measure is None:  # finished runs that recorded no quality measure
+            if primary is None:  # finished runs that recorded no quality measure
                 continue
+            measure = primary[1]
             rows += convergence_rows(frames, suite, objective)
-            rows += within_rows(frames, suite, objective, measure)
+            rows += convergence_split_rows(frames, suite, objective, primary)
+            rows += [r for r in secondary if r["objective"] == objective]
+            rows += reliability_rows(frames, suite, objective)
             rows += seeds_row(frames, suite, objective, measure)
             rows += settings_row(frames, suite, objective, measure)
             rows += regret_row(frames, suite, objective, measure)
-            if estimates_w1(objective):
-                rows += calibration_rows(frames, suite, objective)
+            rows += calibration_rows(frames, suite, objective)
     return pd.DataFrame(rows, columns=COLUMNS)

@@ -14,7 +14,7 @@ import pandas as pd
 
 from harness.data import LOCATION_KEYS
 from harness.objectives import OBJECTIVES
-from harness.records import RunFolder
+from harness.records import RunFolder, read_suite_record
 from harness.spec import NOT_CONTENT, content_id
 
 KEYS = ["suite", "run_id", "name", "objective", "seed"]
@@ -44,6 +44,7 @@ RUN_COLUMNS = [
     "error",
     "study",
     "trial",
+    "eval_draws",  # "run": the eval's own independent draws; "seed" (older): shared per seed
     *SETTINGS,
 ]
 
@@ -57,6 +58,12 @@ class Results:
     # keyed by (suite, run_id): a run id names settings, and two suites may hold the same run
     folders: dict[tuple[str, str], Path] = field(default_factory=dict)  # -> run folder
     trials: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)  # -> trial.json
+    # suite folder name -> its suite.json (the primary statement, the [draw] rule), where found
+    declared: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def primary(self, suite: str) -> dict[str, Any] | None:
+        """The primary statement the suite declared (a `<suite>/<dataset>` is its suite's)."""
+        return (self.declared.get(suite.split("/")[0]) or {}).get("primary")
 
     @property
     def empty(self) -> bool:
@@ -105,6 +112,11 @@ def load_results(root: Path) -> Results:
             steps.append(run_steps.assign(**keys))
         if run_evals is not None:
             evals.append(run_evals.assign(**keys))
+    declared = {}
+    for suite_folder in {path.parent for _, path in read}:
+        record = read_suite_record(suite_folder)
+        if isinstance(record, dict):
+            declared[suite_folder.name] = record
     return Results(
         root=Path(root),
         runs=pd.DataFrame(runs, columns=RUN_COLUMNS),
@@ -112,6 +124,7 @@ def load_results(root: Path) -> Results:
         evals=_keyed(evals),
         folders=folders,
         trials=trials,
+        declared=declared,
     )
 
 
@@ -140,12 +153,25 @@ def _read_run(folder: RunFolder) -> tuple[dict[str, Any], pd.DataFrame | None, p
         error=status.get("error", ""),
         study=trial.get("study"),
         trial=trial.get("trial"),
+        eval_draws=draw_scheme(run_evals),
         _trial=trial,
     )
     row.update({key: spec.get(key) for key in SETTINGS})
     if spec.get("estimate_of") in ("js", "w1"):
         RECORDED_ESTIMATES[row["objective"]] = spec["estimate_of"]
     return row, run_steps, run_evals
+
+
+def draw_scheme(evals: pd.DataFrame | None) -> str:
+    """How a run's evals drew their points: "run" (each eval's own draws, keyed by the run,
+    the critic's and the measure's independent: harness/streams.py), "seed" (recorded
+    before that: one draw per seed and step, shared by every run of the seed and by estimate
+    and measure), "mixed" (resumed across the change), "" (no evals yet)."""
+    if evals is None or evals.empty:
+        return ""
+    column = evals["eval_draws"] if "eval_draws" in evals else pd.Series("", index=evals.index)
+    found = set(column.fillna("").replace("", "seed"))
+    return found.pop() if len(found) == 1 else "mixed"
 
 
 def data_id(data: dict[str, Any]) -> str:

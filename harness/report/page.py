@@ -8,9 +8,10 @@ import pandas as pd
 
 from harness.objectives import LOG2
 from harness.report.build import Report, SuiteSection
-from harness.report.convergence import FACTOR, LAST_EVALS
-from harness.report.correlation import ESTIMATES, PHASES, headline_measures
-from harness.report.intervals import MIN_PAIRS, MIN_RUNS, MIN_SETTINGS
+from harness.report.calibration import ABOVE
+from harness.report.convergence import FACTOR
+from harness.report.correlation import ESTIMATES, LAST_EVALS, PHASES, headline_measures
+from harness.report.intervals import DIFFERENCE_MIN, MEDIAN_MIN, SPEARMAN_MIN
 from harness.report.load import KEYS
 from harness.report.tables import states
 
@@ -82,11 +83,11 @@ def published_table(section: SuiteSection) -> pd.DataFrame:
 
 
 def _intervals(frame: pd.DataFrame, low: str, high: str, n: str, minimum: int) -> list[str]:
-    """The interval column as text: "[low, high]", or "too few runs" below `minimum`."""
+    """The interval column as text: "[low, high]", or why there is none below `minimum`."""
     return [
-        f"too few runs (n = {k}; {minimum} needed)"
-        if k < minimum
-        else f"[{_num(a, 2)}, {_num(b, 2)}]"
+        f"none (n = {k}; {minimum} {n} needed)"
+        if k < minimum or not math.isfinite(a)
+        else f"[{_num(a, 3)}, {_num(b, 3)}]"
         for a, b, k in zip(frame[low], frame[high], frame[n], strict=True)
     ]
 
@@ -109,7 +110,7 @@ def _estimate(
 
 def _table(frame: pd.DataFrame, columns: dict[str, object]) -> pd.DataFrame:
     """`columns` after the ones that say what a row compares, and over how many runs."""
-    what = ("objective", "estimate", "measure", "runs")
+    what = [c for c in ("objective", "estimate", "measure", "runs", "settings") if c in frame]
     return pd.DataFrame({c: frame[c] for c in what} | columns)
 
 
@@ -127,28 +128,65 @@ def correlation_table(section: SuiteSection) -> pd.DataFrame:
         kind="stable",
     )
     columns: dict[str, object] = {"phase": frame["phase"]}
-    median = "median Spearman ρ", "95% interval of the median"
-    columns |= _estimate(frame, "spearman", "runs", MIN_RUNS, *median)
-    columns["median Kendall τ"] = _enough(frame["kendall"], frame["runs"], MIN_RUNS)
-    columns["median Pearson r"] = _enough(frame["pearson"], frame["runs"], MIN_RUNS)
+    median = "median Spearman ρ", "95% interval (unadjusted)"
+    columns |= _estimate(frame, "spearman", "settings", MEDIAN_MIN, *median)
+    columns["median Kendall τ"] = _enough(frame["kendall"], frame["settings"], MEDIAN_MIN)
+    columns["median Pearson r"] = _enough(frame["pearson"], frame["settings"], MEDIAN_MIN)
     columns["per run ρ"] = [  # below the minimum, the runs' own values instead of a median
-        v if k < MIN_RUNS else "" for v, k in zip(frame["values"], frame["runs"], strict=True)
+        v if k < MEDIAN_MIN else "" for v, k in zip(frame["values"], frame["settings"], strict=True)
     ]
     return _table(frame, columns)
+
+
+def head_to_head_table(section: SuiteSection) -> pd.DataFrame:
+    frame = _headline(section.frames["head_to_head"])
+    frame = frame.assign(
+        settings=frame["settings_a"].astype(str) + " / " + frame["settings_b"].astype(str)
+    )
+    return pd.DataFrame(
+        {
+            "estimate": frame["estimate"],
+            "measure": frame["measure"],
+            "phase": frame["phase"],
+            "a − b": frame["objective_a"] + " − " + frame["objective_b"],
+            "runs": frame["runs_a"].astype(str) + " / " + frame["runs_b"].astype(str),
+            "settings": frame["settings"],
+            "median ρ a": frame["median_a"].map(_num),
+            "median ρ b": frame["median_b"].map(_num),
+            "difference": frame["difference"].map(_num),
+            "95% interval (unadjusted)": [
+                f"[{_num(a, 3)}, {_num(b, 3)}]"
+                if math.isfinite(a)
+                else f"none ({DIFFERENCE_MIN} settings each needed)"
+                for a, b in zip(frame["low"], frame["high"], strict=True)
+            ],
+            "Holm-adjusted p": frame["p_holm"].map(lambda v: _num(v, 3)),
+        }
+    )
+
+
+def reliability_table(section: SuiteSection) -> pd.DataFrame:
+    frame = section.frames["measure_reliability"]
+    columns: dict[str, object] = {"phase": frame["phase"], "runs": frame["runs"]}
+    columns["settings"] = frame["settings"]
+    columns["test–retest ρ (median)"] = _enough(frame["reliability"], frame["settings"], 1)
+    columns["95% interval"] = _intervals(frame, "low", "high", "settings", MEDIAN_MIN)
+    columns["ceiling √r"] = frame["ceiling"].map(lambda v: _num(v, 3))
+    return pd.DataFrame({"objective": frame["objective"]} | columns)
 
 
 def seeds_table(section: SuiteSection) -> pd.DataFrame:
     frame = _headline(section.frames["correlation_across_seeds"])
     columns: dict[str, object] = {"settings": frame["settings"], "seed pairs": frame["pairs"]}
     columns["concordant"] = frame["concordant"]
-    columns |= _estimate(frame, "tau", "pairs", MIN_PAIRS, "Kendall τ", "95% interval")
+    columns |= _estimate(frame, "tau", "pairs", 1, "Kendall τ", "95% interval")
     return _table(frame, columns)
 
 
 def settings_table(section: SuiteSection) -> pd.DataFrame:
     frame = _headline(section.frames["correlation_across_settings"])
     columns: dict[str, object] = {"settings": frame["settings"]}
-    columns |= _estimate(frame, "spearman", "settings", MIN_SETTINGS, "Spearman ρ", "95% interval")
+    columns |= _estimate(frame, "spearman", "settings", SPEARMAN_MIN, "Spearman ρ", "95% interval")
     return _table(frame, columns)
 
 
@@ -162,13 +200,13 @@ def calibration_table(section: SuiteSection) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "objective": frame["objective"],
-            "ratio": frame["estimate"] + " ÷ exact_w1",
+            "ratio": frame["estimate"] + " ÷ (exact_w1 − floor)",
             "runs": frame["runs"],
-            "median over runs of the run's median": _enough(
-                frame["median_ratio"], frame["runs"], MIN_RUNS
-            ),
-            "95% interval": _intervals(frame, "low", "high", "runs", MIN_RUNS),
-            "median at the last eval": _enough(frame["final_ratio"], frame["runs"], MIN_RUNS),
+            "settings": frame["settings"],
+            "median over settings": _enough(frame["median_ratio"], frame["settings"], MEDIAN_MIN),
+            "95% interval": _intervals(frame, "low", "high", "settings", MEDIAN_MIN),
+            "median at the last eval": frame["final_ratio"].map(_num),
+            "left out (never twice the floor)": frame["left_out"],
             "per run": frame["values"],
         }
     )
@@ -220,23 +258,44 @@ def tables(section: SuiteSection) -> list[tuple[str, str, pd.DataFrame]]:
             "Does the estimate track quality? (within runs)",
             "Spearman ρ over each run's eval steps after step 0, the same steps for every "
             "estimate; + means the estimate falls as samples improve. Phases: whole run, first "
-            "differences between consecutive evals, second half of the run. Median over runs, "
-            f"with the order-statistic 95% interval of the median (none below {MIN_RUNS} runs).",
+            "differences between consecutive evals, second half of the run. Runs of one setting "
+            "are a cluster: each setting's median over its seeds, then the median over settings "
+            "with its order-statistic 95% interval over the settings (none below "
+            f"{MEDIAN_MIN} settings). These intervals are each unadjusted (exploratory); the "
+            "Findings adjust theirs.",
             correlation_table(section),
+        ),
+        (
+            "Objectives head to head (within runs)",
+            "Difference of two objectives' median ρ (over settings), with a distribution-free "
+            "95% interval: each median's order-statistic interval at 97.5%, combined (none below "
+            f"{DIFFERENCE_MIN} settings per objective); Holm's adjustment over the comparisons "
+            "of one estimate and measure.",
+            head_to_head_table(section),
+        ),
+        (
+            "The measure's own noise (point data)",
+            "exact_w1 against its retest, measured on an independent draw at the same evals: "
+            "the median over settings of each run's Spearman ρ between the two (its test–retest "
+            "reliability r), and the ceiling √r it puts on any estimate's ρ with exact_w1.",
+            reliability_table(section),
         ),
         (
             "Across seeds of one setting",
             "Disjoint pairs of seeds of the same setting: does the seed with the lower final "
             "estimate have the better final samples? Kendall τ = (concordant − discordant) / "
-            f"pairs, exact binomial 95% interval (none below {MIN_PAIRS} pairs).",
+            "pairs, exact binomial (Clopper–Pearson) 95% interval, valid at any number of pairs. "
+            f"A run's final estimate and exact W are its end: the median of its last {LAST_EVALS} "
+            "evals.",
             seeds_table(section),
         ),
         (
             "Across settings (scale-free estimates)",
             "Per setting, the median over seeds of the final estimate and quality; Spearman ρ over "
-            "settings with a Fisher-z 95% interval (none below "
-            f"{MIN_SETTINGS} settings). W1 estimates are divided by the critic's measured "
-            "Lipschitz constant (normalized_estimate) or, for wgan, by c (estimate_over_clip).",
+            f"settings with a Fisher-z 95% interval (none below {SPEARMAN_MIN} settings, where its "
+            "simulated coverage falls under 93%). W1 estimates are divided by the critic's "
+            "measured Lipschitz constant (normalized_estimate) or, for wgan, by c "
+            "(estimate_over_clip).",
             settings_table(section),
         ),
         (
@@ -248,10 +307,17 @@ def tables(section: SuiteSection) -> list[tuple[str, str, pd.DataFrame]]:
         ),
         (
             "Calibration: is a W1 critic on the scale of W1? (point data)",
-            "The critic's value on the eval's fresh samples divided by exact W1 on the same "
-            "samples; normalized_estimate is that value ÷ the critic's Lipschitz constant, "
-            "at most 1 for a critic whose constant was measured exactly.",
+            "The critic's held-out value divided by W1 above its floor (exact_w1 − the run's "
+            f"median floor), over the evals where exact_w1 is at least {ABOVE:g}× the floor; "
+            "normalized_estimate is that value ÷ the critic's Lipschitz constant, at most about 1. "
+            "WGAN's raw value is on the scale its clip c sets: see the next table.",
             calibration_table(section),
+        ),
+        (
+            "Calibration of WGAN's raw estimate, per clip c",
+            "The median ratio of each value of c (its seeds), and Spearman's ρ of the ratio "
+            "against c over the values of c.",
+            _rounded(f["calibration_by_clip"], drop=("suite",)),
         ),
         (
             "Held-out against training estimate",
@@ -285,23 +351,29 @@ def tables(section: SuiteSection) -> list[tuple[str, str, pd.DataFrame]]:
 
 
 def findings(report: Report) -> list[tuple[str, list[tuple[str, list[str]]]]]:
-    """[(suite, [(objective, [sentence, ...]), ...]), ...] in report order."""
+    """[(suite, [(heading, [sentence, ...]), ...]), ...] in report order: the primary statement,
+    head to head, then each objective's own."""
     frame = report.frames.get("findings")
     if frame is None or frame.empty:
         return []
     out = []
     for suite, rows in frame.groupby("suite", sort=False):
-        per_objective = [
-            (str(objective), list(group["sentence"]))
-            for objective, group in rows.groupby("objective", sort=False)
+        per_section = [
+            (str(section), list(group["sentence"]))
+            for section, group in rows.groupby("section", sort=False)
         ]
-        out.append((str(suite), per_objective))
+        out.append((str(suite), per_section))
     return out
 
 
 FINDINGS_NOTE = (
-    "+ means the estimate falls as the samples improve. Each correlation and ratio carries its n "
-    'and a 95% interval whose coverage was checked by simulation, or says "too few runs" where '
-    "n cannot carry one; the regret and the convergence count describe the runs at hand and "
-    "carry their n."
+    "+ means the estimate falls as the samples improve. Runs of one setting (differing only in "
+    "their seed) are a cluster: medians are over settings, each setting's median over its "
+    "seeds, and each statement says how many runs in how many settings. Every interval's "
+    "coverage was checked by simulating such designs; where none is valid at the n at hand the "
+    "sentence says so. The primary statement was named in the suite before its runs (one per "
+    "objective and dataset, each at 95%); its other phases and the comparisons head to head carry "
+    "Holm's adjustment within their families; the rest (the split by convergence, the measure's "
+    "noise, across seeds and settings, calibration) are unadjusted and say so. Counts and the "
+    "regret describe the runs at hand."
 )

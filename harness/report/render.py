@@ -130,7 +130,7 @@ def render_markdown(report: Report, plot_dir: Path | None) -> str:
 
 def _md(value: object) -> object:
     """Strings from a results folder, inert in Markdown: HTML escaped, table bars escaped."""
-    return html.escape(value).replace("|", "\\|") if isinstance(value, str) else value
+    return html.escape(value, quote=False).replace("|", "\\|") if isinstance(value, str) else value
 
 
 def write_markdown(report: Report, out: Path) -> None:

@@ -135,16 +135,18 @@ def check_tune(path: Path, raw: dict[str, Any] | None, runs: list[RunSpec]) -> T
             continue
         own = [s for s in runs if s.objective == objective]
         for key, param in space.items():
-            errors += _check_param(f"{where}.{key}", key, param, objective, own)
+            errors += check_param(f"{where}.{key}", key, param, objective, own)
     errors += _check_metric(path, tune, tuned_runs(runs, tune))
     if errors:
         raise SuiteError(errors)
     return tune
 
 
-def _check_param(
+def check_param(
     where: str, key: str, param: Param, objective: str, runs: list[RunSpec]
 ) -> list[str]:
+    """What is wrong with searching (or drawing) `key` over `param` for `runs` of `objective`:
+    a setting the objective or optimizer does not read, a value the run fields refuse."""
     why = not_used(key, objective, "adam") or next(  # the objective's reason, then adam's
         (w for spec in runs if (w := not_used(key, objective, spec.optimizer))), None
     )
