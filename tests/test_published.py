@@ -3,6 +3,7 @@ file and this harness version, every published suite of noxfile.py has one, and 
 Markdown, PNG and CSV files are kept there (git ignores everything else)."""
 
 import ast
+import re
 import subprocess
 from pathlib import Path
 
@@ -121,12 +122,36 @@ def test_readme_numbers_are_the_published_ones():
     convergence = pd.read_csv(tables / "convergence.csv")
     converged, runs = convergence["converged"].sum(), convergence["runs"].sum()
     assert f"{converged} of the {runs} runs ended within 1.5×" in readme
+    per_objective = convergence.groupby("objective")[["converged", "runs"]].sum()
+    for objective, name in OBJECTIVES.items():
+        c, n = per_objective.loc[objective]
+        assert re.search(rf"\b{name} {c} of {n}\b", readme), (name, c, n)
     findings = pd.read_csv(tables / "findings.csv")
     primary = findings[findings["statement"] == "primary"]
-    clears = (primary["low"] > 0) | (primary["high"] < 0)
-    assert ("No objective's interval clears zero" in readme) == (not clears.any())
+    clears = int(((primary["low"] > 0) | (primary["high"] < 0)).sum())
+    verb = "clears" if clears == 1 else "clear"
+    assert f"Of the {len(primary)} primary statements, {clears} {verb} zero" in readme
     pairs = findings[findings["statement"].str.startswith("head_to_head")]
-    assert ("no difference between two objectives does" in readme) == (pairs["p_holm"] > 0.05).all()
+    said = "No difference between two objectives clears zero"
+    assert (said in readme) == bool((pairs["p_holm"] > 0.05).all())
+    # the split by convergence: each objective's converged runs' per-run rho, lowest to highest
+    split = pd.read_csv(tables / "correlation_by_convergence.csv")
+    split = split[
+        split["converged"]
+        & (split["estimate"] == "divergence_estimate_filtered")
+        & (split["measure"] == "exact_w1")
+        & (split["phase"] == "whole")
+    ]
+    flat = " ".join(readme.split())
+
+    def span(rows: pd.DataFrame) -> str:
+        rho = [float(v) for values in rows["values"] for v in str(values).split(", ")]
+        return f"{min(rho):.2f} to {max(rho):.2f}".replace("-", "−")
+
+    for suite in DATASETS:
+        own = split[(split["suite"] == suite) & (split["objective"] == "wgan-gp")]
+        assert f"ρ {span(own)}" in flat or f"; {span(own)}" in flat, span(own)
+    assert f"mixed ({span(split[split['objective'] != 'wgan-gp'])})" in flat
     quote = primary[
         (primary["suite"] == "question/8gaussians") & (primary["objective"] == "wgan-gp")
     ]

@@ -144,6 +144,12 @@ def generate(
     return torch.cat(images)[:n], torch.cat(kept)
 
 
+def metric_seed(spec: RunSpec) -> int:
+    """The 32-bit seed of the run's metric draws (KID's subsets, sliced W2's projections): from
+    its own stream, as its noise is."""
+    return draw_seed(spec.run_id, None, MEASURE) % 2**31
+
+
 def needs_inception(spec: RunSpec) -> bool:
     """Whether the run's evals pass images through Inception: for FID, IS or KID, or for the
     `inception-pca` projection. Otherwise the pass is skipped."""
@@ -281,8 +287,7 @@ class ImageEvaluator:
         self.phases = Phases(device)
         self.noise = draw_seed(spec.run_id, None, MEASURE)
         self.critic_noise = draw_seed(spec.run_id, None, CRITIC)
-        self.kid_seed = self.noise % 2**31  # KID's subsets and IS's splits (a 32-bit seed)
-        self.sliced_seed = self.noise % 2**31  # sliced W2's projections, plus the step
+        self.kid_seed = self.sliced_seed = metric_seed(spec)  # sliced W2's: plus the step
 
     @torch.no_grad()
     def __call__(  # train_real is unused: the training images are the real side's fixed draw

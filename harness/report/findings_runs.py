@@ -10,7 +10,7 @@ from harness.report.across import MIN_REGRET_RUNS, scale_free
 from harness.report.convergence import FACTOR
 from harness.report.correlation import LAST_EVALS, estimates_w1
 from harness.report.intervals import MEDIAN_MIN, SPEARMAN_MIN
-from harness.report.sentences import design, g, interval, row
+from harness.report.sentences import count, design, g, interval, row
 
 WITHIN = "divergence_estimate_filtered"  # the raw estimate compared across seeds
 NAN3 = (math.nan, math.nan, math.nan)
@@ -107,7 +107,8 @@ def seeds_row(frames: dict[str, pd.DataFrame], suite: str, objective: str, measu
     else:
         text = (
             f"Kendall τ {g(numbers[0])}, {interval(*numbers[1:])} (exact binomial, unadjusted), "
-            f"n = {r['pairs']} independent seed pairs ({r['settings']} settings): the lower "
+            f"n = {count(int(r['pairs']), 'independent seed pair')} "
+            f"({count(int(r['settings']), 'setting')}): the lower "
             f"estimate had the better samples in {r['concordant']} of {r['pairs']}."
         )
     stat = (suite, objective, objective, "across_seeds")
@@ -130,8 +131,8 @@ def settings_row(frames: dict[str, pd.DataFrame], suite: str, objective: str, me
     if n < SPEARMAN_MIN:
         numbers = NAN3
         text = (
-            f"no interval: {n} settings (the Fisher-z interval's coverage was checked from "
-            f"{SPEARMAN_MIN} settings)."
+            f"no interval: {count(n, 'setting')} (the Fisher-z interval's coverage was "
+            f"checked from {SPEARMAN_MIN} settings)."
         )
     else:
         text = (

@@ -102,7 +102,7 @@ def publish(suite_file: Path, results: Path, window: int | None = None) -> Path:
     tables.mkdir()
     for name, frame in report.frames.items():
         if name not in LEFT_OUT and not frame.empty:
-            frame.to_csv(tables / f"{name}.csv", index=False)
+            frame.to_csv(tables / f"{name}.csv", index=False, float_format="%.6g")  # small files
     return folder
 
 

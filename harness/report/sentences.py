@@ -18,9 +18,14 @@ def interval(low: float, high: float) -> str:
     return f"95% interval [{g(low)}, {g(high)}]"
 
 
+def count(n: int, word: str) -> str:
+    """'1 setting', '12 settings'."""
+    return f"{n} {word}{'s' * (n != 1)}"
+
+
 def design(runs: int, settings: int) -> str:
     """How many runs a statement rests on, and how many independent units they are."""
-    return f"n = {runs} run{'s' * (runs != 1)} in {settings} setting{'s' * (settings != 1)}"
+    return f"n = {count(runs, 'run')} in {count(settings, 'setting')}"
 
 
 def verdict(p_holm: float, m: int, family: str) -> str:
