@@ -134,32 +134,37 @@ def preflight(
         check_data_sizes(
             suite, [s for s in runs if force or not _finished_earlier(results, suite, s)]
         )
-    record_suite(suite, results, force)
+    record_suite(suite, results, restart=force and shard is None)
     return device
 
 
-def record_suite(suite: Suite, results: Path, force: bool = False) -> None:
+def record_suite(suite: Suite, results: Path, restart: bool = False) -> None:
     """suite.json: the primary statement and the [draw] rule as the suite file declares them.
-    The primary statement is written once, before the suite's first run: a suite file whose
-    primary statement differs from the one its runs began with is refused (with --force, which
-    starts the runs over, it is written anew), so "declared before the runs" stays true."""
+    The primary statement is recorded once, before the suite's first run, with the time
+    (`primary_declared`); one first recorded after runs had begun (an older harness, a deleted
+    file) gets no time, and the report says so. A suite file whose primary statement differs
+    from the one its runs began with is refused, unless `restart` (--force on the whole suite,
+    which starts every run over), so "declared before the runs" stays true."""
     folder = suite_folder(results, suite)
     primary = suite.primary.model_dump() if suite.primary else None
     old = read_suite_record(folder) or {}
-    began = any(folder.glob("*/spec.json"))
-    if "primary" in old and old["primary"] != primary and began and not force:
+    began = any(folder.glob("*/spec.json")) and not restart
+    if "primary" in old and old["primary"] != primary and began:
         raise UserError(
             f"{suite.path}: suite.primary is {primary}, but the runs in {folder} began under "
             f"{old['primary']} (its suite.json): a primary statement is declared before the "
-            "runs; put it back, or start over with --force"
+            "runs; put it back, or start every run over with --force (no --shard)"
         )
-    kept = "primary" in old and old["primary"] == primary and not force
-    declared = old.get("primary_declared") if kept else time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    if "primary" in old and old["primary"] == primary and not restart:
+        declared = old.get("primary_declared")  # as first recorded
+    else:
+        declared = None if began else now  # recorded only now, after runs began: no time
     record = {
         "name": suite.name,
         "suite_file": str(suite.path),
         "primary": primary,
-        "primary_declared": declared,  # when this primary statement was first recorded
+        "primary_declared": declared,  # when it was first recorded, before any run
         "draw": suite.draw.model_dump(mode="json") if suite.draw else None,
     }
     write_suite_record(folder, record)

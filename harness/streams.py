@@ -18,6 +18,7 @@ import torch
 EVAL_DRAWS = "run"  # each evals row's `eval_draws`; rows without it drew per (seed, step)
 TRAIN = "train"  # the initial weights, then batches, noise and the penalty's mixing weights
 CRITIC, MEASURE, RETEST = "critic", "measure", "retest"  # an eval's three draws
+METRICS, PICTURE = "metrics", "picture"  # images: KID and sliced W2's seed; the grid's noise
 
 
 def draw_seed(run_id: str, step: int | None, purpose: str) -> int:

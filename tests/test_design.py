@@ -7,6 +7,7 @@ import json
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 import suite_files
 from click.testing import CliRunner
@@ -60,21 +61,30 @@ def test_runs_counted_as_independent_undercover_when_settings_cluster():
     assert old < 0.95 <= new
 
 
+LEVELS = (0.01, 0.05, 0.2)  # duality at more than one level: a p of 0 or 1 would fail
+
+
 def test_the_sign_test_and_the_interval_agree():
     rng = np.random.default_rng(4)
     for _ in range(200):
         units = rng.normal(rng.uniform(-1, 1), 1, size=int(rng.integers(6, 15)))
         units[: int(rng.integers(0, 3))] = 0.0  # a setting value of exactly 0 counts both ways
-        low, high = intervals.median_interval(units)
-        assert (intervals.sign_test_p(units) <= 0.05) == (not low <= 0 <= high)
+        p = intervals.sign_test_p(units)
+        for a in LEVELS:
+            low, high = intervals.median_interval(units, 1 - a)
+            excluded = math.isfinite(low) and not low <= 0 <= high
+            assert (p <= a) == excluded, (a, p, low, high)
 
 
 def test_the_difference_p_is_dual_to_its_interval():
     rng = np.random.default_rng(5)
     for _ in range(100):
         a, b = rng.normal(1.5, 1, size=12), rng.normal(0, 1, size=int(rng.integers(7, 13)))
-        low, high = intervals.difference_interval(a, b)
-        assert (intervals.difference_p(a, b) <= 0.05) == (not low <= 0 <= high)
+        p = intervals.difference_p(a, b)
+        for level in LEVELS:
+            low, high = intervals.difference_interval(a, b, 1 - level)
+            excluded = math.isfinite(low) and not low <= 0 <= high
+            assert (p <= level) == excluded or abs(p - level) < 1e-6, (level, p, low, high)
     assert math.isnan(intervals.difference_interval(np.arange(6.0), np.arange(12.0))[0])
     assert math.isnan(intervals.difference_p(np.arange(6.0), np.arange(12.0)))
     assert intervals.difference_interval(np.arange(7.0), np.arange(12.0))[0] < 0
@@ -201,3 +211,77 @@ def test_the_primary_statement_is_recorded_and_stated_first(tmp_path):
     run_suite(load_suite(path), tmp_path / "results", "cpu", quiet=True, bars=False, force=True)
     record = json.loads((tmp_path / "results" / "drawn" / "suite.json").read_text())
     assert record["primary"]["phase"] == "whole"  # --force starts the runs over
+
+
+# --- head to head and the measure's noise, on frames with a known answer -----------------------
+
+
+def _within_frame(rng, objectives: dict[str, float], settings: int = 12) -> tuple:
+    """Within-run rows (whole phase) of `settings` x 2 seeds per objective, rho around the
+    objective's centre, and the runs frame they come from."""
+    rows, runs = [], []
+    for objective, centre in objectives.items():
+        for k in range(settings):
+            level = centre + rng.normal(0, 0.1)
+            for seed in (0, 1):
+                run_id = f"{objective}-{k}-{seed}"
+                rho = float(np.clip(level + rng.normal(0, 0.05), -1, 1))
+                rows.append(
+                    dict(suite="s", run_id=run_id, name=f"{objective}{k}", objective=objective)
+                    | dict(seed=seed, estimate="e", measure="exact_w1", phase="whole", points=20)
+                    | dict(spearman=rho, kendall=rho, pearson=rho)
+                )
+                runs.append(dict(suite="s", run_id=run_id, objective=objective, state="done"))
+                runs[-1]["setting"] = f"{objective}-{k}"
+    return pd.DataFrame(rows), pd.DataFrame(runs)
+
+
+def test_head_to_head_is_the_difference_of_setting_medians_with_holm_over_the_pairs():
+    from harness.report.compare import head_to_head
+
+    within, runs = _within_frame(
+        np.random.default_rng(8), {"gan": 0.1, "wgan": 0.5, "wgan-gp": 0.8}
+    )
+    frame = head_to_head(within, runs).set_index(["objective_a", "objective_b"])
+    assert list(frame.index) == [("gan", "wgan"), ("gan", "wgan-gp"), ("wgan", "wgan-gp")]
+    units = {
+        o: intervals.setting_medians(g["spearman"], g["run_id"].str.rsplit("-", n=1).str[0])
+        for o, g in within.groupby("objective")
+    }
+    row = frame.loc[("gan", "wgan-gp")]
+    assert row["difference"] == pytest.approx(np.median(units["gan"]) - np.median(units["wgan-gp"]))
+    low, high = intervals.difference_interval(units["gan"], units["wgan-gp"])
+    assert (row["low"], row["high"]) == pytest.approx((low, high)) and high < 0
+    assert (row["settings_a"], row["runs_a"]) == (12, 24)
+    assert frame["p_holm"].tolist() == pytest.approx(intervals.holm(frame["p"].tolist()))
+    assert row["p_holm"] <= 0.05  # 0.7 apart, settings spread by 0.1: it clears zero
+
+
+def test_the_measures_retest_reliability_and_its_ceiling():
+    from harness.report.reliability import reliability, retest_runs
+
+    rng = np.random.default_rng(9)
+    rows = []
+    for k in range(12):
+        for seed in (0, 1):
+            w1 = np.exp(-np.arange(21) / 5) + 0.1  # falls, then settles
+            noise = 0.02 if k < 6 else 0.2  # half the settings measure it far less reliably
+            rows.append(
+                pd.DataFrame(
+                    dict(suite="s", run_id=f"r{k}{seed}", name=f"n{k}", objective="wgan-gp")
+                    | dict(seed=seed, setting=f"x{k}", state="done", steps=2000)
+                    | dict(step=np.arange(21) * 100, heldout_estimate=w1)
+                    | dict(exact_w1=w1 + rng.normal(0, noise, 21))
+                    | dict(retest_exact_w1=w1 + rng.normal(0, noise, 21))
+                )
+            )
+    per_run = retest_runs(pd.concat(rows, ignore_index=True))
+    assert (
+        len(per_run) == 24 * 3 and (per_run.loc[per_run["phase"] == "whole", "points"] == 20).all()
+    )
+    table = reliability(per_run).set_index("phase")
+    whole, late = table.loc["whole"], table.loc["late"]
+    assert (whole["runs"], whole["settings"]) == (24, 12)
+    assert whole["reliability"] > late["reliability"]  # the settled half is mostly noise
+    assert whole["ceiling"] == pytest.approx(np.sqrt(whole["reliability"]))
+    assert whole["low"] <= whole["reliability"] <= whole["high"]

@@ -99,3 +99,27 @@ def test_runs_recorded_under_shared_draws_are_left_out_and_said(tmp_path):
         run.write_evals(run.read_evals().drop(columns="eval_draws"))
     rows = build_report(tmp_path, window=5).frames["findings"].set_index("statement")
     assert "All 24 runs" in rows.loc["eval_draws", "sentence"] and rows.loc["primary", "n"] == 24
+
+
+def test_runs_of_one_seed_in_two_settings_start_from_their_own_weights(tmp_path):
+    # Keyed by the seed, every seed-0 run of a suite started from the same weights and drew the
+    # same batches, which tied the settings together; keyed by the run id, they share nothing.
+    from harness.train import train
+
+    def initial(spec, name):
+        folder = RunFolder(tmp_path / name)
+        folder.create()
+        folder.write_spec(spec.recorded())
+        start = {}
+
+        def at_eval(step, _row):  # after the step's checkpoint: step 0's holds the initial weights
+            if step == 0:
+                start.update(torch.load(folder.path / "checkpoint.pt", weights_only=True))
+
+        train(spec, folder, torch.device("cpu"), on_eval=at_eval)
+        return start["generator"]
+
+    one, other = (small_spec(lr=lr, steps=2, eval_every=2) for lr in (1e-3, 2e-3))
+    a, b, a_again = initial(one, "a"), initial(other, "b"), initial(one, "a-again")
+    assert any(not torch.equal(a[k], b[k]) for k in a)  # another setting: other weights
+    assert all(torch.equal(a[k], a_again[k]) for k in a)  # the same run: the very same weights

@@ -40,7 +40,7 @@ from harness.evaluate.transport import distances, floor
 from harness.objectives import Objective
 from harness.records import RunFolder
 from harness.spec import RunSpec
-from harness.streams import CRITIC, EVAL_DRAWS, MEASURE, draw_seed, eval_rng
+from harness.streams import CRITIC, EVAL_DRAWS, MEASURE, METRICS, PICTURE, draw_seed, eval_rng
 
 FEATURE_PHASES = {"inception": "Inception", "vgg16": "VGG16", "dinov2": "DINOv2"}
 GRID = 64  # samples in each eval's picture, from one fixed noise batch per run
@@ -147,7 +147,7 @@ def generate(
 def metric_seed(spec: RunSpec) -> int:
     """The 32-bit seed of the run's metric draws (KID's subsets, sliced W2's projections): from
     its own stream, as its noise is."""
-    return draw_seed(spec.run_id, None, MEASURE) % 2**31
+    return draw_seed(spec.run_id, None, METRICS) % 2**31
 
 
 def needs_inception(spec: RunSpec) -> bool:
@@ -282,7 +282,7 @@ class ImageEvaluator:
         self.spec, self.train, self.heldout, self.device = spec, train, heldout, device
         self.objective, self.folder = objective, folder
         self.real = real_side(spec, train, device, weights_path, vgg16_weights)
-        grid_rng = torch.Generator(device).manual_seed(spec.seed)
+        grid_rng = torch.Generator(device).manual_seed(draw_seed(spec.run_id, None, PICTURE))
         self.grid_z = torch.randn(GRID, spec.z_dim, generator=grid_rng, device=device)
         self.phases = Phases(device)
         self.noise = draw_seed(spec.run_id, None, MEASURE)

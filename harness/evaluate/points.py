@@ -82,4 +82,4 @@ class PointsEvaluator:
         rng = self._rng(step, purpose)
         real, again = self.data.sample(self.n, rng), self.data.sample(self.n, rng)
         fake = self._fake(generator, rng)
-        return tuple(t.float().cpu().numpy() for t in (real, again, fake))
+        return real.float().cpu().numpy(), again.float().cpu().numpy(), fake.float().cpu().numpy()

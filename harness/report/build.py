@@ -124,8 +124,8 @@ def _run_frames(results: Results, window: int) -> dict[str, pd.DataFrame]:
         "evals": series,
         "steps": steps,
     }
-    primaries = {suite: _primary(results, frames, suite) for suite in dict.fromkeys(runs["suite"])}
-    primaries = {suite: p for suite, p in primaries.items() if p is not None}
+    found = {suite: _primary(results, frames, suite) for suite in dict.fromkeys(runs["suite"])}
+    primaries = {suite: p for suite, p in found.items() if p is not None}
     frames["findings"] = findings.findings(frames, runs, primaries, results.runs)
     return {"findings": frames.pop("findings"), **frames}
 
@@ -136,10 +136,10 @@ def _primary(results: Results, frames: dict[str, pd.DataFrame], suite: str) -> t
     evals = frames["evals"]
     own = evals[evals["suite"] == suite]
     measure = correlation.primary_measure(c for c in own.columns if own[c].notna().any())
-    declared = results.primary(suite)
-    if declared is None and measure is None:
+    record = results.record(suite)
+    if not (record or {}).get("primary") and measure is None:
         return None
-    return findings.primary_of(frames, declared, measure or "")
+    return findings.primary_of(record, measure or "")
 
 
 def _section(suite: str, frames: dict[str, pd.DataFrame], results: Results) -> SuiteSection:

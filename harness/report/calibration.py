@@ -1,10 +1,11 @@
 """Calibration on point data: is a W1 critic's value on the scale of W1?
 
 The critic's held-out value is set against W1 above its floor: exact W1 between finite samples
-is biased up by about the real-vs-real floor (two samples of the data itself are that far
-apart), so the ratio is estimate / (exact_w1 - floor), the floor being the run's median over
-all its evals of every floor draw. Only evals where exact_w1 is at least twice the floor count:
-nearer the floor the difference is mostly the floor's own noise. For a 1-Lipschitz critic
+is biased up, by about the real-vs-real floor near the data (two samples of the data itself are
+that far apart) and by less as the distributions separate, so the ratio is estimate /
+(exact_w1 - floor), the floor being the run's median over all its evals of every floor draw: a
+rough W1, read as an order of magnitude. Only evals where exact_w1 is at least twice the floor
+count: nearer the floor the difference is mostly the floor's own noise. For a 1-Lipschitz critic
 E f(real) - E f(fake) <= W1, so the normalized ratio is at most about 1; the raw ratio is K
 times that, K set by the critic (for WGAN, by the clip c: its raw ratio is given per c, never
 pooled over c).

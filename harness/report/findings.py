@@ -30,12 +30,23 @@ from harness.study import DEFAULT_PRIMARY, PHASES
 PRIMARY, HEAD_TO_HEAD = "Primary statement", "Head to head"
 
 
-def primary_of(frames: dict[str, pd.DataFrame], declared: dict[str, Any] | None, measure: str):
-    """(estimate, measure, phase, declared?) of a suite: as its suite.json says, else the
-    report's default with the suite's primary measure."""
-    if declared:
-        return declared["estimate"], declared["measure"], declared["phase"], True
-    return DEFAULT_PRIMARY["estimate"], measure, DEFAULT_PRIMARY["phase"], False
+SAID = {
+    "before": "declared in the suite before its runs",
+    "after": "declared in the suite, recorded only after its runs began",
+    "": "the report's default",
+}
+
+
+def primary_of(record: dict[str, Any] | None, measure: str) -> tuple[str, str, str, str]:
+    """(estimate, measure, phase, how it was declared: a key of SAID) of a suite: as its
+    suite.json says (`harness run` records the primary statement before the first run, or
+    says when it could only record it later), else the report's default with the suite's
+    primary measure."""
+    if record and record.get("primary"):
+        p = record["primary"]
+        when = "before" if record.get("primary_declared") else "after"
+        return p["estimate"], p["measure"], p["phase"], when
+    return DEFAULT_PRIMARY["estimate"], measure, DEFAULT_PRIMARY["phase"], ""
 
 
 def _within(frames: dict[str, pd.DataFrame], suite: str, objective: str, what: tuple[str, ...]):
@@ -57,9 +68,10 @@ def median_text(r: pd.Series, what: str = "Spearman ρ") -> tuple[tuple[float, f
     if settings < MEDIAN_MIN:
         if runs < int(r.get("finished", runs)) and runs < MEDIAN_MIN:
             return NAN3, (
-                f"no answer: only {runs} of {int(r['finished'])} finished runs give a ρ (it needs "
-                "3 eval points after step 0, 4 evals for differences, and a series that is not "
-                "constant)"
+                f"no interval: {design(runs, settings)} give a ρ, of {int(r['finished'])} "
+                "finished runs (a ρ needs 3 eval points after step 0, 4 evals for differences, "
+                f"and a series that is not constant; an interval of the median {MEDIAN_MIN} "
+                "settings)"
             )
         return NAN3, (
             f"no interval: {design(runs, settings)} (an interval of the median needs "
@@ -70,9 +82,28 @@ def median_text(r: pd.Series, what: str = "Spearman ρ") -> tuple[tuple[float, f
     return numbers, text
 
 
-def primary_rows(frames, suite: str, objectives: list[str], primary: tuple) -> list[dict]:
-    estimate, measure, phase, declared = primary
-    said = "declared in the suite before its runs" if declared else "the report's default"
+def primary_family(frames, finished: dict[str, list[str]], primaries: dict[str, tuple]):
+    """(suite, objective) -> (its sign-test p, Holm's p over the primary statements of the
+    suite file, their number): one primary statement per objective and dataset, each declared
+    at 95% alone, and the adjustment a reader may want for having made several."""
+    by_file: dict[str, list[tuple[str, str, float]]] = {}
+    for suite, primary in primaries.items():
+        for objective in finished.get(suite, []):
+            r = _within(frames, suite, objective, primary[:3])
+            ok = r is not None and int(r["settings"]) >= MEDIAN_MIN
+            p = float(r["p"]) if ok and r is not None else math.nan
+            by_file.setdefault(suite.split("/")[0], []).append((suite, objective, p))
+    out = {}
+    for members in by_file.values():
+        adjusted = holm([p for *_, p in members])
+        m = sum(math.isfinite(p) for p in adjusted)
+        for (suite, objective, p), p_holm in zip(members, adjusted, strict=True):
+            out[suite, objective] = (p, p_holm, m)
+    return out
+
+
+def primary_rows(frames, suite: str, objectives: list[str], primary: tuple, family) -> list[dict]:
+    estimate, measure, phase, when = primary
     rows = []
     for objective in objectives:
         r = _within(frames, suite, objective, (estimate, measure, phase))
@@ -82,8 +113,17 @@ def primary_rows(frames, suite: str, objectives: list[str], primary: tuple) -> l
             rows.append(row(stat, (estimate, measure, phase), dict(runs=0), NAN3, text))
             continue
         numbers, text = median_text(r)
-        head = f"{objective}: {estimate} against {measure}, {PHASES[phase]} (primary, {said}): "
-        rows.append(row(stat, (estimate, measure, phase), r, numbers, head + text + "."))
+        p, p_holm, m = family.get((suite, objective), (math.nan, math.nan, 0))
+        if math.isfinite(numbers[0]) and math.isfinite(p):
+            text += (
+                f"; sign-test p = {g(p)} (as declared, alone; Holm over the suite's {m} primary "
+                f"statements: {g(p_holm)})"
+            )
+        head = (
+            f"{objective}: {estimate} against {measure}, {PHASES[phase]} (primary, {SAID[when]}): "
+        )
+        what = (estimate, measure, phase)
+        rows.append(row(stat, what, r, numbers, head + text + ".", p_holm=p_holm))
     return rows
 
 
@@ -210,20 +250,19 @@ def findings(
     (default: `runs`); `primaries`: suite -> (estimate, measure, phase, declared) as
     `primary_of` gives it."""
     every_run = runs if every_run is None else every_run
+    done = runs[runs["state"] == "done"]
+    finished_by_suite = {
+        suite: list(dict.fromkeys(group["objective"])) for suite, group in done.groupby("suite")
+    }
+    family = primary_family(frames, finished_by_suite, primaries)
     rows: list[dict[str, Any]] = []
     for suite in dict.fromkeys(every_run["suite"]):
         rows += scheme_rows(every_run, suite)
         objectives = list(dict.fromkeys(runs.loc[runs["suite"] == suite, "objective"]))
         primary = primaries.get(suite)
-        finished = [
-            o
-            for o in objectives
-            if (
-                (runs["suite"] == suite) & (runs["objective"] == o) & (runs["state"] == "done")
-            ).any()
-        ]
+        finished = [o for o in objectives if o in finished_by_suite.get(suite, [])]
         if primary is not None:
-            rows += primary_rows(frames, suite, finished, primary)
+            rows += primary_rows(frames, suite, finished, primary, family)
             rows += head_to_head_rows(frames, suite, primary)
             secondary = secondary_rows(frames, suite, finished, primary)
         for objective in objectives:

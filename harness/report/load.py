@@ -61,9 +61,9 @@ class Results:
     # suite folder name -> its suite.json (the primary statement, the [draw] rule), where found
     declared: dict[str, dict[str, Any]] = field(default_factory=dict)
 
-    def primary(self, suite: str) -> dict[str, Any] | None:
-        """The primary statement the suite declared (a `<suite>/<dataset>` is its suite's)."""
-        return (self.declared.get(suite.split("/")[0]) or {}).get("primary")
+    def record(self, suite: str) -> dict[str, Any] | None:
+        """The suite's suite.json (a `<suite>/<dataset>` is its suite's), where found."""
+        return self.declared.get(suite.split("/")[0])
 
     @property
     def empty(self) -> bool:

@@ -205,8 +205,8 @@ def calibration_table(section: SuiteSection) -> pd.DataFrame:
             "settings": frame["settings"],
             "median over settings": _enough(frame["median_ratio"], frame["settings"], MEDIAN_MIN),
             "95% interval": _intervals(frame, "low", "high", "settings", MEDIAN_MIN),
-            "median at the last eval": frame["final_ratio"].map(_num),
-            "left out (never twice the floor)": frame["left_out"],
+            "median over runs of the last ratio": frame["final_ratio"].map(_num),
+            "left out (fewer than 3 evals at twice the floor)": frame["left_out"],
             "per run": frame["values"],
         }
     )
