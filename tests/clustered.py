@@ -66,7 +66,7 @@ def truth(population: str, centre: float) -> float:
 def setting_truth(population: str, seeds: int, icc: float, centre: float) -> float:
     """The median of the settings' population: of a setting's median over `seeds` seeds, what
     the report's median over settings estimates (by a large draw)."""
-    rho, _ = draw_rho(np.random.default_rng(54321), 200_000, seeds, icc, population, centre)
+    rho, _ = draw_rho(np.random.default_rng(54321), 100_000, seeds, icc, population, centre)
     return float(np.median(np.median(rho.reshape(-1, seeds), axis=1)))
 
 

@@ -372,7 +372,7 @@ def test_findings_state_numbers_with_interval_and_design_or_why_not():
     }
     runs = pd.DataFrame({"suite": ["s"], "objective": ["wgan-gp"], "state": ["done"]})
     runs["eval_draws"] = "run"
-    primary = (findings_runs.WITHIN, "exact_w1", "whole", True)
+    primary = (findings_runs.WITHIN, "exact_w1", "whole", "before")
     out = findings.findings(frames, runs, {"s": primary}).set_index("statement")
     whole = out.loc["primary"]
     assert "0.9" in whole["sentence"] and "[0.8, 0.95]" in whole["sentence"]
