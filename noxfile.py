@@ -48,13 +48,19 @@ def bench(session: nox.Session) -> None:
     session.run("python", "benchmarks/suite_throughput.py")
 
 
-PUBLISHED_SUITES = ["suites/question.toml", "suites/toy.toml", "suites/theory.toml"]
+PUBLISHED_SUITES = [
+    "suites/question.toml",
+    "suites/question-digits.toml",
+    "suites/nnd-points.toml",
+    "suites/toy.toml",
+    "suites/theory.toml",
+]
 
 
 @nox.session
 def results(session: nox.Session) -> None:
     """Trains the published suites (finished runs are kept, not trained again) with one worker
-    per core, then writes their reports to results/published/. About 65 minutes on 2 cores."""
+    per core, then writes their reports to results/published/. About 2 hours on 2 cores."""
     session.install("-e", ".")
     workers = str(os.cpu_count() or 1)
     for suite in PUBLISHED_SUITES:

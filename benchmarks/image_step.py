@@ -35,7 +35,8 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from harness.evaluate.fidelity import Fidelity, UInt8Images, to_uint8
-from harness.evaluate.images import generate, real_side
+from harness.evaluate.images import generate
+from harness.evaluate.real_side import real_side
 from harness.models import build_models
 from harness.records import RunFolder
 from harness.spec import RunSpec

@@ -231,7 +231,7 @@ def check_data_sizes(suite: Suite, runs: list[RunSpec]) -> None:
     for spec in runs:
         if not spec.images:
             continue
-        from harness.evaluate.images import too_few_images  # here: torch-fidelity takes a second
+        from harness.evaluate.real_side import too_few_images  # here: torch-fidelity takes a second
 
         key = json.dumps(spec.data, sort_keys=True)
         if key not in sizes:
@@ -434,9 +434,7 @@ def describe(result: RunResult) -> str:
     parts = [f"{result.state} at step {result.step}"]
     final = result.final
     shown = [  # the sample-quality columns this run chose, as its final row holds them
-        (label, final[column], digits)
-        for column, label, digits in QUALITY_SHOWN
-        if column in final
+        (label, final[column], digits) for column, label, digits in QUALITY_SHOWN if column in final
     ]
     if shown:
         text = ", ".join(f"{label} {value:.{digits}f}" for label, value, digits in shown)

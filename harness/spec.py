@@ -45,10 +45,16 @@ Beta = Annotated[float, Field(ge=0, lt=1)]
 CriticNorm = Literal["batch", "layer", "none"]
 Projection = Literal["inception-pca", "pixel-pca", "random"]
 SampleBnStats = Literal["batch", "running"]
+# What an image run does when a metric's pretrained weights cannot be had (no network, no
+# file): "fail" (one error line), or "skip" the metrics that need them, recorded in each row.
+MissingWeights = Literal["fail", "skip"]
 # Sample-quality metrics an image run may compute at each eval, in their canonical order.
-Metric = Literal["fid", "inception_score", "kid", "precision_recall", "fd_dinov2"]
+Metric = Literal[
+    "fid", "inception_score", "kid", "precision_recall", "density_coverage", "fd_dinov2", "nnd"
+]
 METRICS: tuple[str, ...] = get_args(Metric)
 DEFAULT_METRICS = ("fid", "inception_score", "kid")  # an unset `metrics`: one Inception pass
+POINT_METRICS = ("nnd",)  # the metrics point data may choose (its default: none of them)
 # torch-fidelity's DINOv2 extractors for fd_dinov2; ViT-L/14 is the one Stein et al. 2023 use.
 DinoV2Extractor = Literal[
     "dinov2-vit-s-14", "dinov2-vit-b-14", "dinov2-vit-l-14", "dinov2-vit-g-14"
@@ -89,8 +95,11 @@ class RunFields(BaseModel):
     projection_dims: Annotated[list[PositiveInt], Field(min_length=1)] | None = None
     fid_batch_size: PositiveInt | None = None
     sample_bn_stats: SampleBnStats | None = None
-    metrics: list[Metric] | None = None  # unset: DEFAULT_METRICS
+    metrics: list[Metric] | None = None  # unset: DEFAULT_METRICS (images), none (points)
     fd_dinov2_extractor: DinoV2Extractor | None = None  # with metric fd_dinov2 only
+    nnd_every: PositiveInt | None = None  # with metric nnd: a multiple of eval_every
+    nnd_steps: PositiveInt | None = None  # with metric nnd: its fresh critic's steps
+    missing_weights: MissingWeights | None = None
 
 
 FALLBACKS: dict[str, Any] = {
@@ -112,11 +121,12 @@ IMAGE_FALLBACKS: dict[str, Any] = {
     # The generator's batch norm when it samples at evals: each batch's own statistics, as the
     # WGAN-GP code samples (its IS 7.86 was measured so), or "running": the running averages.
     "sample_bn_stats": "batch",
+    "missing_weights": "fail",
 }
-IMAGE_ONLY = (*IMAGE_FALLBACKS, "fid_batch_size", "metrics", "fd_dinov2_extractor")
+IMAGE_ONLY = (*IMAGE_FALLBACKS, "fid_batch_size", "fd_dinov2_extractor")
 
 
-NOT_CONTENT = ("name", "fid_batch_size")
+NOT_CONTENT = ("name", "fid_batch_size", "missing_weights")
 """RunSpec fields that say how a run is labelled or executed, not what it measures: left out
 of its id (and of the report's setting id)."""
 
@@ -192,6 +202,12 @@ class RunSpec(BaseModel):
     metrics: tuple[Metric, ...] | None = None
     # DINOv2 of fd_dinov2 (DEFAULT_DINOV2 unless set); None when fd_dinov2 is not chosen.
     fd_dinov2_extractor: DinoV2Extractor | None = None
+    # NND (metric nnd) at every nnd_every steps and the last; None: at every eval.
+    nnd_every: int | None = None
+    nnd_steps: int | None = None  # None: the protocol's own (evaluate/nnd.py)
+    # Metrics whose weights cannot be had: "fail" or "skip" them. How the run is executed, not
+    # what it measures where it can: left out of the run id.
+    missing_weights: MissingWeights = "fail"
     # The objective's own settings (a plugin objective's `settings` model, defaults filled in);
     # None for an objective without one, so the built-in objectives' run ids do not change.
     objective_settings: dict[str, Any] | None = None
@@ -257,6 +273,18 @@ class RunSpec(BaseModel):
                 f"fid_samples_final ({self.fid_samples_final}) must be >= fid_samples "
                 f"({self.fid_samples})"
             )
+        if not self.images and not set(self.metrics or ()) <= set(POINT_METRICS):
+            wrong = sorted(set(self.metrics or ()) - set(POINT_METRICS))
+            raise ValueError(f"metric {wrong[0]!r} is used only with image data")
+        for key in ("nnd_every", "nnd_steps"):
+            if getattr(self, key) is not None and "nnd" not in self.quality_metrics:
+                raise ValueError(f"{key} is used only with metric 'nnd'")
+        if self.nnd_every is not None and self.eval_every is None:
+            raise ValueError("nnd_every needs eval_every (it is a multiple of it)")
+        if self.nnd_every is not None and self.eval_every and self.nnd_every % self.eval_every:
+            raise ValueError(
+                f"nnd_every ({self.nnd_every}) must be a multiple of eval_every ({self.eval_every})"
+            )
         fid_counts = [n for n in (self.fid_samples, self.fid_samples_final) if n is not None]
         if fid_counts and self.eval_samples > min(fid_counts):
             # exact W and the critic's values use the first eval_samples of the FID draw
@@ -283,10 +311,18 @@ class RunSpec(BaseModel):
 
     @property
     def quality_metrics(self) -> tuple[str, ...]:
-        """The sample-quality metrics its evals compute: none for point data."""
+        """The sample-quality metrics its evals compute: for point data, only those it chooses
+        (exact W needs no choosing)."""
         if not self.images:
-            return ()
+            return self.metrics or ()
         return DEFAULT_METRICS if self.metrics is None else self.metrics
+
+    def measures_nnd(self, step: int) -> bool:
+        """Whether the eval at `step` measures NND: at every nnd_every steps and the last."""
+        if "nnd" not in self.quality_metrics:
+            return False
+        every = self.nnd_every or 1
+        return step % every == 0 or step == self.steps
 
     def eval_steps(self) -> list[int]:
         """Step 0 (the untrained generator), every `eval_every` steps, and the last step."""

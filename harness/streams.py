@@ -19,6 +19,8 @@ EVAL_DRAWS = "run"  # each evals row's `eval_draws`; rows without it drew per (s
 TRAIN = "train"  # the initial weights, then batches, noise and the penalty's mixing weights
 CRITIC, MEASURE, RETEST = "critic", "measure", "retest"  # an eval's three draws
 METRICS, PICTURE = "metrics", "picture"  # images: KID and sliced W2's seed; the grid's noise
+# NND's fresh critic: its initial weights, its draws (batches, noise), its held-out points
+NND_INIT, NND, HELDOUT = "nnd-init", "nnd", "nnd-heldout"
 
 
 def draw_seed(run_id: str, step: int | None, purpose: str) -> int:

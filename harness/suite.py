@@ -14,7 +14,7 @@ from pydantic.fields import FieldInfo
 
 from harness.data import DATASETS
 from harness.errors import SuiteError, check_unique, error_message, key_path, suite_errors
-from harness.evaluate.columns import metric_columns
+from harness.evaluate.columns import metric_columns, without_weights
 from harness.experiments import ExperimentSpec, expand_experiments
 from harness.objectives import OBJECTIVES, own_settings
 from harness.plugins import PluginError, import_plugin, load_entry_points
@@ -22,6 +22,7 @@ from harness.spec import (
     FALLBACKS,
     IMAGE_FALLBACKS,
     IMAGE_ONLY,
+    POINT_METRICS,
     Device,
     Name,
     RunFields,
@@ -276,6 +277,10 @@ def _expand_run(
             for key in sorted(set(IMAGE_ONLY) & merged.keys()):
                 where = f"run[{i}].{key}" if key in chosen else f"defaults.{key}"
                 raise SuiteError([f"{path}: {where}: used only with image data"])
+            for metric in merged.get("metrics", ()):
+                if metric not in POINT_METRICS:
+                    where = f"run[{i}].metrics" if "metrics" in chosen else "defaults.metrics"
+                    raise SuiteError([f"{path}: {where}: {metric!r} is used only with image data"])
         if "fd_dinov2_extractor" in chosen and "fd_dinov2" not in merged.get("metrics", ()):
             # set in [defaults] for the runs that choose fd_dinov2, it is dropped by the others
             where = "grid." * ("fd_dinov2_extractor" in point) + "fd_dinov2_extractor"
@@ -435,5 +440,14 @@ def _check_primary(path: Path, primary: Primary | None, runs: list[RunSpec]) -> 
                 [
                     f"{path}: suite.primary.measure: {primary.measure!r} is not recorded by "
                     f"run {spec.name!r}; known: {', '.join(known)}"
+                ]
+            )
+        if spec.missing_weights == "skip" and primary.measure not in without_weights(spec):
+            raise SuiteError(
+                [
+                    f"{path}: suite.primary.measure: {primary.measure!r} needs pretrained "
+                    f"weights, which missing_weights = 'skip' may switch off in run "
+                    f"{spec.name!r}; name a measure that needs none (exact W on pixel-pca or "
+                    "random projections, nnd)"
                 ]
             )

@@ -21,6 +21,10 @@ def write(tmp_path: Path, text: str, name: str = "suite.toml") -> Path:
 GOOD = read("good.toml")  # 12 runs: gan, wgan and a 2x2 wgan-gp grid, on 2 seeds
 GP_RUN = 'name = "gp"\nobjective = "wgan-gp"'
 BAD = [  # (what to change in GOOD, the line expected)
+    (
+        ('architecture = "mlp"', 'architecture = "mlp"\nmetrics = ["nnd"]\nnnd_every = 7'),
+        "run[0]: nnd_every needs eval_every (it is a multiple of it)",
+    ),
     (("clip = 0.01\nn_critic = 5", "clip = -1\nn_critic = 5"), "defaults.clip: must be > 0"),
     (
         ('name = "wgan"\nobjective = "wgan"', 'name = "wgan"\nobjective = "wgan"\nclip = 0'),
@@ -75,12 +79,12 @@ BAD = [  # (what to change in GOOD, the line expected)
     (("steps = 10", "steps = 10\nfid_samples = 100"), "defaults.fid_samples: used only with image"),
     (
         ("steps = 10", 'steps = 10\nmetrics = ["fid"]'),
-        "defaults.metrics: used only with image data",
+        "defaults.metrics: 'fid' is used only with image data",
     ),
     (
         ("steps = 10", 'steps = 10\nmetrics = ["fid", "lpips"]'),
-        "defaults.metrics[1]: input should be 'fid', 'inception_score', 'kid', 'precision_recall' "
-        "or 'fd_dinov2' (got 'lpips')",
+        "defaults.metrics[1]: input should be 'fid', 'inception_score', 'kid', 'precision_recall', "
+        "'density_coverage', 'fd_dinov2' or 'nnd' (got 'lpips')",
     ),
     (
         ("steps = 10", 'steps = 10\nfd_dinov2_extractor = "dinov2-vit-x-14"'),

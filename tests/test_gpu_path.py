@@ -202,7 +202,7 @@ def test_fid_batch_size_reaches_torch_fidelity_and_not_the_run_id(tmp_path, monk
     def fidelity(*args: object, batch_size: int | None = None, **kwargs: object) -> None:
         raise Stop(batch_size)
 
-    monkeypatch.setattr("harness.evaluate.images.Fidelity", fidelity)
+    monkeypatch.setattr("harness.evaluate.real_side.Fidelity", fidelity)
     from harness.data import build_sampler
     from harness.evaluate import build_evaluator
     from harness.objectives import build_objective

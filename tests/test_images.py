@@ -14,11 +14,13 @@ import pytest
 import suite_files
 import torch
 import torch_fidelity
+from conftest import SUITES
 from fake_cifar import Saved, write_fake_cifar10
 
 from harness.data import build_sampler
 from harness.errors import SuiteError
 from harness.evaluate import images as images_module
+from harness.evaluate import real_side as real_side_module
 from harness.evaluate.fidelity import to_uint8
 from harness.evaluate.projections import fit_projections
 from harness.models import build_models
@@ -52,7 +54,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory, inception_weights: str) ->
     path = folder / "tiny.toml"
     path.write_text(tiny_cifar(root))
     built: list[str] = []
-    real_build = images_module.build_real_side
+    real_build = real_side_module.build_real_side
 
     def build_real_side(*args, **kwargs):  # type: ignore[no-untyped-def]
         built.append(args[0].name)
@@ -60,7 +62,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory, inception_weights: str) ->
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("HARNESS_CACHE", str(folder / "cache"))  # never the user's home
-        patch.setattr(images_module, "build_real_side", build_real_side)
+        patch.setattr(real_side_module, "build_real_side", build_real_side)
         suite = load_suite(path)
         results = run_suite(suite, folder / "r", quiet=True, feature_weights=inception_weights)
     return Trained(path, results, built, folder / "cache" / "fidelity")
@@ -253,3 +255,49 @@ def test_a_projection_is_the_centred_rows_times_its_matrix_in_float64():
         got = p(torch.from_numpy(x))
         assert got.dtype == torch.float64 and got.shape == (7, int(p.name[-1]))
         np.testing.assert_allclose(got.numpy(), expected, rtol=1e-12)
+
+
+def test_the_cifar_question_suite_reports_fid_and_nnd_on_cifar_format_data(
+    tmp_path, inception_weights
+):
+    """suites/question-cifar.toml as written, shrunk to a few steps on a fake CIFAR-10 folder
+    and to its WGAN-GP run: NND is measured beside FID, and the report states the suite's
+    primary statement and correlates the estimate with both."""
+    text = (SUITES / "question-cifar.toml").read_text()
+    root = write_fake_cifar10(tmp_path / "data", n_train=50, n_test=40)
+    for old, new in [
+        ('name = "cifar10"', f'name = "cifar10"\nroot = "{root}"\ndownload = false'),
+        ("width = 128", "width = 8"), ("z_dim = 128", "z_dim = 16"),
+        ("batch_size = 64", "batch_size = 8"), ("steps = 10000", "steps = 6"),
+        ("eval_every = 1000", "eval_every = 2"), ("eval_samples = 1024", "eval_samples = 16"),
+        ("fid_samples = 5000", "fid_samples = 16"),
+        ("fid_samples_final = 10000", "fid_samples_final = 16"),  # no separate final FID
+        ("projection_dims = [2, 8, 32]", "projection_dims = [2]"),
+        ("nnd_every = 2000", "nnd_every = 2"), ("nnd_steps = 2000", "nnd_steps = 3"),
+        ("settings = 6", "settings = 1"), ("seeds = [0, 1]", "seeds = [0]"),
+    ]:  # fmt: skip
+        assert old in text, old
+        text = text.replace(old, new)
+    # its wgan-gp run alone (and its draw space): one image run is enough here
+    spaces, runs = text.index("[draw.space.gan]"), text.index("[[run]]")
+    gp_space = text[text.index("[draw.space.wgan-gp]") : runs]
+    text = text[:spaces] + gp_space + text[text.index('[[run]]\nname = "wgan-gp"') :]
+    path = tmp_path / "question-cifar.toml"
+    path.write_text(text)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
+        results = run_suite(
+            load_suite(path), tmp_path / "r", quiet=True, feature_weights=inception_weights
+        )
+    assert [r.state for r in results] == ["done"]
+    for result in results:
+        evals = RunFolder(result.folder).read_evals()
+        assert np.isfinite(evals[["fid", "nnd"]]).all().all()
+        assert (evals["nnd_architecture"] == "dcgan").all() and (evals["nnd_steps"] == 3).all()
+    report = build_report(tmp_path / "r")
+    findings = report.frames["findings"]
+    primary = findings[findings["statement"] == "primary"]
+    assert list(primary["objective"]) == ["wgan-gp"]
+    assert set(primary["measure"]) == {"fid"}
+    measures = set(report.frames["correlation_within_runs"]["measure"])
+    assert {"fid", "nnd"} <= measures

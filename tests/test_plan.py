@@ -42,8 +42,9 @@ def settings(plan: str) -> tuple[str, dict[str, dict[str, str]]]:
 
 def test_validate_and_dry_run_print_the_same_plan():
     """One plan, whichever command asks: a suite with a [tune] table and burst, lr_decay and
-    critic_norm set, a tiny tune suite and the repository's CIFAR suite."""
-    for path in (PLAN, PLAN_TUNE, SUITES / "cifar.toml"):
+    critic_norm set, a tiny tune suite and the repository's CIFAR suites."""
+    image_suites = [SUITES / name for name in ("cifar.toml", "question-cifar.toml")]
+    for path in (PLAN, PLAN_TUNE, *image_suites):
         validated = invoke("validate", path)
         dry = invoke("run", path, "--dry-run")
         assert validated == dry

@@ -20,10 +20,10 @@ from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorIncepti
 
 from harness.cli import main
 from harness.data import build_sampler
-from harness.evaluate import images as images_module
+from harness.evaluate import real_side as real_side_module
 from harness.evaluate.columns import metric_columns, quality_columns
 from harness.evaluate.fidelity import PRC_LAYER
-from harness.evaluate.images import RealSide, needs_inception
+from harness.evaluate.real_side import RealSide, needs_inception
 from harness.records import RunFolder
 from harness.report.build import build_report
 from harness.report.correlation import quality_measures
@@ -93,14 +93,14 @@ def train(
 ) -> Trained:
     """The tiny suite with `metrics`, trained into `folder`/r (VGG16 weights from `vgg16`)."""
     sides: list[RealSide] = []
-    build_real_side = images_module.build_real_side
+    build_real_side = real_side_module.build_real_side
 
     def capture(*args, **kwargs):  # type: ignore[no-untyped-def]
         sides.append(build_real_side(*args, **kwargs))
         return sides[-1]
 
     patch.setenv("HARNESS_CACHE", str(folder / "cache"))  # never the user's home
-    patch.setattr(images_module, "build_real_side", capture)
+    patch.setattr(real_side_module, "build_real_side", capture)
     suite = load_suite(write_suite(folder, cifar, metrics))
     (result,) = run_suite(suite, folder / "r", "cpu", quiet=True, vgg16_weights=vgg16)
     assert result.state == "done", RunFolder(result.folder).read_status()

@@ -134,8 +134,12 @@ def test_question_suite_is_a_population_per_objective_and_dataset(suites):
             assert len({r.clip for r in cell}) >= 2
         if objective == "wgan-gp":
             assert len({r.gp_lambda for r in cell}) >= 2
-    digits = load_suite(suites / "question-digits.toml").runs  # the smaller image population
-    assert all(sum(r.objective == o for r in digits) == 8 for o in ("gan", "wgan", "wgan-gp"))
+    digits = load_suite(suites / "question-digits.toml").runs  # the image population, offline
+    assert all(sum(r.objective == o for r in digits) == 16 for o in ("gan", "wgan", "wgan-gp"))
+    assert all("nnd" in r.quality_metrics and r.missing_weights == "skip" for r in digits)
+    cifar = load_suite(suites / "question-cifar.toml").runs  # the same question, for one GPU
+    assert all(sum(r.objective == o for r in cifar) == 12 for o in ("gan", "wgan", "wgan-gp"))
+    assert all({"fid", "nnd"} <= set(r.quality_metrics) for r in cifar)
 
 
 def test_defaults_may_hold_settings_other_objectives_read(tmp_path):
@@ -171,3 +175,14 @@ def test_cli_bad_suite_exits_2_with_one_line_and_no_traceback(tmp_path):
 def test_cli_missing_file_exits_2(tmp_path):
     result = CliRunner().invoke(main, ["validate", str(tmp_path / "nope.toml")])
     assert result.exit_code == 2 and "no such file" in result.output
+
+
+def test_a_primary_measure_that_skipped_weights_can_remove_is_refused(suites, tmp_path):
+    text = (suites / "question-digits.toml").read_text()
+    old = 'measure = "exact_w1_pixel_pca8"'
+    assert old in text
+    for measure in ("fid", "exact_w1_inception_pca8"):
+        path = write(tmp_path, text.replace(old, f'measure = "{measure}"'))
+        with pytest.raises(SuiteError, match=f"{measure}' needs pretrained weights"):
+            load_suite(path)
+    assert load_suite(write(tmp_path, text.replace(old, 'measure = "nnd"'))).primary

@@ -43,6 +43,7 @@ def test_trained_critics_land_on_the_closed_forms():
     for row in table.to_dict("records"):
         theta = row["theta"]
         assert row["exact_w1"] == pytest.approx(abs(theta), abs=0.01)  # POT on the samples
+        assert row["nnd"] == pytest.approx(abs(theta), rel=0.2)  # a fresh critic, held out
         if row["objective"] == "wgan-gp":
             assert row["estimate"] == pytest.approx(abs(theta), rel=0.12)
             assert row["estimate"] == pytest.approx(row["w_penalised_closed"], rel=0.05)
@@ -51,6 +52,8 @@ def test_trained_critics_land_on_the_closed_forms():
         else:  # the GAN discriminator separates the lines: log 2, and no gradient in theta
             assert row["estimate"] == pytest.approx(LOG2, abs=0.05)
             assert abs(row["estimate_grad"]) < 0.01
+    nnd = table.groupby("theta")["nnd"].first()
+    assert nnd.is_monotonic_increasing and nnd.iloc[0] > 0  # NND grows with W1 = |theta|
     within = table[(table["objective"] == "wgan-gp") & (table["theta"] <= 1.0)]
     assert ((within["estimate"] - within["theta"]).abs() <= 0.1 * within["theta"]).all()
 

@@ -1,9 +1,12 @@
 """Sample-quality metrics through torch-fidelity, the generated images fed to it directly (no
-PNGs): FID / IS / KID (Inception), precision and recall (VGG16), FD-DINOv2 (DINOv2).
+PNGs): FID / IS / KID (Inception), precision and recall, density and coverage (VGG16),
+FD-DINOv2 (DINOv2).
 
 One feature pass per extractor and eval: the Inception pass gives FID, IS, KID and the pool
-features the `inception-pca` projection needs. Each real side's features (and FID statistics)
-are cached by torch-fidelity under a name that says what they are, so later runs reuse them.
+features the `inception-pca` projection needs; the VGG16 pass, precision, recall, density and
+coverage, against the real features' k-NN radii found once (neighbours.py). Each real side's
+features (and FID statistics) are cached by torch-fidelity under a name that says what they
+are, so later runs reuse them.
 """
 
 import contextlib
@@ -37,18 +40,20 @@ from torch_fidelity.metric_kid import (
     KEY_METRIC_KID_STD,
     kid_featuresdict_to_metric,
 )
-from torch_fidelity.metric_prc import (
-    KEY_METRIC_PRECISION,
-    KEY_METRIC_RECALL,
-    prc_features_to_metric,
-)
 from torch_fidelity.utils import (
     create_feature_extractor,
     extract_featuresdict_from_input_id_cached,
 )
 
 from harness.errors import UserError
-from harness.evaluate.columns import FD_DINOV2, FIDELITY, INCEPTION_METRICS, PRECISION_RECALL
+from harness.evaluate.columns import (
+    DENSITY_COVERAGE,
+    FD_DINOV2,
+    FIDELITY,
+    INCEPTION_METRICS,
+    PRECISION_RECALL,
+)
+from harness.evaluate.neighbours import Balls, manifold_metrics
 
 FEATURE_EXTRACTOR = "inception-v3-compat"  # torch-fidelity's port of the TF Inception of FID/IS
 FEATURE_LAYERS = {
@@ -72,6 +77,8 @@ COLUMNS = dict(  # evals column <- torch-fidelity's key
 PRC_EXTRACTOR = "vgg16"  # torch-fidelity's default for precision and recall, as in Kynkaanniemi
 PRC_LAYER = FeatureExtractorVGG16.get_default_feature_layer_for_metric("prc")  # fc2_relu, 4096-d
 PRC_NEIGHBORHOOD = 3  # k of the k-NN balls: the paper's and torch-fidelity's default
+DC_NEIGHBORHOOD = 5  # k of density and coverage's balls: Naeem et al.'s choice
+VGG16_METRICS = ("precision_recall", "density_coverage")  # the metrics of the VGG16 pass
 DINOV2_LAYER = "dinov2"  # the CLS embedding torch-fidelity's DINOv2 extractor returns
 
 
@@ -156,25 +163,62 @@ def hub_advice(extractor: str) -> str:
     )
 
 
+WEIGHTS_FILES = {  # extractor -> the metrics its weights serve, whose they are, how to give a file
+    FEATURE_EXTRACTOR: (
+        "fid/inception_score/kid/inception-pca",
+        "torch-fidelity's Inception",
+        "--feature-weights",
+        "HARNESS_FEATURE_WEIGHTS",
+    ),
+    PRC_EXTRACTOR: (
+        "/".join(VGG16_METRICS),
+        "torchvision's VGG16",
+        "--vgg16-weights",
+        "HARNESS_VGG16_WEIGHTS",
+    ),
+}
+
+
+class WeightsUnavailable(UserError):
+    """An extractor's pretrained weights could not be had: no file was given and building it
+    (torch-fidelity's download, torchvision's, torch.hub's load) failed. `metrics` names what
+    needs them, `cause` what went wrong and `advice` how to give them."""
+
+    def __init__(self, extractor: str, metrics: str, cause: str, advice: str):
+        super().__init__(f"{metrics}: {cause}; {advice}")
+        self.extractor, self.metrics, self.cause, self.advice = extractor, metrics, cause, advice
+
+
 def load_extractor(name: str, layers: list[str], options: dict[str, Any]) -> FeatureExtractorBase:
-    """torch-fidelity's extractor `name`; weights it cannot fetch offline are one UserError line
-    that says how to give them (a DINOv2 from the hub cache, VGG16 from a file)."""
+    """torch-fidelity's extractor `name`. Without a weights file, a download that fails (an
+    OSError such as URLError; for a DINOv2, torch.hub's "no internet connection") is
+    WeightsUnavailable (one UserError line that says how to give them: a DINOv2 from the hub
+    cache, Inception and VGG16 from a file); any other error, and a weights file's own, is
+    raised as it is."""
     try:
         return create_feature_extractor(name, layers, **options)
-    except Exception as exc:
+    except torch.cuda.OutOfMemoryError:
+        raise  # the device's memory, not the weights: the runner says what to lower
+    except (OSError, RuntimeError) as exc:  # no network: URLError (an OSError), or torch.hub's
+        hub_offline = isinstance(exc, RuntimeError) and "internet connection" in str(exc)
+        if options["feature_extractor_weights_path"] is not None:
+            raise
+        if isinstance(exc, RuntimeError) and not (hub_offline and name in DINOV2_MODELS):
+            raise  # a corrupt cache, a version mismatch, a bug: not missing weights
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         if name in DINOV2_MODELS:
-            raise UserError(
-                f"fd_dinov2: torch.hub could not load {name} ({first}); {hub_advice(name)}"
+            raise WeightsUnavailable(
+                name, "fd_dinov2", f"torch.hub could not load {name} ({first})", hub_advice(name)
             ) from exc
-        release = options["feature_extractor_weights_path"] is None
-        if name == PRC_EXTRACTOR and release and isinstance(exc, OSError):  # URLError is one
-            raise UserError(
-                f"precision_recall: torchvision's VGG16 weights could not be downloaded "
-                f"({first}); on a machine without network give a weights file with "
-                f"--vgg16-weights PATH (or $HARNESS_VGG16_WEIGHTS)"
-            ) from exc
-        raise
+        if name not in WEIGHTS_FILES:
+            raise
+        metrics, weights, option, env = WEIGHTS_FILES[name]
+        raise WeightsUnavailable(
+            name,
+            metrics,
+            f"{weights} weights could not be downloaded ({first})",
+            f"on a machine without network give a weights file with {option} PATH (or ${env})",
+        ) from exc
 
 
 class Reference:
@@ -233,8 +277,9 @@ class Reference:
                 parts.append({k: v.cpu() for k, v in named.items()})
         return {k: torch.cat([part[k] for part in parts]) for k in parts[0]}
 
-    def protocol(self) -> dict[str, Any]:
-        """How its numbers were made (extractor, weights), stored beside them in each row."""
+    def protocol(self, chosen: tuple[str, ...] = ()) -> dict[str, Any]:
+        """How its numbers were made (extractor, weights), stored beside them in each row of a
+        run that chose the metrics `chosen`."""
         return {}
 
 
@@ -279,14 +324,16 @@ class Fidelity(Reference):
             )
         return {column: float(out[key]) for column, key in COLUMNS.items() if key in out}
 
-    def protocol(self) -> dict[str, Any]:
+    def protocol(self, chosen: tuple[str, ...] = ()) -> dict[str, Any]:
         return {"feature_extractor": FEATURE_EXTRACTOR, "feature_weights": self.weights}
 
 
 class PrecisionRecall(Reference):
-    """Improved precision and recall (Kynkaanniemi et al. 2019) in torch-fidelity's VGG16
-    features: the share of generated samples inside the real k-NN manifold, and of real ones
-    inside the generated manifold."""
+    """Improved precision and recall (Kynkaanniemi et al. 2019) and density and coverage (Naeem
+    et al. 2020) in torch-fidelity's VGG16 features: the share of generated samples inside the
+    real k-NN manifold and of real ones inside the generated manifold; how many real balls hold
+    a generated sample, on average, and the share of real balls that hold one. The real radii
+    of both k are found here, once per real side."""
 
     def __init__(
         self,
@@ -302,24 +349,35 @@ class PrecisionRecall(Reference):
             PRC_EXTRACTOR, [PRC_LAYER], reference, name, device, weights_path, cache, batch_size,
             digest,
         )  # fmt: skip
-        self.real_on_device = self.real[PRC_LAYER].to(device)  # distances on the run's device
-
-    def metrics(self, generated: dict[str, Tensor]) -> dict[str, float]:
-        """torch-fidelity's own function on the generated features against the real ones."""
-        fake = generated[PRC_LAYER].to(self.device)
-        with on_device(self.device):
-            out = prc_features_to_metric(
-                fake, self.real_on_device, prc_neighborhood=PRC_NEIGHBORHOOD, **self.options
+        with on_device(device), torch.no_grad():  # distances on the run's device
+            self.balls = Balls.of(
+                self.real[PRC_LAYER].to(device), (PRC_NEIGHBORHOOD, DC_NEIGHBORHOOD)
             )
-        keys = (KEY_METRIC_PRECISION, KEY_METRIC_RECALL)
-        return {c: float(out[k]) for c, k in zip(PRECISION_RECALL, keys, strict=True)}
 
-    def protocol(self) -> dict[str, Any]:
-        return {
-            "prc_extractor": PRC_EXTRACTOR,
-            "prc_weights": self.weights,
-            "prc_neighborhood": PRC_NEIGHBORHOOD,
-        }
+    def metrics(
+        self, generated: dict[str, Tensor], chosen: tuple[str, ...] = ("precision_recall",)
+    ) -> dict[str, float]:
+        """The `chosen` of precision_recall and density_coverage of generated features, in one
+        pass over their distances to the real ones."""
+        fake = generated[PRC_LAYER].to(self.device)
+        with on_device(self.device), torch.no_grad():
+            out = manifold_metrics(
+                fake,
+                self.balls,
+                PRC_NEIGHBORHOOD if "precision_recall" in chosen else None,
+                DC_NEIGHBORHOOD if "density_coverage" in chosen else None,
+            )
+        keys = dict(zip(PRECISION_RECALL, ("precision", "recall"), strict=True))
+        keys |= dict(zip(DENSITY_COVERAGE, ("density", "coverage"), strict=True))
+        return {column: out[key] for column, key in keys.items() if key in out}
+
+    def protocol(self, chosen: tuple[str, ...] = ("precision_recall",)) -> dict[str, Any]:
+        out: dict[str, Any] = {"prc_extractor": PRC_EXTRACTOR, "prc_weights": self.weights}
+        if "precision_recall" in chosen:
+            out["prc_neighborhood"] = PRC_NEIGHBORHOOD
+        if "density_coverage" in chosen:
+            out["density_coverage_neighborhood"] = DC_NEIGHBORHOOD
+        return out
 
 
 class FdDinov2(Reference):
@@ -350,7 +408,7 @@ class FdDinov2(Reference):
         distance = fid_statistics_to_metric(stats, self.real_stats, False)[KEY_METRIC_FID]
         return {FD_DINOV2[0]: float(distance)}
 
-    def protocol(self) -> dict[str, Any]:
+    def protocol(self, chosen: tuple[str, ...] = ()) -> dict[str, Any]:
         return {"fd_dinov2_extractor": self.extractor_name}
 
 

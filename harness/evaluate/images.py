@@ -1,67 +1,47 @@
 """Evaluation of image data: the sample-quality metrics a run chooses (FID / IS / KID, precision
-and recall, FD-DINOv2), exact W on projections, the critic held out, grids.
+and recall, density and coverage, FD-DINOv2), exact W on projections, the critic held out, grids.
 
-The real side (the feature extractors, the real features and statistics, the fitted projections,
-the real images W is measured against and the floor) is built once per process and shared by
-every run on the same images; each run adds a fixed noise batch for its grids. Called at each
-eval step for one evals row.
+What every eval compares against, the real side, is built once per process (real_side.py);
+each run adds a fixed noise batch for its grids. Called at each eval step for one evals row.
 """
 
 import contextlib
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import replace
 from typing import Any
 
-import numpy as np
 import torch
 import torch_fidelity
 from PIL import Image
 from torch import Tensor, nn
 
-from harness.data import LOCATION_KEYS
 from harness.data.images import ImageSet, to_float
-from harness.errors import UserError
 from harness.evaluate.columns import INCEPTION_METRICS, quality_columns
-from harness.evaluate.fidelity import (
-    POOL,
-    FdDinov2,
-    Fidelity,
-    PrecisionRecall,
-    Reference,
-    cache_root,
-    content_digest,
-    draw_protocol,
-    to_uint8,
-)
+from harness.evaluate.fidelity import POOL, VGG16_METRICS, Reference, draw_protocol, to_uint8
 from harness.evaluate.lipschitz import critic_lipschitz
-from harness.evaluate.projections import PCA_FIT_SAMPLES, Projection, fit_projections
-from harness.evaluate.transport import distances, floor
+from harness.evaluate.nnd import IMAGES, nnd_row
+from harness.evaluate.real_side import real_side, skipped_metrics
+from harness.evaluate.transport import distances
 from harness.objectives import Objective
 from harness.records import RunFolder
 from harness.spec import RunSpec
-from harness.streams import CRITIC, EVAL_DRAWS, MEASURE, METRICS, PICTURE, draw_seed, eval_rng
+from harness.streams import (
+    CRITIC,
+    EVAL_DRAWS,
+    MEASURE,
+    METRICS,
+    NND,
+    NND_INIT,
+    PICTURE,
+    draw_seed,
+    eval_rng,
+)
 
 FEATURE_PHASES = {"inception": "Inception", "vgg16": "VGG16", "dinov2": "DINOv2"}
 GRID = 64  # samples in each eval's picture, from one fixed noise batch per run
 CRITIC_CHUNK = 256  # images per critic forward pass at evaluation
-
-
-def data_name(data: dict[str, Any]) -> str:
-    """What the images are, for cache names: the dataset and its parameters, not their place."""
-    params = [f"{k}{v}" for k, v in sorted(data.items()) if k not in (*LOCATION_KEYS, "name")]
-    return "-".join([data["name"], *params]).replace("/", "_")
-
-
-def too_few_images(eval_samples: int, train_size: int, data: str) -> str | None:
-    """What is wrong when the real-vs-real floor, which draws 2 x eval_samples distinct
-    training images, cannot be drawn; None when it can."""
-    if 2 * eval_samples <= train_size:
-        return None
-    return (
-        f"needs 2 x {eval_samples} distinct training images for the real-vs-real floor; "
-        f"{data} has {train_size}"
-    )
+NND_MIN_HELDOUT = 100  # held-out images NND reads apart from heldout_estimate's, at least
 
 
 class Phases:
@@ -87,9 +67,6 @@ class Phases:
 
 
 SAMPLE_BATCH = 100  # generated per forward pass at evals: the WGAN-GP code's samples_100
-REAL_DRAW_SEED = 1  # the one draw of real training images that every eval compares with
-CRITIC_DRAW_SEED = 2  # train_estimate's images where the set has too few for a third slice
-KEPT_REAL_SIDES = 2  # real sides kept in memory at once (each holds the set's features)
 
 
 @contextlib.contextmanager
@@ -150,123 +127,6 @@ def metric_seed(spec: RunSpec) -> int:
     return draw_seed(spec.run_id, None, METRICS) % 2**31
 
 
-def needs_inception(spec: RunSpec) -> bool:
-    """Whether the run's evals pass images through Inception: for FID, IS or KID, or for the
-    `inception-pca` projection. Otherwise the pass is skipped."""
-    wanted = any(m in INCEPTION_METRICS for m in spec.quality_metrics)
-    return wanted or "inception-pca" in (spec.projections or ())
-
-
-@dataclass
-class RealSide:
-    """What every eval on one image set compares against, the same for every run and seed:
-    built once per process (per suite, per worker) and reused by every run on those images.
-
-    The feature extractors the run's metrics need and the set's features through each (cached
-    on disk by torch-fidelity across processes), the projections fitted on real images, one
-    fixed draw of 2 x eval_samples training images, the first half projected (what generated
-    samples are measured against) and the exact-W floor between the two halves, the same in
-    every eval row.
-    """
-
-    fidelity: Fidelity | None  # Inception: FID / IS / KID and inception-pca; None if neither
-    precision_recall: PrecisionRecall | None  # VGG16, with metric precision_recall
-    dinov2: FdDinov2 | None  # with metric fd_dinov2
-    projections: list[Projection]  # on the device
-    real_index: Tensor  # the eval_samples training images exact W is measured on (CPU)
-    critic_index: Tensor  # the training images of train_estimate, apart from those (CPU)
-    projected: dict[str, np.ndarray]  # projection name -> those images projected
-    floors: dict[str, float]  # floor_w1_<projection>, floor_w2_<projection>
-
-
-_REAL_SIDES: dict[tuple[Any, ...], RealSide] = {}
-
-
-def real_side(
-    spec: RunSpec,
-    train: ImageSet,
-    device: torch.device,
-    weights_path: str | None,
-    vgg16_weights: str | None = None,
-) -> RealSide:
-    """The real side of `spec`'s evals, built on first use and kept for later runs."""
-    digest = content_digest(train.images)
-    precision_recall = "precision_recall" in spec.quality_metrics
-    key = (
-        digest,
-        len(train.images),
-        spec.eval_samples,
-        spec.projections,
-        spec.projection_dims,
-        spec.fid_batch_size,
-        str(device),
-        weights_path,
-        str(cache_root()),
-        needs_inception(spec),
-        precision_recall,
-        vgg16_weights if precision_recall else None,
-        spec.fd_dinov2_extractor,
-    )
-    if key not in _REAL_SIDES:
-        while len(_REAL_SIDES) >= KEPT_REAL_SIDES:
-            del _REAL_SIDES[next(iter(_REAL_SIDES))]  # the oldest
-        _REAL_SIDES[key] = build_real_side(spec, train, device, weights_path, digest, vgg16_weights)
-    return _REAL_SIDES[key]
-
-
-def build_real_side(
-    spec: RunSpec,
-    train: ImageSet,
-    device: torch.device,
-    weights_path: str | None,
-    digest: str | None = None,
-    vgg16_weights: str | None = None,
-) -> RealSide:
-    n, total = spec.eval_samples, len(train.images)
-    problem = too_few_images(n, total, spec.data["name"])
-    if problem:
-        raise UserError(f"eval_samples: {n} {problem}")
-    # Every metric's real reference is the whole training set, under one name per extractor.
-    name, images, batch = data_name(spec.data) + "-train", train.images, spec.fid_batch_size
-    fidelity = prc = dinov2 = None
-    if needs_inception(spec):
-        fidelity = Fidelity(images, name, device, weights_path, batch_size=batch, digest=digest)
-    if "precision_recall" in spec.quality_metrics:
-        prc = PrecisionRecall(images, name, device, vgg16_weights, batch_size=batch, digest=digest)
-    if spec.fd_dinov2_extractor is not None:
-        dinov2 = FdDinov2(spec.fd_dinov2_extractor, images, name, device, None, batch, digest)
-    pool = fidelity.real[POOL] if fidelity is not None else None
-    fit_index = torch.randperm(total, generator=torch.Generator().manual_seed(0))
-    fit_index = fit_index[:PCA_FIT_SAMPLES]
-    fit_on = {"pixels": to_float(train.images[fit_index.to(train.images.device)]).cpu().numpy()}
-    if pool is not None:
-        fit_on["inception"] = pool[fit_index].numpy()
-    kinds, dims = spec.projections or (), spec.projection_dims or ()
-    projections = [p.to(device) for p in fit_projections(kinds, dims, fit_on)]
-
-    index = torch.randperm(total, generator=torch.Generator().manual_seed(REAL_DRAW_SEED))
-    real_index, again_index = index[:n], index[n : 2 * n]
-
-    def sources(i: Tensor) -> dict[str, Tensor]:
-        pixels = {"pixels": to_float(train.images[i.to(train.images.device)])}
-        return pixels if pool is None else pixels | {"inception": pool[i]}
-
-    real, again = sources(real_index), sources(again_index)
-    # train_estimate's images: the third slice of the same draw, so none of them is one exact W
-    # is measured on; a set too small for three slices gets a draw of its own (it may overlap)
-    critic_index = (
-        index[2 * n : 3 * n]
-        if 3 * n <= total
-        else torch.randperm(total, generator=torch.Generator().manual_seed(CRITIC_DRAW_SEED))[:n]
-    )
-    projected: dict[str, np.ndarray] = {}
-    floors: dict[str, float] = {}
-    for p in projections:
-        projected[p.name] = p(real[p.source]).cpu().numpy()
-        floors |= floor(projected[p.name], p(again[p.source]).cpu().numpy(), suffix=f"_{p.name}")
-    return RealSide(fidelity, prc, dinov2, projections, real_index, critic_index, projected, floors)
-
-
 class ImageEvaluator:
     def __init__(
         self,
@@ -288,6 +148,7 @@ class ImageEvaluator:
         self.noise = draw_seed(spec.run_id, None, MEASURE)
         self.critic_noise = draw_seed(spec.run_id, None, CRITIC)
         self.kid_seed = self.sliced_seed = metric_seed(spec)  # sliced W2's: plus the step
+        self.skipped = ",".join(skipped_metrics(spec, self.real))  # "" when none
 
     @torch.no_grad()
     def __call__(  # train_real is unused: the training images are the real side's fixed draw
@@ -324,9 +185,10 @@ class ImageEvaluator:
         if references:
             row |= draw_protocol(n_fid, references[0].reference_count)
             for reference in references:
-                row |= reference.protocol()
+                row |= reference.protocol(spec.quality_metrics)
             row["torch_fidelity_version"] = torch_fidelity.__version__
         row |= {"sample_bn_stats": bn_stats, "sample_batch": SAMPLE_BATCH}
+        row["skipped_metrics"] = self.skipped
         if final and quality_columns(spec):
             row |= {f"{column}_final": value for column, value in self._quality(features).items()}
             row["fid_final_generated_samples"] = n_final
@@ -362,6 +224,10 @@ class ImageEvaluator:
             rng = eval_rng(spec.run_id, step, CRITIC, self.device)
             row["critic_lipschitz"] = critic_lipschitz(critic, to_float(heldout), fake[:m], rng)
 
+        if spec.measures_nnd(step):
+            with phase("NND"):
+                row |= self._nnd(step, generator)
+
         with phase("samples and grid written"):
             folder.save_samples(
                 step, fake=fake_u8[:n].cpu().numpy(), real_index=real.real_index.numpy()
@@ -372,6 +238,29 @@ class ImageEvaluator:
             Image.fromarray(picture).save(folder.sample_path(step, ".png"))
         row["eval_seconds"] = time.perf_counter() - started
         return row
+
+    def _nnd(self, step: int, generator: nn.Module) -> dict[str, Any]:
+        """A fresh critic's held-out divergence: trained on training images against fresh
+        samples (the generator sampling as at every eval), read on held-out images apart from
+        those heldout_estimate reads (where the split leaves NND_MIN_HELDOUT of them; else on
+        the same ones, and the row says so) against as many fresh samples."""
+        spec, bn_stats = self.spec, self.spec.sample_bn_stats
+        assert bn_stats is not None
+        total = len(self.heldout.images)
+        first = min(spec.eval_samples, total)  # heldout_estimate's images: [0, first)
+        start = first if total - first >= NND_MIN_HELDOUT else 0
+        samples = min(spec.eval_samples, total - start)
+        protocol = replace(IMAGES, samples=samples, steps=spec.nnd_steps or IMAGES.steps)
+        heldout = to_float(self.heldout.images[start : start + samples])
+
+        def fake(n: int, rng: torch.Generator) -> Tensor:
+            z = torch.randn(n, spec.z_dim, generator=rng, device=self.device)
+            with sampling(generator, bn_stats):
+                return generator(z).float()
+
+        seeds = draw_seed(spec.run_id, step, NND_INIT), draw_seed(spec.run_id, step, NND)
+        row = nnd_row(protocol, self.train.sample, heldout, fake, seeds, self.device)
+        return row | {"nnd_heldout_apart": start > 0}
 
     def _features(self, fake_u8: Tensor) -> dict[str, dict[str, Tensor]]:
         """The generated images through each extractor the run needs, one pass each."""
@@ -391,9 +280,10 @@ class ImageEvaluator:
         if real.fidelity is not None and inception:
             with phase("FID, IS and KID statistics"):
                 out |= real.fidelity.metrics(features["inception"], self.kid_seed, inception)
-        if real.precision_recall is not None:
-            with phase("precision and recall"):
-                out |= real.precision_recall.metrics(features["vgg16"])
+        vgg16 = tuple(m for m in chosen if m in VGG16_METRICS)
+        if real.precision_recall is not None and vgg16:
+            with phase("k-NN balls (precision, recall, density, coverage)"):
+                out |= real.precision_recall.metrics(features["vgg16"], vgg16)
         if real.dinov2 is not None:
             with phase("FD-DINOv2 statistics"):
                 out |= real.dinov2.metrics(features["dinov2"])

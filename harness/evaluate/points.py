@@ -9,6 +9,7 @@ and shared with no estimate (harness/streams.py).
 """
 
 import time
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -17,12 +18,23 @@ from torch import Tensor, nn
 from harness.data import Sampler
 from harness.evaluate.columns import RETEST_W1
 from harness.evaluate.lipschitz import critic_lipschitz
+from harness.evaluate.nnd import POINTS, nnd_row
 from harness.evaluate.samples import scatter_png
 from harness.evaluate.transport import exact_w1, transport_metrics
 from harness.objectives import Objective
 from harness.records import RunFolder
 from harness.spec import RunSpec
-from harness.streams import CRITIC, EVAL_DRAWS, MEASURE, RETEST, draw_seed, eval_rng
+from harness.streams import (
+    CRITIC,
+    EVAL_DRAWS,
+    HELDOUT,
+    MEASURE,
+    NND,
+    NND_INIT,
+    RETEST,
+    draw_seed,
+    eval_rng,
+)
 
 
 class PointsEvaluator:
@@ -34,7 +46,12 @@ class PointsEvaluator:
         folder: RunFolder,
         device: torch.device,
     ):
-        self.run_id, self.n, self.z_dim = spec.run_id, spec.eval_samples, spec.z_dim
+        self.spec, self.run_id, self.n, self.z_dim = (
+            spec,
+            spec.run_id,
+            spec.eval_samples,
+            spec.z_dim,
+        )
         self.data, self.objective, self.folder, self.device = data, objective, folder, device
 
     @torch.no_grad()
@@ -64,12 +81,26 @@ class PointsEvaluator:
         retest, retest_again, retest_fake = self._draw(step, RETEST, generator)
         values = exact_w1(retest, retest_fake), exact_w1(retest, retest_again)
         row |= dict(zip(RETEST_W1, values, strict=True))
+        if self.spec.measures_nnd(step):
+            row |= self._nnd(step, generator)
         folder.save_samples(step, real=real_np, fake=fake_np)
         if real_np.ndim == 2 and real_np.shape[1] == 2:
             title = f"step {step}: W1 {row['exact_w1']:.3f} (floor {row['floor_w1']:.3f})"
             scatter_png(folder.sample_path(step, ".png"), real_np, fake_np, title)
         row["eval_seconds"] = time.perf_counter() - started
         return row
+
+    def _nnd(self, step: int, generator: nn.Module) -> dict[str, Any]:
+        """A fresh critic's held-out divergence, on draws of its own: its held-out real points
+        are a fresh draw (from the swiss roll's finite pool, a few may repeat a training one)."""
+        heldout = self.data.sample(self.n, self._rng(step, HELDOUT))
+        protocol = replace(POINTS, samples=self.n, steps=self.spec.nnd_steps or POINTS.steps)
+        seeds = draw_seed(self.run_id, step, NND_INIT), draw_seed(self.run_id, step, NND)
+
+        def fake(n: int, rng: torch.Generator) -> Tensor:
+            return generator(torch.randn(n, self.z_dim, generator=rng, device=self.device))
+
+        return nnd_row(protocol, self.data.sample, heldout, fake, seeds, self.device)
 
     def _rng(self, step: int, purpose: str) -> torch.Generator:
         return eval_rng(self.run_id, step, purpose, self.device)

@@ -11,6 +11,7 @@ from harness.errors import UserError
 from harness.experiments import EXPERIMENTS
 from harness.report import (
     across,
+    agreement,
     calibration,
     compare,
     convergence,
@@ -110,6 +111,7 @@ def _run_frames(results: Results, window: int) -> dict[str, pd.DataFrame]:
         "correlation_by_convergence": correlation.by_objective(within, split, by="converged"),
         "correlation_within_runs": within,
         "measure_reliability": reliability.reliability(reliability.retest_runs(used)),
+        "nnd_agreement": agreement.nnd_agreement(agreement.nnd_runs(used)),
         "correlation_across_seeds": across.across_seeds(used),
         "correlation_across_settings": across.across_settings(used),
         "regret": across.regret(used),

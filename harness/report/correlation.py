@@ -26,9 +26,12 @@ MIN_POINTS = 3  # fewer eval points (or differences) than this give no correlati
 METHODS: list[Literal["spearman", "kendall", "pearson"]] = ["spearman", "kendall", "pearson"]
 
 
-LOWER_IS_BETTER = ("fid", "kid", "fd_dinov2")  # distances between generated and real
-HIGHER_IS_BETTER = ("inception_score", "sample_precision", "sample_recall")
-HEADLINE = ("fid", "kid", "inception_score", "fd_dinov2", "sample_precision", "sample_recall")
+LOWER_IS_BETTER = ("fid", "kid", "fd_dinov2", "nnd")  # distances between generated and real
+HIGHER_IS_BETTER = ("inception_score", "sample_precision", "sample_recall", "sample_coverage")
+HEADLINE = (  # the measures the page shows; sample_density (1 at a match) has no direction
+    *("fid", "kid", "inception_score", "fd_dinov2", "nnd"),
+    *("sample_precision", "sample_recall", "sample_coverage"),
+)
 
 
 def quality_measures(columns: Iterable[str]) -> dict[str, int]:

@@ -13,10 +13,12 @@ from typing import Any
 
 import pandas as pd
 
+from harness.report.correlation import headline_measures
 from harness.report.findings_runs import (
     NAN3,
     calibration_rows,
     convergence_rows,
+    nnd_rows,
     regret_row,
     reliability_rows,
     seeds_row,
@@ -128,28 +130,36 @@ def primary_rows(frames, suite: str, objectives: list[str], primary: tuple, fami
 
 
 def secondary_rows(frames, suite: str, objectives: list[str], primary: tuple) -> list[dict]:
-    """The primary estimate and measure in the other phases, Holm-adjusted over them all."""
+    """The primary estimate against the primary measure in the other phases and against every
+    other measure the page shows (NND, FID, IS, ...; not another projection's W1) in every
+    phase, Holm-adjusted over them all."""
     estimate, measure, phase, _ = primary
+    by = frames["correlation_by_objective"]
+    recorded = by.loc[(by["suite"] == suite) & (by["estimate"] == estimate), "measure"]
+    # every other measure the page shows but the other projections' W1 (near repeats of one)
+    shown = headline_measures(dict.fromkeys(recorded))
+    others = [m for m in shown if m != measure and not m.startswith("exact_w1_")]
+    wanted = [(measure, p) for p in PHASES if p != phase] + [(m, p) for m in others for p in PHASES]
     found = [
-        (objective, other, r)
+        (objective, (what, other), r)
         for objective in objectives
-        for other in PHASES
-        if other != phase
-        and (r := _within(frames, suite, objective, (estimate, measure, other))) is not None
+        for what, other in wanted
+        if (r := _within(frames, suite, objective, (estimate, what, other))) is not None
     ]
     adjusted = holm(
         [float(r["p"]) if int(r["settings"]) >= MEDIAN_MIN else math.nan for *_, r in found]
     )
     m = sum(math.isfinite(p) for p in adjusted)
     rows = []
-    for (objective, other, r), p_holm in zip(found, adjusted, strict=True):
+    for (objective, (what, other), r), p_holm in zip(found, adjusted, strict=True):
         numbers, text = median_text(r)
         if math.isfinite(numbers[0]):
             text += f" (this statement alone); {verdict(p_holm, m, 'secondary statements')}"
-        head = f"Within runs ({PHASES[other]}), {estimate} against {measure}: "
-        stat = (suite, objective, objective, f"within_{other}")
+        head = f"Within runs ({PHASES[other]}), {estimate} against {what}: "
+        name = f"within_{other}" + ("" if what == measure else f"_{what}")
+        stat = (suite, objective, objective, name)
         rows.append(
-            row(stat, (estimate, measure, other), r, numbers, head + text + ".", p_holm=p_holm)
+            row(stat, (estimate, what, other), r, numbers, head + text + ".", p_holm=p_holm)
         )
     return rows
 
@@ -279,6 +289,7 @@ def findings(
             rows += convergence_split_rows(frames, suite, objective, primary)
             rows += [r for r in secondary if r["objective"] == objective]
             rows += reliability_rows(frames, suite, objective)
+            rows += nnd_rows(frames, suite, objective)
             rows += seeds_row(frames, suite, objective, measure)
             rows += settings_row(frames, suite, objective, measure)
             rows += regret_row(frames, suite, objective, measure)

@@ -95,6 +95,39 @@ def reliability_rows(frames: dict[str, pd.DataFrame], suite: str, objective: str
     return [row(stat, ("", "exact_w1", str(r["phase"])), r, numbers, text)]
 
 
+def nnd_rows(frames: dict[str, pd.DataFrame], suite: str, objective: str) -> list[dict]:
+    """One sentence: NND against exact W1 (point data), within runs and as a ratio."""
+    table = frames.get("nnd_agreement")
+    if table is None or table.empty:  # no run of the suite measured NND beside exact W1
+        return []
+    hits = table[(table["suite"] == suite) & (table["objective"] == objective)]
+    whole = hits[hits["phase"] == "whole"]
+    if whole.empty:
+        return []
+    r = whole.iloc[0]
+    parts = []
+    for h in hits.to_dict("records"):
+        n = design(int(h["runs"]), int(h["settings"]))
+        parts.append(f"{h['phase']} {g(h['spearman'])}{_interval(h, 'low', 'high')} ({n})")
+    ratio_n = design(int(r["ratio_runs"]), int(r["ratio_settings"]))
+    text = (
+        "NND against exact_w1, where W1 is known: median Spearman ρ of the fresh critic's "
+        f"held-out divergence against exact_w1 within runs, {'; '.join(parts)}; NND ÷ (exact_w1 "
+        f"− floor) {g(r['ratio'])}{_interval(r, 'ratio_low', 'ratio_high')} ({ratio_n}, evals "
+        "at least twice the floor; 1 is W1's own scale, a WGAN-GP critic's optimum a little "
+        "above it). 95% intervals over settings, unadjusted."
+    )
+    numbers = (float(r["spearman"]), float(r["low"]), float(r["high"]))
+    stat = (suite, objective, objective, "nnd_agreement")
+    return [row(stat, ("nnd", "exact_w1", "whole"), r, numbers, text)]
+
+
+def _interval(r: dict | pd.Series, low: str, high: str) -> str:
+    if not math.isfinite(float(r[low])):
+        return f" (no interval below {MEDIAN_MIN} settings)"
+    return f" [{g(r[low])}, {g(r[high])}]"
+
+
 def seeds_row(frames: dict[str, pd.DataFrame], suite: str, objective: str, measure: str):
     r = first_recorded(frames["correlation_across_seeds"], (suite, objective, measure), [WITHIN])
     if r is None:

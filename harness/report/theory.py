@@ -81,10 +81,11 @@ def table_of(experiments: Experiments, kind: str) -> pd.DataFrame:
 
 
 def parallel_lines_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """One row per theta: closed forms, exact W by POT, each objective's estimate and its
-    derivative in theta."""
+    """One row per theta: closed forms, exact W by POT, NND (where recorded), each objective's
+    estimate and its derivative in theta."""
     closed = ["w_closed", "w_penalised_closed", "js_closed", "kl_closed", "tv_closed",
-              "exact_w1", "floor_w1"]  # fmt: skip
+              "exact_w1", "floor_w1", "nnd"]  # fmt: skip
+    closed = [c for c in closed if c in frame]
     keys = ["experiment", "seed", "theta"]
     out = frame.groupby(keys, sort=False)[closed].first()
     wide = frame.pivot_table(index=keys, columns="objective", values=["estimate", "estimate_grad"])
@@ -148,6 +149,11 @@ def parallel_lines_plot(suite: str, frame: pd.DataFrame) -> Plot:
     w_ax.plot(penalised.index, penalised.to_numpy(), "k:", label="WGAN-GP optimum")
     pot = frame.groupby("theta")["exact_w1"].first()
     w_ax.plot(pot.index, pot.to_numpy(), "s", color="0.5", markersize=4, label="exact W1 (POT)")
+    if "nnd" in frame:
+        nnd = frame.groupby("theta")["nnd"].first()
+        w_ax.plot(
+            nnd.index, nnd.to_numpy(), "x", color="k", markersize=5, label="NND (fresh critic)"
+        )
     for objective in ("wgan-gp", "wgan"):
         own = frame[frame["objective"] == objective]
         if own.empty:

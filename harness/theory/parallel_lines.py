@@ -1,17 +1,22 @@
 """WGAN Example 1: P0 = law of (0, Z), P_theta = law of (theta, Z), Z ~ U[0, 1]. For each theta,
 the closed forms beside each objective's critic trained on the fixed pair, its estimate on
-fresh samples, the estimate's derivative in theta (what a generator would receive), and the
-exact W1 of the samples by POT."""
+fresh samples, the estimate's derivative in theta (what a generator would receive), the exact
+W1 of the samples by POT, and NND: a fresh critic under the harness's points protocol, read on
+held-out points (harness/evaluate/nnd.py), beside W1 = |theta| and the penalised optimum a
+WGAN-GP critic tends to (its short budget lands a little under both)."""
 
 import math
+from dataclasses import replace
 from functools import partial
 
 import pandas as pd
 import torch
 from torch import Tensor
 
+from harness.evaluate.nnd import POINTS, neural_net_divergence
 from harness.evaluate.transport import exact_w1
 from harness.objectives import LOG2
+from harness.spec import stream_seed
 from harness.theory.critics import fit_critic
 from harness.theory.settings import ExperimentSpec, ParallelLines
 
@@ -44,6 +49,7 @@ def run(spec: ExperimentSpec, device: torch.device) -> pd.DataFrame:
     settings = spec.settings
     assert isinstance(settings, ParallelLines)
     rows = []
+    heldout_seed, init_seed, draws_seed = (stream_seed(spec.seed, i) for i in (1, 2, 3))  # NND's
     for theta in settings.thetas:
         rng = torch.Generator(device).manual_seed(spec.seed)  # draws (and critics) on device
         real, again = line(0.0, settings.samples, rng), line(0.0, settings.samples, rng)
@@ -51,6 +57,15 @@ def run(spec: ExperimentSpec, device: torch.device) -> pd.DataFrame:
         transport = {
             "exact_w1": exact_w1(real.cpu().numpy(), fake.cpu().numpy()),
             "floor_w1": exact_w1(real.cpu().numpy(), again.cpu().numpy()),
+            "nnd": neural_net_divergence(
+                replace(POINTS, samples=settings.samples),
+                partial(line, 0.0),
+                # held out: a draw of its own, so the critics' draws stay as they were
+                line(0.0, settings.samples, torch.Generator(device).manual_seed(heldout_seed)),
+                partial(line, theta),
+                (init_seed, draws_seed),
+                device,
+            ),
         }
         for name in settings.objectives:
             torch.manual_seed(spec.seed)
