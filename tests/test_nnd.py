@@ -22,20 +22,24 @@ from harness.report.findings_runs import nnd_rows
 CPU = torch.device("cpu")
 
 
-def test_nnd_is_near_zero_for_the_data_and_grows_as_the_generator_moves_off_it():
+def test_nnd_is_near_zero_for_the_data_and_w1_for_a_shifted_copy():
+    """A translation by s moves every point by |s|: W1 = |s| exactly, whatever the data. (A
+    scaled copy would not do: an untrained ReLU critic is nearly positively homogeneous, so its
+    value already differs between x and 1.2 x.)"""
     data = build_sampler({"name": "8gaussians"}, CPU)
     heldout = data.sample(1024, torch.Generator().manual_seed(7))
 
-    def scaled(factor: float):
-        return lambda n, rng: data.sample(n, rng) * factor
+    def shifted(by: tuple[float, float]):
+        return lambda n, rng: data.sample(n, rng) + torch.tensor(by)
 
-    values = [
-        neural_net_divergence(POINTS, data.sample, heldout, scaled(f), (1, 2), CPU)
-        for f in (1, 1.2)
-    ]
-    # W1 of the data scaled by 1.2 is 0.2 E|x|, about 0.28; the data against itself is 0
-    assert abs(values[0]) < 0.05
-    assert 0.15 < values[1] < 0.45
+    same, moved = (
+        neural_net_divergence(POINTS, data.sample, heldout, shifted(s), (1, 2), CPU)
+        for s in ((0.0, 0.0), (0.3, 0.4))
+    )
+    assert abs(same) < 0.05
+    # W1 = |(0.3, 0.4)| = 0.5; the protocol's short budget undershoots it (0.32 here), where a
+    # critic trained the wrong way round reads -0.23 and an untrained one 0.04
+    assert 0.25 < moved < 0.55
 
 
 def test_nnd_on_images_tells_the_data_from_noisy_data():

@@ -23,8 +23,8 @@ from harness.updates import make_optimizer
 # The fixed protocols: gan_toy.py's critic (a ReLU MLP) for points, the WGAN-GP code's DCGAN
 # critic without normalisation for images, each learning the WGAN-GP game (lambda 10, Adam with
 # betas (0, 0.9)) at lr 1e-3 for a fixed number of steps: small enough to run at several evals
-# of a CPU run (about 1 s for points and 9 s for 16x16 digits on one core of an Intel Xeon, as
-# the published runs' nnd_seconds say), large enough to tell a generator that is the data (NND
+# of a CPU run (about 1.6 s for points and 9 s for 16x16 digits on one core of an Intel Xeon,
+# as the published runs' nnd_seconds say), large enough to tell a generator that is the data (NND
 # near 0) from one 20% off it (tests/test_nnd.py). A short budget undershoots a large divergence.
 # A suite may buy more steps (`nnd_steps`); every row records the protocol it was measured under.
 

@@ -158,7 +158,9 @@ def _section(suite: str, frames: dict[str, pd.DataFrame], results: Results) -> S
     runs, evals = own["runs"], own["evals"]
     keep = [c for c in evals.columns if c in correlation.ESTIMATES or evals[c].notna().any()]
     series = evals[keep]  # this suite's columns (a results folder may mix image and point data)
-    measure = correlation.primary_measure(series.columns)
+    declared = (results.record(suite) or {}).get("primary") or {}
+    measure = declared.get("measure") if declared.get("measure") in series else None
+    measure = measure or correlation.primary_measure(series.columns)  # the plots' measure
     section = SuiteSection(
         suite, ", ".join(dict.fromkeys(runs["data"])), measure, own, theory=theory_parts
     )

@@ -50,8 +50,8 @@ def quality_measures(columns: Iterable[str]) -> dict[str, int]:
 
 
 def headline_measures(columns: Iterable[str]) -> list[str]:
-    """The measures the page shows (csv/json keep them all): FID, KID, IS, FD-DINOv2, precision
-    and recall (those a run recorded) and every exact W1."""
+    """The measures the page shows (csv/json keep them all): FID, KID, IS, FD-DINOv2, NND,
+    precision, recall and coverage (those a run recorded) and every exact W1."""
     return [c for c in quality_measures(columns) if c in HEADLINE or c.startswith("exact_w1")]
 
 

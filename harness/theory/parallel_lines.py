@@ -3,7 +3,7 @@ the closed forms beside each objective's critic trained on the fixed pair, its e
 fresh samples, the estimate's derivative in theta (what a generator would receive), the exact
 W1 of the samples by POT, and NND: a fresh critic under the harness's points protocol, read on
 held-out points (harness/evaluate/nnd.py), beside W1 = |theta| and the penalised optimum a
-WGAN-GP critic tends to (its short budget lands a little under both)."""
+WGAN-GP critic tends to (its short budget lands it on either side of them)."""
 
 import math
 from dataclasses import replace
