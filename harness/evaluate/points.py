@@ -98,15 +98,16 @@ class PointsEvaluator:
         seeds = draw_seed(self.run_id, step, NND_INIT), draw_seed(self.run_id, step, NND)
 
         def fake(n: int, rng: torch.Generator) -> Tensor:
-            return generator(torch.randn(n, self.z_dim, generator=rng, device=self.device))
+            return self._fake(generator, rng, n)
 
         return nnd_row(protocol, self.data.sample, heldout, fake, seeds, self.device)
 
     def _rng(self, step: int, purpose: str) -> torch.Generator:
         return eval_rng(self.run_id, step, purpose, self.device)
 
-    def _fake(self, generator: nn.Module, rng: torch.Generator) -> Tensor:
-        return generator(torch.randn(self.n, self.z_dim, generator=rng, device=self.device))
+    def _fake(self, generator: nn.Module, rng: torch.Generator, n: int | None = None) -> Tensor:
+        """n generated points (eval_samples unless said) from noise drawn from `rng`."""
+        return generator(torch.randn(n or self.n, self.z_dim, generator=rng, device=self.device))
 
     def _draw(self, step: int, purpose: str, generator: nn.Module) -> tuple[Any, Any, Any]:
         """Real points, a second real sample (the floor's) and generated points, as numpy."""
