@@ -1,5 +1,5 @@
-"""The docs match the repository: every file a doc or a comment points at exists, and the
-Python API example of docs/api.md runs as written."""
+"""The docs match the repository: every file a doc or a comment points at exists (a link to a
+heading, the heading too), and the Python API example of docs/api.md runs as written."""
 
 import re
 import shutil
@@ -44,6 +44,33 @@ def test_no_file_points_at_a_doc_that_is_not_in_the_repository():
             if not (ROOT / mention).exists():
                 dangling.append(f"{path.relative_to(ROOT)}: {mention}")
     assert not dangling, "\n".join(dangling)
+
+
+def anchors(path: Path) -> set[str]:
+    """The anchors GitHub gives a Markdown file's headings: lower case, punctuation dropped,
+    spaces as hyphens."""
+    text = re.sub(r"```.*?```", "", path.read_text(encoding="utf-8"), flags=re.S)
+    headings = re.findall(r"^#+ (.+)$", text, re.M)
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in headings}
+
+
+def test_readme_and_docs_links_resolve_with_their_anchors():
+    """README.md, CONTRIBUTING.md and every docs/*.md as they are on disk (committed or not):
+    each relative link names a file that exists, and a link to a heading names one the file
+    has."""
+    pages = [ROOT / "README.md", ROOT / "CONTRIBUTING.md", *sorted((ROOT / "docs").glob("*.md"))]
+    broken = []
+    for page in pages:
+        for link in re.findall(r"\]\(([^)\s]+)\)", page.read_text(encoding="utf-8")):
+            target, _, anchor = link.partition("#")
+            if re.match(r"[a-z]+:", target):  # http:, mailto:
+                continue
+            path = (page.parent / target) if target else page
+            if not path.exists():
+                broken.append(f"{page.relative_to(ROOT)}: link {link}")
+            elif anchor and path.suffix == ".md" and anchor not in anchors(path):
+                broken.append(f"{page.relative_to(ROOT)}: no heading for {link}")
+    assert not broken, "\n".join(broken)
 
 
 def test_the_api_example_runs_as_written(tmp_path, monkeypatch):

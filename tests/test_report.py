@@ -10,6 +10,7 @@ import shutil
 import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -21,10 +22,10 @@ from scipy import stats
 
 from harness.cli import main
 from harness.records import RunFolder
-from harness.report import correlation, publish
+from harness.report import correlation, page, plots, publish, verdict
 from harness.report.build import Report, build_report
 from harness.report.load import KEYS
-from harness.report.render import render_html
+from harness.report.render import render_html, render_markdown
 from harness.runner import run_suite
 from harness.suite import load_suite
 
@@ -236,6 +237,9 @@ def test_formats_through_the_cli(results, tmp_path):
     # 1 setting per objective: no median or interval in the tables, each run's value instead
     assert "none (n = 1; 6 settings needed)" in markdown and "per run ρ" in markdown
     assert "![" in markdown and (tmp_path / "r-plots" / "mini-curves.png").exists()
+    assert (tmp_path / "r-plots" / "forest.png").exists()
+    order = ["## Verdict", "r-plots/forest.png", "## Findings", "<details>", "\n## Suite mini"]
+    assert [markdown.index(part) for part in order] == sorted(markdown.index(p) for p in order)
     tidy = json.loads((tmp_path / "r.json").read_text())
     assert tidy["window"] == 5 and len(tidy["runs"]) == 9
     assert {"summary", "correlation_by_objective", "evals", "steps", "findings"} <= set(tidy)
@@ -403,11 +407,17 @@ def test_html_renders_in_headless_chromium(report, tmp_path):
     ).stdout
     body = re.search(r'<body[^>]*data-images="(\d+)"[^>]*data-decoded="(\d+)"', dom)
     assert body, dom[:500]
-    plots = sum(len(s.plots) for s in report.sections)
-    assert plots >= 4 and body.groups() == (str(plots), str(plots))
+    plots = len(report.plots())  # the forest plot, then each section's
+    assert plots >= 5 and body.groups() == (str(plots), str(plots))
     rows = int(re.search(r'data-tables="(\d+)"', dom).group(1))
     assert rows >= 9 + 3  # the runs table and the summary at least
     assert "Does the estimate track quality?" in dom and "median Spearman ρ" in dom
+    # the first screen: the verdict table, then the forest plot, then the Findings, the
+    # primary statement open and the rest folded
+    assert dom.index("<h2>Verdict</h2>") < dom.index('alt="Forest plot') < dom.index("<h2>Findings")
+    assert "+ means the estimate falls as the samples improve" in dom
+    assert "<details><summary><b>Head to head</b>" in dom
+    assert dom.index("<b>Primary statement</b>") < dom.index("<details>")
 
     # A screenshot of the page itself: a picture, not a blank page.
     shown = tmp_path / "report.html"
@@ -518,3 +528,122 @@ def test_a_suite_of_several_datasets_is_reported_per_dataset(tmp_path):
     assert sorted(convergence["suite"]) == sorted(suites.values())
     assert (convergence["runs"] == 1).all()
     assert set(report.frames["evals"]["suite"]) == set(suites.values())
+
+
+# --- the verdict, the forest plot, the rounding ----------------------------------------------
+
+
+def test_the_verdict_is_the_findings_primary_statements(report):
+    """One verdict row per primary statement, with its numbers, design and converged runs."""
+    verdict, found = report.frames["verdict"], report.frames["findings"]
+    primary = found[found["statement"] == "primary"].set_index("objective")
+    assert list(verdict["objective"]) == list(primary.index) == ["gan", "wgan", "wgan-gp"]
+    for r in verdict.to_dict("records"):
+        assert r["runs"] == primary.loc[r["objective"], "n"] == 2
+        assert r["verdict"] == "no interval"  # 1 setting per objective
+    converged = report.frames["convergence"].set_index("objective")["converged"]
+    assert list(verdict["converged"]) == list(converged[verdict["objective"]])
+    table = page.verdict_table(report)
+    assert list(table["runs / settings"]) == ["2 / 1"] * 3
+    assert table["median ρ [95% interval]"].str.startswith("none (1 setting; 6 needed)").all()
+    assert all(f"{c} of 2" in set(table["converged"]) for c in converged[table["objective"]])
+    assert "+ means the estimate falls as the samples improve" in page.verdict_note(report)
+
+
+@pytest.mark.parametrize(
+    ("numbers", "words"),
+    [
+        ((0.3, 0.1, 0.01, 0.03), "above zero (clears zero after Holm)"),
+        ((0.3, 0.1, 0.02, 0.2), "above zero alone, not after Holm"),
+        ((-0.5, -0.9, 0.02, 0.2), "below zero alone, not after Holm"),
+        ((0.2, -0.1, 0.3, 0.9), "does not clear zero"),
+        ((0.2, math.nan, math.nan, math.nan), "no interval"),
+    ],
+)
+def test_the_verdict_in_words(numbers, words):
+    assert verdict.verdict_of(*numbers) == words
+
+
+def test_the_verdict_table_with_intervals_and_head_to_head():
+    """Numbers at 3 significant digits; each objective's head to head as this − other, the
+    interval flipped for the second of a pair."""
+    what = dict(suite="s", estimate="e", measure="exact_w1", phase="whole")
+    found = pd.DataFrame(
+        [
+            what
+            | dict(statement="primary", objective=o, n=24, settings=12.0)
+            | dict(value=v, low=lo, high=hi, p_holm=ph)
+            for o, v, lo, hi, ph in (
+                ("gan", 0.231731, 0.0569231, 0.589231, 0.231445),
+                ("wgan-gp", 0.49337, -0.0954, 0.8712, 0.73),
+            )
+        ]
+    )
+    by = pd.DataFrame(
+        [
+            what | dict(objective=o, p=p, finished=24)
+            for o, p in (("gan", 0.0386), ("wgan-gp", 0.15))
+        ]
+    )
+    convergence = pd.DataFrame([dict(suite="s", objective="gan", converged=3)])
+    head = pd.DataFrame(
+        [
+            what
+            | dict(objective_a="gan", objective_b="wgan-gp", difference=-0.2616)
+            | dict(low=-1.7904, high=1.1234, p_holm=1.0)
+        ]
+    )
+    frames = dict(findings=found, correlation_by_objective=by, convergence=convergence)
+    frames["verdict"] = verdict.verdict(frames)
+    frames["head_to_head"] = head
+    table = page.verdict_table(SimpleNamespace(frames=frames)).set_index("objective")
+    assert table.loc["gan", "median ρ [95% interval]"] == "0.232 [0.0569, 0.589]"
+    assert table.loc["gan", "converged"] == "3 of 24" and table.loc["wgan-gp", "converged"] == "–"
+    assert table.loc["gan", "p (alone / Holm)"] == "0.0386 / 0.231"
+    assert table.loc["gan", "verdict"] == "above zero alone, not after Holm"
+    assert table.loc["gan", "head to head (this − other)"] == (
+        "− wgan-gp: -0.262 [-1.79, 1.12], Holm p 1"
+    )
+    assert table.loc["wgan-gp", "head to head (this − other)"] == (
+        "− gan: 0.262 [-1.12, 1.79], Holm p 1"
+    )
+
+
+def test_runs_with_too_few_eval_points_say_so(results, tmp_path):
+    """Runs that finished with 2 eval points after step 0 (a rho needs 3): every within-run
+    line says "too few eval points (2; 3 needed)", never "n = 0 runs"."""
+    shutil.copytree(results / "mini", tmp_path / "mini")
+    for path in (tmp_path / "mini").glob("*/evals.parquet"):
+        evals = pd.read_parquet(path)
+        evals[evals["step"].isin([0, 20, 40])].to_parquet(path)
+    few = build_report(tmp_path, window=5)
+    found = few.frames["findings"]
+    primary = found.loc[found["statement"] == "primary", "sentence"]
+    assert len(primary) == 3
+    assert primary.str.contains(r"too few eval points \(2; 3 needed\) in 2 finished runs").all()
+    assert not found["sentence"].str.contains("n = 0 runs").any()
+    cells = page.verdict_table(few)["median ρ [95% interval]"]
+    assert (cells == "too few eval points (2; 3 needed)").all()
+
+
+def _significant(token: str) -> int:
+    mantissa = token.lstrip("-").split("e")[0].replace(".", "").lstrip("0")
+    return len(mantissa)
+
+
+def test_the_page_rounds_to_3_significant_digits(report):
+    """One rounding rule: every decimal number in the page's tables and Findings."""
+    text = render_markdown(report, None)
+    shown = [line for line in text.splitlines() if line.startswith(("|", "- "))]
+    numbers = re.findall(r"(?<![\w.])-?\d+\.\d+(?:e[-+]?\d+)?(?![\w.])", "\n".join(shown))
+    assert len(numbers) > 100
+    too_long = [n for n in numbers if _significant(n) > 3]
+    assert not too_long, too_long[:10]
+
+
+def test_a_curve_panel_names_its_setting_in_lines_that_fit():
+    name = "wgan-gp[lr=0.00891,n_critic=5,beta1=0.634,gp_lambda=1.53]"
+    title = plots.panel_title(name, "wgan-gp", width=34).split("\n")
+    assert title[0] == "wgan-gp" and max(map(len, title)) <= 34 and len(title) == 3
+    assert "lr 0.00891" in title[1] and "gp_lambda 1.53" in title[2]
+    assert plots.panel_title("gan-8g", "gan") == "gan-8g (gan)"

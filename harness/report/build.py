@@ -22,12 +22,14 @@ from harness.report import (
     tables,
     theory,
     tuning,
+    verdict,
 )
 from harness.report.load import Results, load_results
 from harness.report.plots import (
     Plot,
     curves,
     estimate_vs_quality,
+    forest,
     image_grids,
     point_samples,
     shown_names,
@@ -52,6 +54,11 @@ class Report:
     window: int
     frames: dict[str, pd.DataFrame]  # tidy frames, as csv/json write them
     sections: list[SuiteSection]
+    headline: list[Plot] = field(default_factory=list)  # the forest plot, before the sections
+
+    def plots(self) -> list[Plot]:
+        """Every figure of the report, in page order."""
+        return [*self.headline, *(p for s in self.sections for p in s.plots)]
 
 
 class NoRuns(UserError):
@@ -77,7 +84,11 @@ def build_report(root: Path, window: int | None = None) -> Report:
     sections = [_section(suite, frames, results) for suite in suites]
     for section in sections:
         section.plots += [plot for *_, plot in section.theory]
-    return Report(results, window, frames, sections)
+    headline = []
+    if not results.empty:
+        picture = forest(frames["verdict"], verdict.per_run(frames, counted(results.runs)))
+        headline = [picture] if picture else []
+    return Report(results, window, frames, sections, headline)
 
 
 def counted(runs: pd.DataFrame) -> pd.DataFrame:
@@ -129,7 +140,8 @@ def _run_frames(results: Results, window: int) -> dict[str, pd.DataFrame]:
     found = {suite: _primary(results, frames, suite) for suite in dict.fromkeys(runs["suite"])}
     primaries = {suite: p for suite, p in found.items() if p is not None}
     frames["findings"] = findings.findings(frames, runs, primaries, results.runs)
-    return {"findings": frames.pop("findings"), **frames}
+    frames["verdict"] = verdict.verdict(frames)
+    return {"verdict": frames.pop("verdict"), "findings": frames.pop("findings"), **frames}
 
 
 def _primary(results: Results, frames: dict[str, pd.DataFrame], suite: str) -> tuple | None:
@@ -170,7 +182,16 @@ def _section(suite: str, frames: dict[str, pd.DataFrame], results: Results) -> S
     shown, shown_steps = series[series["name"].isin(names)], own["steps"]
     shown_steps = shown_steps[shown_steps["name"].isin(names)]
     samples = point_samples(suite, shown, results.folders)
-    per_name = [curves(suite, shown_steps, shown, measure)]
+    estimate, _, phase, _ = findings.primary_of(results.record(suite), measure)
+    within = own["correlation_within_runs"]
+    within = within[
+        (within["estimate"] == estimate)
+        & (within["measure"] == measure)
+        & (within["phase"] == phase)
+        & within["name"].isin(names)
+    ].sort_values("seed", kind="stable")
+    rho = {str(k): list(g["spearman"].astype(float)) for k, g in within.groupby("name")}
+    per_name = [curves(suite, shown_steps, shown, measure, rho)]
     per_name += [samples] if samples else image_grids(suite, shown, results.folders)
     if len(names) < series["name"].nunique():
         for plot in per_name:

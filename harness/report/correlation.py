@@ -235,15 +235,16 @@ def by_objective(within: pd.DataFrame, runs: pd.DataFrame, by: str | None = None
         rows.append(
             where
             | dict(finished=int(finished.get(tuple(values[:2]) + tuple(values[5:]), 0)))
+            | dict(points=int(group["points"].max()))  # the most eval points any run had
             | dict(runs=stat["runs"], settings=stat["settings"], spearman=stat["value"])
             | dict(spearman_low=stat["low"], spearman_high=stat["high"], p=stat["p"])
             | dict(
                 kendall=_median(setting_medians(group["kendall"], group["setting"])),
                 pearson=_median(setting_medians(group["pearson"], group["setting"])),
-                values=", ".join(f"{v:.2f}" for v in np.sort(rho[np.isfinite(rho)])),
+                values=", ".join(f"{v:.3g}" for v in np.sort(rho[np.isfinite(rho)])),
             )
         )
-    columns = [*keys, "finished", "runs", "settings", "spearman", "spearman_low"]
+    columns = [*keys, "finished", "points", "runs", "settings", "spearman", "spearman_low"]
     columns += ["spearman_high", "p", "kendall", "pearson", "values"]
     return pd.DataFrame(rows, columns=columns)
 

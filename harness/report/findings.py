@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from harness.report.correlation import headline_measures
+from harness.report.correlation import MIN_POINTS, headline_measures
 from harness.report.findings_runs import (
     NAN3,
     calibration_rows,
@@ -25,7 +25,16 @@ from harness.report.findings_runs import (
     settings_row,
 )
 from harness.report.intervals import DIFFERENCE_MIN, MEDIAN_MIN, holm
-from harness.report.sentences import COLUMNS, design, g, interval, row, verdict
+from harness.report.sentences import (
+    COLUMNS,
+    count,
+    design,
+    g,
+    interval,
+    row,
+    too_few_points,
+    verdict,
+)
 from harness.report.tables import states
 from harness.study import DEFAULT_PRIMARY, PHASES
 
@@ -67,6 +76,10 @@ def median_text(r: pd.Series, what: str = "Spearman ρ") -> tuple[tuple[float, f
     """(value, low, high) and the text of a median over settings, or why there is no number
     (no final period: the caller may go on)."""
     runs, settings = int(r["runs"]), int(r["settings"])
+    finished = int(r.get("finished", runs))
+    if runs == 0 and finished > 0 and int(r.get("points", 0)) < MIN_POINTS:
+        runs_text = count(finished, "finished run")
+        return NAN3, f"no ρ: {too_few_points(int(r['points']), str(r['phase']))} in {runs_text}"
     if settings < MEDIAN_MIN:
         if runs < int(r.get("finished", runs)) and runs < MEDIAN_MIN:
             return NAN3, (

@@ -8,9 +8,9 @@ import pandas as pd
 
 from harness.report.across import MIN_REGRET_RUNS, scale_free
 from harness.report.convergence import FACTOR
-from harness.report.correlation import LAST_EVALS, estimates_w1
+from harness.report.correlation import LAST_EVALS, MIN_POINTS, estimates_w1
 from harness.report.intervals import MEDIAN_MIN, SPEARMAN_MIN
-from harness.report.sentences import count, design, g, interval, row
+from harness.report.sentences import count, design, g, interval, row, too_few_points
 
 WITHIN = "divergence_estimate_filtered"  # the raw estimate compared across seeds
 NAN3 = (math.nan, math.nan, math.nan)
@@ -73,7 +73,9 @@ def reliability_rows(frames: dict[str, pd.DataFrame], suite: str, objective: str
     parts = []
     for r in hits.to_dict("records"):
         n = design(int(r["runs"]), int(r["settings"]))
-        if r["settings"] < MEDIAN_MIN:
+        if int(r["runs"]) == 0 and int(r["points"]) < MIN_POINTS:  # finished, but no rho
+            parts.append(f"{r['phase']}: {too_few_points(int(r['points']), str(r['phase']))}")
+        elif r["settings"] < MEDIAN_MIN:
             parts.append(
                 f"{r['phase']} {g(r['reliability'])} ({n}: no interval below {MEDIAN_MIN} settings)"
             )
@@ -211,7 +213,11 @@ def calibration_rows(frames: dict[str, pd.DataFrame], suite: str, objective: str
             f"Calibration, {r['estimate']} ÷ (exact_w1 − floor) over the evals at least twice "
             "the floor (median per run): "
         )
-        if r["settings"] < MEDIAN_MIN:
+        if int(r["runs"]) == 0:
+            numbers = NAN3
+            left = int(r["left_out"])
+            text = f"no value: none of its {left} runs has 3 evals at twice the floor."
+        elif r["settings"] < MEDIAN_MIN:
             numbers = NAN3
             text = f"no interval: {design(r['runs'], r['settings'])} ({MEDIAN_MIN} settings "
             text += f"needed); per run: {r['values'] or 'none'}."

@@ -10,9 +10,17 @@ from harness.objectives import LOG2
 from harness.report.build import Report, SuiteSection
 from harness.report.calibration import ABOVE
 from harness.report.convergence import FACTOR
-from harness.report.correlation import ESTIMATES, LAST_EVALS, PHASES, headline_measures
+from harness.report.correlation import (
+    ESTIMATES,
+    LAST_EVALS,
+    MIN_POINTS,
+    PHASES,
+    headline_measures,
+)
+from harness.report.findings import PRIMARY
 from harness.report.intervals import DIFFERENCE_MIN, MEDIAN_MIN, SPEARMAN_MIN
 from harness.report.load import KEYS
+from harness.report.sentences import count, too_few_points
 from harness.report.tables import states
 
 
@@ -24,7 +32,8 @@ def counts(report: Report) -> str:
     return ", ".join(parts)
 
 
-def _num(value: object, digits: int = 4) -> str:
+def _num(value: object, digits: int = 3) -> str:
+    """One rounding rule for every number the page shows: 3 significant digits."""
     if isinstance(value, float) and math.isinf(value):
         return "∞" if value > 0 else "−∞"
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
@@ -46,12 +55,12 @@ def summary_table(section: SuiteSection) -> pd.DataFrame:
     for r in frame.to_dict("records"):
         row = {k: r[k] for k in ("objective", "name", "runs", "seeds", "states")}
         for m in measures:
-            row[m] = f"{_num(r[m + '_mean'])} ± {_num(r.get(m + '_std'), 2)}"  # one seed: no std
+            row[m] = f"{_num(r[m + '_mean'])} ± {_num(r.get(m + '_std'))}"  # one seed: no std
             row[f"{m} best"] = _num(r.get(m + "_best"))
             floor = m.replace("exact_", "floor_") + "_mean"
             if floor in r:
                 row[f"{m} floor"] = _num(r[floor])
-        row["wall time (s)"] = _num(r.get("wall_time"), 3)
+        row["wall time (s)"] = _num(r.get("wall_time"))
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -62,7 +71,7 @@ def published_table(section: SuiteSection) -> pd.DataFrame:
     if frame is None or frame.empty:
         return pd.DataFrame()
     published = [
-        _num(v) if s is None or not math.isfinite(s) else f"{_num(v)} ± {_num(s, 2)}"
+        _num(v) if s is None or not math.isfinite(s) else f"{_num(v)} ± {_num(s)}"
         for v, s in zip(frame["published"], frame["published_std"].astype(float), strict=True)
     ]
     return pd.DataFrame(
@@ -87,7 +96,7 @@ def _intervals(frame: pd.DataFrame, low: str, high: str, n: str, minimum: int) -
     return [
         f"none (n = {k}; {minimum} {n} needed)"
         if k < minimum or not math.isfinite(a)
-        else f"[{_num(a, 3)}, {_num(b, 3)}]"
+        else f"[{_num(a)}, {_num(b)}]"
         for a, b, k in zip(frame[low], frame[high], frame[n], strict=True)
     ]
 
@@ -135,6 +144,14 @@ def correlation_table(section: SuiteSection) -> pd.DataFrame:
     columns["per run ρ"] = [  # below the minimum, the runs' own values instead of a median
         v if k < MEDIAN_MIN else "" for v, k in zip(frame["values"], frame["settings"], strict=True)
     ]
+    few = (frame["runs"] == 0) & (frame["finished"] > 0) & (frame["points"] < MIN_POINTS)
+    interval = median[1]
+    columns[interval] = [  # finished runs without a rho: say why, not "n = 0"
+        too_few_points(int(k), str(phase)) if short else text
+        for text, short, k, phase in zip(
+            columns[interval], few, frame["points"], frame["phase"], strict=True
+        )
+    ]
     return _table(frame, columns)
 
 
@@ -155,12 +172,12 @@ def head_to_head_table(section: SuiteSection) -> pd.DataFrame:
             "median ρ b": frame["median_b"].map(_num),
             "difference": frame["difference"].map(_num),
             "95% interval (unadjusted)": [
-                f"[{_num(a, 3)}, {_num(b, 3)}]"
+                f"[{_num(a)}, {_num(b)}]"
                 if math.isfinite(a)
                 else f"none ({DIFFERENCE_MIN} settings each needed)"
                 for a, b in zip(frame["low"], frame["high"], strict=True)
             ],
-            "Holm-adjusted p": frame["p_holm"].map(lambda v: _num(v, 3)),
+            "Holm-adjusted p": frame["p_holm"].map(_num),
         }
     )
 
@@ -171,7 +188,7 @@ def reliability_table(section: SuiteSection) -> pd.DataFrame:
     columns["settings"] = frame["settings"]
     columns["test–retest ρ (median)"] = _enough(frame["reliability"], frame["settings"], 1)
     columns["95% interval"] = _intervals(frame, "low", "high", "settings", MEDIAN_MIN)
-    columns["ceiling √r"] = frame["ceiling"].map(lambda v: _num(v, 3))
+    columns["ceiling √r"] = frame["ceiling"].map(_num)
     return pd.DataFrame({"objective": frame["objective"]} | columns)
 
 
@@ -355,7 +372,7 @@ def tables(section: SuiteSection) -> list[tuple[str, str, pd.DataFrame]]:
         (
             "GAN: JS estimate against log 2",
             f"½(E log D(x) + E log(1 − D(G(z)))) + log 2 is a lower bound on JS, at most log 2 = "
-            f"{LOG2:.4f}: near it, the discriminator separates the samples perfectly.",
+            f"{LOG2:.3g}: near it, the discriminator separates the samples perfectly.",
             _rounded(f["js_saturation"]),
         ),
         (
@@ -376,20 +393,124 @@ def tables(section: SuiteSection) -> list[tuple[str, str, pd.DataFrame]]:
     return [(title, text, table) for title, text, table in out if not table.empty]
 
 
-def findings(report: Report) -> list[tuple[str, list[tuple[str, list[str]]]]]:
-    """[(suite, [(heading, [sentence, ...]), ...]), ...] in report order: the primary statement,
-    head to head, then each objective's own."""
+OPEN = (PRIMARY, "Eval draws")  # Findings shown at once; the rest are folded
+
+
+def findings(report: Report) -> list[tuple[str, list[tuple[str, list[str], bool]]]]:
+    """[(suite, [(heading, [sentence, ...], shown open), ...]), ...] in report order: the
+    primary statement (open), then head to head and each objective's own (folded)."""
     frame = report.frames.get("findings")
     if frame is None or frame.empty:
         return []
     out = []
     for suite, rows in frame.groupby("suite", sort=False):
         per_section = [
-            (str(section), list(group["sentence"]))
+            (str(section), list(group["sentence"]), section in OPEN)
             for section, group in rows.groupby("section", sort=False)
         ]
         out.append((str(suite), per_section))
     return out
+
+
+def _against(frame: pd.DataFrame, suite: str, objective: str, what: tuple) -> str:
+    """This objective's median ρ minus each other's on the primary statement, as text."""
+    estimate, measure, phase = what
+    mine = frame[
+        (frame["suite"] == suite)
+        & (frame["estimate"] == estimate)
+        & (frame["measure"] == measure)
+        & (frame["phase"] == phase)
+        & ((frame["objective_a"] == objective) | (frame["objective_b"] == objective))
+    ]
+    parts = []
+    for r in mine.to_dict("records"):
+        flip = r["objective_b"] == objective  # b − a = −(a − b): the interval flips
+        other = r["objective_a"] if flip else r["objective_b"]
+        d, low, high = (
+            (-r["difference"], -r["high"], -r["low"])
+            if flip
+            else (r["difference"], r["low"], r["high"])
+        )
+        if math.isfinite(low):
+            parts.append(
+                f"− {other}: {_num(d)} [{_num(low)}, {_num(high)}], Holm p {_num(r['p_holm'])}"
+            )
+        else:
+            parts.append(
+                f"− {other}: {_num(d)} (no interval: {DIFFERENCE_MIN} settings each needed)"
+            )
+    return "; ".join(parts) or "–"
+
+
+def verdict_table(report: Report) -> pd.DataFrame:
+    """The page's first table: one row per suite (dataset) and objective."""
+    frame = report.frames.get("verdict")
+    if frame is None or frame.empty:
+        return pd.DataFrame()
+    by = report.frames["correlation_by_objective"]
+    head = report.frames["head_to_head"]
+    rows = []
+    for r in frame.to_dict("records"):
+        what = (r["estimate"], r["measure"], r["phase"])
+        if math.isfinite(r["low"]):
+            rho = f"{_num(r['value'])} [{_num(r['low'])}, {_num(r['high'])}]"
+        else:
+            hit = by[
+                (by["suite"] == r["suite"])
+                & (by["objective"] == r["objective"])
+                & (by["estimate"] == what[0])
+                & (by["measure"] == what[1])
+                & (by["phase"] == what[2])
+            ]
+            rho = _no_interval(hit.iloc[0] if not hit.empty else None)
+        converged = r["converged"]
+        rows.append(
+            {
+                "suite": r["suite"],
+                "objective": r["objective"],
+                "measure": r["measure"],
+                "median ρ [95% interval]": rho,
+                "runs / settings": f"{int(r['runs'])} / {_int(r['settings'])}",
+                "converged": "–"
+                if not math.isfinite(converged)
+                else f"{int(converged)} of {r['finished']}",
+                "p (alone / Holm)": f"{_num(r['p'])} / {_num(r['p_holm'])}",
+                "verdict": r["verdict"],
+                "head to head (this − other)": _against(head, r["suite"], r["objective"], what),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _int(value: float) -> str:
+    return str(int(value)) if math.isfinite(value) else "–"
+
+
+def _no_interval(r: pd.Series | None) -> str:
+    """Why a primary statement has no interval, in a table cell."""
+    if r is None:
+        return "not recorded"
+    if int(r["runs"]) == 0 and int(r["finished"]) > 0 and int(r["points"]) < MIN_POINTS:
+        return too_few_points(int(r["points"]), str(r["phase"]))
+    settings = count(int(r["settings"]), "setting")
+    return f"none ({settings}; {MEDIAN_MIN} needed); per run: {r['values'] or '–'}"
+
+
+def verdict_note(report: Report) -> str:
+    """The verdict's header: what the statement is, and which way is good."""
+    frame = report.frames.get("verdict")
+    estimates = ", ".join(dict.fromkeys(frame["estimate"])) if frame is not None else ""
+    return (
+        f"Each suite's primary statement, named in the suite before its runs: per run, Spearman ρ "
+        f"of the critic's estimate ({estimates}) against the measure over the run's evals after "
+        "step 0. + means the estimate falls as the samples improve: it tracks quality; − means it "
+        "moves against quality; 0, no relation. Median over settings (each setting's median over "
+        "its seeds: seeds of one setting are a cluster) with its distribution-free 95% interval; "
+        "p: the sign test, alone and with Holm's adjustment over the suite file's primary "
+        f"statements. Converged: runs that ended within {FACTOR:g}× the real-vs-real floor of "
+        "exact W1 (point data). Head to head: the difference of two medians with its exact 95% "
+        "interval, Holm over the dataset's comparisons. Numbers to 3 significant digits."
+    )
 
 
 FINDINGS_NOTE = (

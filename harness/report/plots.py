@@ -2,6 +2,7 @@
 returned as PNG bytes, so the same picture is written to a file and inlined in the page."""
 
 import io
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,8 +73,30 @@ def _band(ax: Axes, frame: pd.DataFrame, column: str, objective: str, label: str
     )
 
 
-def curves(suite: str, steps: pd.DataFrame, series: pd.DataFrame, measure: str) -> Plot:
-    """Per run name: the filtered estimate (top) and the quality measure (bottom) over steps."""
+def panel_title(name: str, objective: str, width: int = 34) -> str:
+    """A run name as a title that fits one panel: its base name and objective, then the
+    setting it drew or gridded ("gan[lr=0.00048,n_critic=5]") wrapped, "=" read as a space."""
+    base, _, setting = name.partition("[")
+    head = base if base == objective else f"{base} ({objective})"
+    parts = [p.replace("=", " ") for p in setting.rstrip("]").split(",") if p]
+    lines, line = [head], ""
+    for part in parts:
+        if line and len(line) + len(part) + 2 > width:
+            lines.append(line)
+            line = ""
+        line = f"{line}, {part}" if line else part
+    return "\n".join([*lines, line] if line else lines)
+
+
+def curves(
+    suite: str,
+    steps: pd.DataFrame,
+    series: pd.DataFrame,
+    measure: str,
+    rho: dict[str, list[float]] | None = None,
+) -> Plot:
+    """Per run name: the filtered estimate (top) and the quality measure (bottom) over steps;
+    `rho`: run name -> its seeds' ρ of the primary statement, written on the lower panel."""
     configs = _configs(series)
     fig = Figure(figsize=(PANEL[0] * len(configs), PANEL[1] * 2), layout="constrained")
     axes = fig.subplots(2, len(configs), squeeze=False, sharex="col")
@@ -85,7 +108,7 @@ def curves(suite: str, steps: pd.DataFrame, series: pd.DataFrame, measure: str) 
         if objective == "gan":
             top.axhline(LOG2, color="k", linestyle=":", linewidth=1, label="log 2")
             top.legend(fontsize=7)
-        top.set_title(f"{name} ({objective})", fontsize=9)
+        top.set_title(panel_title(name, objective), fontsize=8)
         top.set_ylabel("divergence estimate\n(median-filtered)", fontsize=8)
         runs = series[series["name"] == name]
         _band(bottom, runs, measure, objective, measure)
@@ -101,8 +124,14 @@ def curves(suite: str, steps: pd.DataFrame, series: pd.DataFrame, measure: str) 
             bottom.legend(fontsize=7)
         bottom.set_ylabel(measure, fontsize=8)
         bottom.set_xlabel("generator step", fontsize=8)
+        values = [v for v in (rho or {}).get(name, []) if np.isfinite(v)]
+        if values:
+            text = "ρ " + ", ".join(f"{v:.3g}" for v in values)
+            bottom.text(0.03, 0.04, text, transform=bottom.transAxes, fontsize=8, va="bottom")
     fig.suptitle(
-        f"{suite}: estimate and {measure} against step (median and range over seeds)", fontsize=10
+        f"{suite}: estimate and {measure} against step (median and range over seeds; "
+        f"ρ: each seed's, estimate against {measure})",
+        fontsize=10,
     )
     return Plot(f"{suite}-curves", f"Estimate and {measure} against step", png_bytes(fig))
 
@@ -270,3 +299,51 @@ def tuned_params(suite: str, trials: pd.DataFrame, log_params: set[str]) -> Plot
         axes[r, 0].legend(fontsize=6)
     fig.suptitle(f"{suite}: final quality against each tuned setting", fontsize=10)
     return Plot(f"{suite}-tuning", "Quality against each tuned setting", png_bytes(fig))
+
+
+FOREST_COLUMNS = 3  # panels per row of the forest plot
+
+
+def forest(verdict: pd.DataFrame, per_run: pd.DataFrame) -> Plot | None:
+    """The headline figure: per suite (dataset), each objective's runs' ρ of the primary
+    statement as dots, their median over settings as a black diamond and its 95% interval as a
+    bar (none drawn below the settings an interval needs)."""
+    suites = list(dict.fromkeys(verdict["suite"]))
+    if not suites:
+        return None
+    columns = min(FOREST_COLUMNS, len(suites))
+    rows = -(-len(suites) // columns)
+    height = max(1.9, 0.55 * verdict.groupby("suite").size().max() + 1.1)
+    fig = Figure(figsize=(3.6 * columns, height * rows), layout="constrained")
+    axes = fig.subplots(rows, columns, squeeze=False)
+    for k, ax in enumerate(axes.flat):
+        if k >= len(suites):
+            ax.axis("off")
+            continue
+        mine = verdict[verdict["suite"] == suites[k]]
+        objectives = list(mine["objective"])
+        for y, r in enumerate(mine.itertuples()):
+            rho = per_run.loc[
+                (per_run["suite"] == r.suite) & (per_run["objective"] == r.objective), "spearman"
+            ].to_numpy(dtype=float)
+            rho = rho[np.isfinite(rho)]
+            jitter = np.random.default_rng(y).uniform(-0.2, 0.2, len(rho))  # fixed, not data
+            ax.scatter(rho, y + jitter, s=12, color=colour(r.objective), alpha=0.6, linewidth=0)
+            if math.isfinite(r.low):
+                ax.plot([r.low, r.high], [y, y], color="k", linewidth=2.2, solid_capstyle="butt")
+                ax.plot([r.value], [y], marker="D", color="k", markersize=6)
+            else:
+                ax.text(1.0, y + 0.3, "no interval", fontsize=7, ha="right", color="0.4")
+        ax.axvline(0, color="0.5", linestyle="--", linewidth=0.8)
+        ax.set_xlim(-1.05, 1.05)
+        ax.set_ylim(len(objectives) - 0.5, -0.5)
+        ax.set_yticks(range(len(objectives)), objectives, fontsize=8)
+        ax.tick_params(axis="x", labelsize=7)
+        first = mine.iloc[0]
+        ax.set_title(f"{suites[k]} (vs {first['measure']})", fontsize=8)
+        ax.set_xlabel("per-run Spearman ρ (+: estimate falls as samples improve)", fontsize=7)
+    fig.suptitle(
+        "Does the estimate track quality? Runs (dots), median over settings (◆) and 95% interval",
+        fontsize=9,
+    )
+    return Plot("forest", "Forest plot of the primary statement", png_bytes(fig))

@@ -90,10 +90,9 @@ def publish(suite_file: Path, results: Path, window: int | None = None) -> Path:
         shutil.rmtree(folder)
     plots = folder / "plots"
     plots.mkdir(parents=True)
-    for section in report.sections:
-        for plot in section.plots:
-            (plots / plot_file(plot)).write_bytes(plot.png)
-    page = render_markdown(report, plots if any(s.plots for s in report.sections) else None)
+    for plot in report.plots():
+        (plots / plot_file(plot)).write_bytes(plot.png)
+    page = render_markdown(report, plots if report.plots() else None)
     _, _, rest = page.partition("\n")  # its title names the results folder, a local path
     title = f"# Published report: suite {suite.name}"
     readme = f"{title}\n\n{stamp(suite_file, shown)}\n{rest}"

@@ -265,7 +265,7 @@ def _summary(measure: str, values: pd.Series, group: pd.DataFrame) -> dict[str, 
     elif n < MIN_RUNS_FOR_STD:
         text = f"{_g(mean)} (too few runs for a std: n = {n}; {MIN_RUNS_FOR_STD} needed)"
     else:
-        text = f"{_g(mean)} ± {_g(std, 2)}"
+        text = f"{_g(mean)} ± {_g(std)}"
     best = math.nan if not n else values.max() if measure == "inception_score" else values.min()
     return dict(ours=text, our_mean=mean, our_std=std, our_best=float(best))
 
@@ -350,5 +350,5 @@ def _list(values: Iterable[Any]) -> str:
     return " / ".join(shown) if shown else "not recorded"
 
 
-def _g(value: float, digits: int = 4) -> str:
+def _g(value: float, digits: int = 3) -> str:
     return "–" if not math.isfinite(value) else f"{value:.{digits}g}"

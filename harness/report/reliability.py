@@ -53,7 +53,8 @@ def reliability(per_run: pd.DataFrame) -> pd.DataFrame:
         rows.append(
             dict(suite=suite, objective=objective, phase=phase)
             | dict(runs=stat["runs"], settings=stat["settings"], reliability=r)
+            | dict(points=int(group["points"].max()))  # the most eval points any run had
             | dict(low=stat["low"], high=stat["high"])
             | dict(ceiling=math.sqrt(r) if r > 0 else (0.0 if math.isfinite(r) else math.nan))
         )
-    return pd.DataFrame(rows, columns=[*COLUMNS, "ceiling"])
+    return pd.DataFrame(rows, columns=[*COLUMNS, "ceiling", "points"])

@@ -12,7 +12,14 @@ import pandas as pd
 
 from harness.records import atomic_write
 from harness.report.build import Report
-from harness.report.page import FINDINGS_NOTE, counts, findings, tables
+from harness.report.page import (
+    FINDINGS_NOTE,
+    counts,
+    findings,
+    tables,
+    verdict_note,
+    verdict_table,
+)
 from harness.report.plots import Plot
 
 DEFAULT_OUT = {
@@ -73,14 +80,26 @@ def render_html(report: Report) -> str:
         f"median filter window {report.window} steps; written "
         f"{e(time.strftime('%Y-%m-%d %H:%M'))}. docs/report.md explains every number.</p>",
     ]
+    verdict = verdict_table(report)
+    if not verdict.empty:
+        parts += ["<h2>Verdict</h2>", f"<p class=note>{e(verdict_note(report))}</p>"]
+        parts.append(_html_table(verdict))
+    for plot in report.headline:
+        parts.append(
+            f"<figure>{_img(plot.png, plot.title)}<figcaption>{e(plot.title)}</figcaption></figure>"
+        )
     found = findings(report)
     if found:
         parts += ["<h2>Findings</h2>", f"<p class=note>{e(FINDINGS_NOTE)}</p>"]
-        for suite, per_objective in found:
+        for suite, per_section in found:
             parts.append(f"<h3>Suite {e(suite)}</h3>")
-            for objective, sentences in per_objective:
+            for heading, sentences, shown in per_section:
                 items = "".join(f"<li>{e(text)}</li>" for text in sentences)
-                parts.append(f"<p><b>{e(objective)}</b></p><ul>{items}</ul>")
+                if shown:
+                    parts.append(f"<p><b>{e(heading)}</b></p><ul>{items}</ul>")
+                else:
+                    summary = f"<b>{e(heading)}</b> ({_statements(len(sentences))})"
+                    parts.append(f"<details><summary>{summary}</summary><ul>{items}</ul></details>")
     for section in report.sections:
         parts.append(f"<h2>Suite {e(section.suite)} <small>({e(section.data)})</small></h2>")
         for title, text, table in tables(section):
@@ -92,6 +111,10 @@ def render_html(report: Report) -> str:
             )
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
+
+
+def _statements(n: int) -> str:
+    return f"{n} statement{'s' * (n != 1)}"
 
 
 def write_html(report: Report, out: Path) -> None:
@@ -109,14 +132,26 @@ def render_markdown(report: Report, plot_dir: Path | None) -> str:
         f"{counts(report)}; median filter window {report.window} steps.",
         "",
     ]
+    verdict = verdict_table(report)
+    if not verdict.empty:
+        shown = verdict.apply(lambda c: c.map(_md) if c.dtype == object else c)
+        lines += ["## Verdict", "", verdict_note(report), "", shown.to_markdown(index=False), ""]
+    if plot_dir is not None:
+        for plot in report.headline:
+            lines += [f"![{_md(plot.title)}]({plot_dir.name}/{plot_file(plot)})", ""]
     found = findings(report)
     if found:
         lines += ["## Findings", "", FINDINGS_NOTE, ""]
-        for suite, per_objective in found:
+        for suite, per_section in found:
             lines += [f"### Suite {_md(suite)}", ""]
-            for objective, sentences in per_objective:
-                lines += [f"**{_md(objective)}**", ""]
-                lines += [f"- {_md(text)}" for text in sentences] + [""]
+            for heading, sentences, shown_open in per_section:
+                items = [f"- {_md(text)}" for text in sentences]
+                if shown_open:
+                    lines += [f"**{_md(heading)}**", "", *items, ""]
+                else:  # GitHub and most Markdown viewers fold a <details> block
+                    summary = f"<b>{_md(heading)}</b> ({_statements(len(sentences))})"
+                    lines += ["<details>", f"<summary>{summary}</summary>", "", *items, ""]
+                    lines += ["</details>", ""]
     for section in report.sections:
         lines += [f"## Suite {_md(section.suite)} ({_md(section.data)})", ""]
         for title, text, table in tables(section):
@@ -140,7 +175,7 @@ def write_markdown(report: Report, out: Path) -> None:
 
 def _plot_files(report: Report, out: Path) -> Path | None:
     """Each plot as <out stem>-plots/<suite>-<kind>.png beside the report."""
-    all_plots = [p for s in report.sections for p in s.plots]
+    all_plots = report.plots()
     if not all_plots:
         return None
     folder = out.with_name(f"{out.stem}-plots")

@@ -5,6 +5,8 @@ an interval, the design ("n = 24 runs in 12 settings"), Holm's verdict, and the 
 import math
 from typing import Any
 
+from harness.report.correlation import MIN_POINTS
+
 COLUMNS = ["suite", "section", "objective", "statement", "estimate", "measure", "phase"]
 COLUMNS += ["n", "settings", "unit", "value", "low", "high", "p_holm", "sentence"]
 LEVEL = 0.05  # Holm's family-wise error rate
@@ -51,3 +53,9 @@ def row(
     settings = counts.get("settings", math.nan) if hasattr(counts, "get") else math.nan
     values = [*stat, *what, n, settings, unit, *numbers, p_holm, sentence]
     return dict(zip(COLUMNS, values, strict=True))
+
+
+def too_few_points(points: int, phase: str) -> str:
+    """Why a run gives no ρ although it finished: 'too few eval points (2; 3 needed)'."""
+    what = {"differences": "eval differences", "late": "eval points in the second half"}
+    return f"too few {what.get(phase, 'eval points')} ({points}; {MIN_POINTS} needed)"
