@@ -7,7 +7,7 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 
@@ -30,7 +30,7 @@ from harness.runner import (
 from harness.spec import DEVICES, FALLBACKS, IMAGE_FALLBACKS, RunSpec
 from harness.suite import Suite, load_suite
 from harness.tune.space import TuneTable, tuned_runs
-from harness.workers import Workers, become_worker
+from harness.workers import WorkerPlan, Workers, become_worker, plan_workers, workers_count
 
 F = TypeVar("F", bound=Callable[..., Any])  # a click command function
 
@@ -45,10 +45,9 @@ def _load(path: str) -> Suite:
         return load_suite(path)
     except UserError as exc:
         _fail(exc)
-        raise  # unreachable
 
 
-def _fail(exc: UserError) -> None:
+def _fail(exc: UserError) -> NoReturn:
     for line in str(exc).splitlines():
         click.echo(f"error: {line}", err=True)
     sys.exit(2)
@@ -213,9 +212,13 @@ def _shard(value: str | None) -> tuple[int, int] | None:
     return int(i), int(n)
 
 
-def _workers_option(help: str) -> Callable[[F], F]:
+def _workers_option(help: str, auto: bool = False) -> Callable[[F], F]:
+    """--workers N; `harness run`'s also takes auto, its default (None: plan_workers)."""
+    kind = workers_count if auto else click.IntRange(min=1)
+    metavar = "N|auto" if auto else "N"
+    default = "auto" if auto else 1
     return click.option(
-        "--workers", type=click.IntRange(min=1), default=1, show_default=True, help=help
+        "--workers", type=kind, default=default, show_default=True, metavar=metavar, help=help
     )
 
 
@@ -321,8 +324,11 @@ def validate(suite_file: str) -> None:
     "download). Env: HARNESS_FEATURE_WEIGHTS."
 )
 @_workers_option(
-    "Local worker processes sharing the suite (each run trained by one of them); each gets "
-    "cores/N torch threads and, with G GPUs, GPU i mod G."
+    "N local worker processes sharing the suite (each run trained by one of them), each with "
+    "cores/N torch threads and, with G GPUs, GPU i mod G. auto: on a CPU, one per core with "
+    "one torch thread each for point data, 1 for images; one per GPU (what is measured "
+    "faster). The first line says what was chosen.",
+    auto=True,
 )
 @_vgg16_weights_option
 @_live_options
@@ -339,7 +345,7 @@ def run(
     compile_: bool | None,
     shard: tuple[int, int] | None,
     feature_weights: str | None,
-    workers: int,
+    workers: int | None,
     vgg16_weights: str | None,
     tensorboard: bool | None,
     wandb: bool | None,
@@ -352,9 +358,18 @@ def run(
         print_plan(suite, Path(results), device, compile_, watch)
         return
     _check_live(suite, wandb)
-    if suite.tune is not None and not is_worker:
-        click.echo(_tune_note(suite, shard))
-    if workers > 1:
+    plan = None  # a worker's parent has checked, planned and said it all
+    if not is_worker:
+        try:  # the checks first: a mistake is the only line printed
+            where = preflight(suite, Path(results), device, shard, force)
+            plan = plan_workers(workers, suite, Path(results), where, shard, force)
+        except UserError as exc:
+            _fail(exc)
+        if not quiet:
+            click.echo(plan.line)
+        if suite.tune is not None:
+            click.echo(_tune_note(suite, shard))
+    if plan is not None and plan.n > 1:
         argv = [suite_file, "--results", results]
         argv += ["--device", device] if device else []
         argv += [] if compile_ is None else ["--compile" if compile_ else "--no-compile"]
@@ -362,7 +377,7 @@ def run(
         argv += ["--feature-weights", feature_weights] if feature_weights else []
         argv += ["--vgg16-weights", vgg16_weights] if vgg16_weights else []
         argv += _live_argv(tensorboard, wandb)
-        _run_workers(suite, Path(results), argv, workers, shard, force, quiet)
+        _run_workers(suite, Path(results), argv, plan, shard, force, quiet)
         return
     if is_worker:
         become_worker()
@@ -377,7 +392,7 @@ def run(
             compile=compile_,
             shard=shard,
             bars=not is_worker,
-            worker=is_worker,
+            worker=True,  # the data were checked once: above (preflight), or by the parent
             tensorboard=tensorboard,
             wandb=wandb,
             vgg16_weights=vgg16_weights,
@@ -399,23 +414,21 @@ def _run_workers(
     suite: Suite,
     results: Path,
     argv: list[str],
-    n: int,
+    plan: WorkerPlan,
     shard: tuple[int, int] | None,
     force: bool,
     quiet: bool,
 ) -> None:
-    """N `harness run --worker` processes on one suite; this process draws their progress (a
-    bar for the suite, one per worker) from the run folders and prints their lines."""
+    """plan.n `harness run --worker` processes on one suite (already checked by preflight);
+    this process draws their progress (a bar for the suite, one per worker) from the run
+    folders and prints their lines."""
     import secrets
     import signal
 
     from tqdm import tqdm
 
-    try:
-        preflight(suite, results, argv_value(argv, "--device"), shard, force)
-        held = clear_runs(suite, results, shard) if force else []
-    except UserError as exc:
-        _fail(exc)
+    n = plan.n
+    held = clear_runs(suite, results, shard) if force else []
     for run_id in held:
         click.echo(f"{run_id}: held by another process, not started over", err=True)
     folders = run_folders(suite, results, shard)
@@ -438,7 +451,7 @@ def _run_workers(
 
     before = signal.signal(signal.SIGTERM, stop)
     try:
-        pool = Workers.start(command, n, env)
+        pool = Workers.start(command, n, env, plan.threads)
         codes = pool.follow(say, tick if bars else None)
     except KeyboardInterrupt:
         click.echo("interrupted: each unfinished run resumes on the next `harness run`", err=True)
@@ -452,10 +465,6 @@ def _run_workers(
     if any(codes):
         click.echo(f"error: {sum(1 for c in codes if c)} of {n} workers failed {codes}", err=True)
         sys.exit(2 if all(c == 2 for c in codes) else 1)
-
-
-def argv_value(argv: list[str], option: str) -> str | None:
-    return argv[argv.index(option) + 1] if option in argv else None
 
 
 def _draw(bars: list[Any], folders: list[tuple[Any, Any]], session: str, pids: list[int]) -> None:

@@ -1,4 +1,4 @@
-"""Local worker processes for `harness run --workers N` and `harness tune --workers N`.
+"""Local worker processes for `harness run --workers N|auto` and `harness tune --workers N`.
 
 Each worker is its own `harness` process: its torch threads and the one GPU it sees are set in
 its environment before it starts, so CUDA never initialises on the wrong device. Workers share
@@ -13,19 +13,124 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the parent imports these anyway; workers.py itself stays light
+    import torch
+
+    from harness.suite import Suite
 
 THREADS_ENV = "HARNESS_THREADS"  # read by the worker: torch.set_num_threads
 
 
+def usable_cores() -> int:
+    """The cores this process may run on: its affinity mask (taskset, a container, a Slurm
+    allocation), which can be fewer than the machine's os.cpu_count()."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # no sched_getaffinity (macOS, Windows)
+        return os.cpu_count() or 1
+
+
+def workers_count(value: str | int) -> int | None:
+    """`harness run --workers`: a whole number >= 1, or auto (None). A ValueError's text is
+    what click prints."""
+    if value == "auto":
+        return None
+    text = str(value)
+    if text.isascii() and text.isdigit() and int(text) >= 1:
+        return int(text)
+    raise ValueError(f"{value!r}: give a whole number >= 1, or auto")
+
+
+def auto_workers(
+    pending_runs: int, cpu_cores: int, gpus: int, point_data_only: bool
+) -> tuple[int, str]:
+    """`--workers auto`: how many processes train the pending runs, and why, in words. More
+    than one only where it was measured faster: point-data runs on a CPU, one process per core
+    with one torch thread each (a width-128 MLP steps as fast on one thread as on two: 2.00x
+    the runs/hour with 2 workers on a 2-core CPU, benchmarks/suite_throughput.py). Image runs on
+    a CPU, or more than one process per GPU, were not measured against one: they get one (per
+    GPU)."""
+    unmeasured = "more processes are not measured faster"
+    if pending_runs <= 1:
+        return 1, "nothing to share"
+    if gpus > 0:
+        each = ", one process each" if gpus > 1 else ""
+        return min(gpus, pending_runs), f"{_count(gpus, 'GPU')}{each}; {unmeasured}"
+    if not point_data_only:
+        return 1, f"image data on the CPU; {unmeasured}"
+    if cpu_cores <= 1:
+        return 1, "point data on 1 CPU core"
+    return min(cpu_cores, pending_runs), f"{cpu_cores} CPU cores, point data, one torch thread each"
+
+
+@dataclass(frozen=True)
+class WorkerPlan:
+    """How `harness run` trains: `n` processes (1: this one, no children), `threads` torch
+    threads each (None: cores // n), and `line`, its first line of output, which says why."""
+
+    n: int
+    threads: int | None
+    line: str
+
+
+def plan_workers(
+    requested: int | None,
+    suite: "Suite",
+    results: Path,
+    device: "torch.device",
+    shard: tuple[int, int] | None,
+    force: bool,
+) -> WorkerPlan:
+    """`--workers N` as asked, or `auto` (None) from the runs still to train (all of the
+    shard's with --force): auto_workers on the usable cores and, on a CUDA device, the GPUs."""
+    from harness.records import TERMINAL_STATES
+    from harness.runner import run_folders
+    from harness.spec import RunSpec
+
+    folders = run_folders(suite, results, shard, experiments=True)
+    left = [
+        s
+        for s, f in folders
+        if force or (f.read_status() or {}).get("state") not in TERMINAL_STATES
+    ]
+    runs = [s for s in left if isinstance(s, RunSpec)]
+    cores = usable_cores()
+    if requested is None:
+        gpus = cuda_devices() if device.type == "cuda" else 0
+        n, why = auto_workers(len(runs), cores, gpus, not any(s.images for s in runs))
+        threads = 1 if n > 1 and gpus == 0 else None
+        why = f"--workers auto: {why}"
+    else:
+        n, threads, why = requested, None, f"--workers {requested}"
+    what = f"{_count(len(runs), 'run')} to train"
+    experiments = len(left) - len(runs)
+    what += f", {_count(experiments, 'experiment')} to run" if experiments else ""
+    where = f"{n} worker processes" if n > 1 else "1 process"
+    return WorkerPlan(n, threads, f"harness run: {what} in {where} ({why})")
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'s' * (n != 1)}"
+
+
 def worker_env(
-    i: int, n: int, cores: int, gpus: int, base: Mapping[str, str] | None = None
+    i: int,
+    n: int,
+    cores: int,
+    gpus: int,
+    base: Mapping[str, str] | None = None,
+    threads: int | None = None,
 ) -> dict[str, str]:
     """The environment of worker i of n on a machine with `cores` CPU cores and `gpus` visible
-    CUDA devices: max(1, cores // n) threads, and device i mod G as its only GPU."""
+    CUDA devices: `threads` torch threads (None: max(1, cores // n)), and device i mod G as its
+    only GPU."""
     env = dict(os.environ if base is None else base)
-    threads = str(max(1, cores // n))
+    count = str(threads or max(1, cores // n))
     for name in (THREADS_ENV, "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        env[name] = threads  # torch, and the BLAS that NumPy and POT use at evals
+        env[name] = count  # torch, and the BLAS that NumPy and POT use at evals
     if gpus > 0:
         visible = env.get("CUDA_VISIBLE_DEVICES", "").strip()
         ids = visible.split(",")[:gpus] if visible else [str(k) for k in range(gpus)]
@@ -60,12 +165,18 @@ class Workers:
     readers: list[threading.Thread] = field(default_factory=list)
 
     @classmethod
-    def start(cls, command: list[str], n: int, env: Mapping[str, str] | None = None) -> "Workers":
-        cores, gpus = os.cpu_count() or 1, cuda_devices()
+    def start(
+        cls,
+        command: list[str],
+        n: int,
+        env: Mapping[str, str] | None = None,
+        threads: int | None = None,
+    ) -> "Workers":
+        cores, gpus = usable_cores(), cuda_devices()
         processes = [
             subprocess.Popen(
                 command,
-                env=worker_env(i, n, cores, gpus, env),
+                env=worker_env(i, n, cores, gpus, env, threads),
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 text=True,

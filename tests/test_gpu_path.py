@@ -164,7 +164,8 @@ def test_a_cuda_error_stops_the_suite_in_one_line_and_keeps_finished_runs(tmp_pa
     path, results = suite_file(tmp_path), tmp_path / "r"
     message = "CUDA error: an illegal memory access was encountered\nCompile with TORCH_USE_DSA"
     with cuda_error_on_run(2, message) as calls:
-        out = CliRunner().invoke(main, ["run", str(path), "--results", str(results), "--quiet"])
+        args = ["run", str(path), "--results", str(results), "--quiet", "--workers", "1"]
+        out = CliRunner().invoke(main, args)  # one process: the patched train is in this one
     line = one_line_error(out)
     assert "an illegal memory access" in line and "the suite stops here" in line
     assert len(calls) == 2  # the third run was never tried on the poisoned context

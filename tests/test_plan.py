@@ -117,7 +117,8 @@ def test_run_on_a_tune_suite_says_it_trains_the_declared_runs(tmp_path):
         "suite plan-tune has a [tune] table: `harness run` trains its 1 run as declared, "
         f"not a search; `harness tune {PLAN_TUNE}` runs the search"
     )
-    assert lines[0] == note, out  # before the progress bars and the per-run lines
+    assert lines[0] == "harness run: 1 run to train in 1 process (--workers auto: nothing to share)"
+    assert lines[1] == note, out  # before the progress bars and the per-run lines
     assert "gan  seed 0   done at step 4" in out
 
 

@@ -38,6 +38,17 @@ def test_published_report_matches_its_suite_file(readme):
     assert problem is None, problem
 
 
+@pytest.mark.parametrize("readme", READMES, ids=[r.parent.name for r in READMES])
+def test_a_published_report_of_runs_opens_on_its_verdict_and_forest_plot(readme):
+    text = readme.read_text()
+    if "## Findings" not in text:  # experiments only (theory): no primary statement
+        pytest.skip("no runs")
+    order = ["## Verdict", "(plots/forest.png)", "## Findings"]
+    assert [text.index(part) for part in order] == sorted(text.index(part) for part in order)
+    assert (readme.parent / "plots" / "forest.png").stat().st_size > 10_000
+    assert (readme.parent / "tables" / "verdict.csv").is_file()
+
+
 def test_published_files_are_small_markdown_png_and_csv():
     files = [p for p in PUBLISHED.rglob("*") if p.is_file()]
     assert files
@@ -256,6 +267,22 @@ def test_readme_main_job_is_the_toy_suite():
     seeds_said = "one seed each" if seeds == 1 else f"{seeds} seeds each"
     said = f"It trains {settings} drawn settings per objective on 8 Gaussians, {seeds_said}, "
     assert f"{said}{settings * seeds * len(runs)} runs" in flat("README.md")
+
+
+def test_readme_reading_of_the_main_job_is_the_published_toy_verdict():
+    """What the README says the main job printed is the published toy report's verdict."""
+    import pandas as pd
+
+    verdict = pd.read_csv(PUBLISHED / "toy" / "tables" / "verdict.csv").set_index("objective")
+    readme = flat("README.md").replace("−", "-")
+    for objective, name in OBJECTIVES.items():
+        r = verdict.loc[objective]
+        assert f"{name} {g(r['value'])} [{g(r['low'])}, {g(r['high'])}]" in readme, name
+    gp = verdict.loc["wgan-gp"]
+    assert gp["verdict"] == "above zero (clears zero after Holm)"
+    assert f"above zero after Holm's adjustment (p {g(gp['p_holm'])})" in readme
+    assert (verdict.drop("wgan-gp")["verdict"] == "does not clear zero").all()
+    assert "neither clearing zero" in readme
 
 
 def test_suites_doc_reading_of_the_question_is_the_published_one():

@@ -93,7 +93,7 @@ def shared(tmp_path_factory: pytest.TempPathFactory) -> Shared:
     root = tmp_path_factory.mktemp("twelve")
     path = write(root, TWELVE)
     command = [sys.executable, "-m", "harness", "run", str(path), "--results",
-               str(root / "r"), "--device", "cpu"]  # fmt: skip
+               str(root / "r"), "--device", "cpu", "--workers", "1"]  # fmt: skip
     both = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             for _ in range(2)]  # fmt: skip
     outs = [p.communicate(timeout=600) for p in both]

@@ -35,22 +35,20 @@ def test_run_id_is_the_content_hash_without_the_name(tmp_path):
 
 
 def test_repository_suites_are_valid(suites):
+    """The main job: 7 settings per objective drawn by one rule, one seed each, gan_toy.py's
+    networks at width 128, batch 256, every drawn value inside its range."""
     toy = load_suite(suites / "toy.toml")
-    assert {r.objective for r in toy.runs} == {"gan", "wgan", "wgan-gp"}
-    assert len(toy.runs) == 9
-    gp = next(r for r in toy.runs if r.objective == "wgan-gp")
-    # gan_toy.py: lambda 0.1, Adam 1e-4 betas (0.5, 0.9), 5 critic steps, batch 256 (its width
-    # 512 is 128 here: see the suite's header)
-    assert (gp.gp_lambda, gp.lr, gp.betas, gp.n_critic, gp.batch_size, gp.width) == (
-        0.1,
-        1e-4,
-        (0.5, 0.9),
-        5,
-        256,
-        128,
-    )
-    wgan = next(r for r in toy.runs if r.objective == "wgan")
-    assert (wgan.optimizer, wgan.lr, wgan.clip, wgan.n_critic) == ("rmsprop", 5e-5, 0.01, 5)
+    assert len(toy.runs) == 21 and {r.seed for r in toy.runs} == {0}
+    for objective in ("gan", "wgan", "wgan-gp"):
+        mine = [r for r in toy.runs if r.objective == objective]
+        assert len({(r.lr, r.n_critic, r.betas, r.clip, r.gp_lambda) for r in mine}) == 7
+        assert all(1e-5 <= r.lr <= 1e-2 and r.n_critic in (1, 5) for r in mine)
+    assert {(r.architecture, r.width, r.batch_size, r.data["name"]) for r in toy.runs} == {
+        ("mlp", 128, 256, "8gaussians")
+    }
+    assert all(1e-3 <= r.clip <= 1 for r in toy.runs if r.objective == "wgan")
+    assert all(0.1 <= r.gp_lambda <= 100 for r in toy.runs if r.objective == "wgan-gp")
+    assert toy.primary is not None and toy.primary.measure == "exact_w1"
     assert load_suite(suites / "smoke.toml").runs
 
 

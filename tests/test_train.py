@@ -15,6 +15,8 @@ from conftest import small_spec
 from harness.cli import main
 from harness.objectives import Gan
 from harness.records import RunFolder
+from harness.report.build import build_report
+from harness.report.page import correlation_table
 from harness.runner import run_suite
 from harness.suite import load_suite
 from harness.train import STEP_COLUMNS, RunOptions, n_critic_at, train
@@ -39,6 +41,7 @@ def test_smoke_suite_end_to_end(tmp_path, suites):
         timeout=300,
     )
     assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("harness run: 4 runs to train in "), out.stdout
     suite = load_suite(suites / "smoke.toml")
     assert f"results in {tmp_path / 'smoke'}" in out.stdout
     for spec in suite.runs:
@@ -64,6 +67,16 @@ def test_smoke_suite_end_to_end(tmp_path, suites):
             assert list(steps["n_critic"][:26]) == [100] * 25 + [5]  # the burst schedule
         else:
             assert clipped.isna().all()
+    # its report has the within-run table, with each run's rho: 6 eval points after step 0
+    section = build_report(tmp_path).sections[0]
+    table = correlation_table(section)
+    primary = table[
+        (table["estimate"] == "divergence_estimate_filtered")
+        & (table["measure"] == "exact_w1")
+        & (table["phase"] == "whole")
+    ]
+    assert set(primary["objective"]) == {"gan", "wgan", "wgan-gp"}
+    assert primary["per run ρ"].str.fullmatch(r"-?[\d.]+(, -?[\d.]+)*").all(), primary
 
 
 def test_same_seed_gives_identical_records_on_the_cpu(tmp_path):

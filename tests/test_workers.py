@@ -1,5 +1,6 @@
 """`harness run --workers N`: local processes share a suite through the run locks; each run is
-trained by exactly one of them, a killed worker's run resumes, Ctrl-C leaves runs resumable."""
+trained by exactly one of them, a killed worker's run resumes, Ctrl-C leaves runs resumable.
+`--workers auto` (the default) picks N where more processes were measured faster."""
 
 import os
 import re
@@ -10,12 +11,14 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import pytest
 import suite_files
+import torch
 
-from harness import runner
+from harness import runner, workers
 from harness.records import RunFolder
 from harness.suite import load_suite
-from harness.workers import worker_env
+from harness.workers import auto_workers, plan_workers, usable_cores, worker_env, workers_count
 
 SUITE = suite_files.read("workers.toml")  # gan, wgan and wgan-gp; 4 seeds, 20 steps
 HARNESS = [sys.executable, "-m", "harness"]
@@ -39,6 +42,7 @@ def test_worker_env_threads_and_one_gpu_each():
     assert [e["HARNESS_THREADS"] for e in envs] == ["5", "5", "5"]
     assert [e["CUDA_VISIBLE_DEVICES"] for e in envs] == ["0", "1", "0"]  # i mod G
     assert worker_env(0, 4, cores=2, gpus=0, base=base)["HARNESS_THREADS"] == "1"
+    assert worker_env(0, 2, cores=16, gpus=0, base=base, threads=1)["OMP_NUM_THREADS"] == "1"
     assert "CUDA_VISIBLE_DEVICES" not in worker_env(0, 2, cores=2, gpus=0, base=base)
     # A parent that already sees a subset maps its workers onto that subset.
     narrowed = {"CUDA_VISIBLE_DEVICES": "2,5"}
@@ -65,7 +69,7 @@ def test_two_workers_train_each_of_twelve_runs_once(tmp_path):
     for spec in suite.runs:
         status = RunFolder(tmp_path / "r" / "twelve" / spec.run_id).read_status()
         assert status["state"] == "done"
-        assert status["threads"] == max(1, (os.cpu_count() or 1) // 2)  # as the parent set it
+        assert status["threads"] == max(1, usable_cores() // 2)  # as the parent set it
         pids.add(status["pid"])
     assert len(pids) == 2
     assert "suite twelve: results in" in out.stdout
@@ -156,3 +160,111 @@ def test_a_run_failed_in_this_session_is_not_retried_by_a_sibling(tmp_path, monk
     assert [r.state for r in results[1:]] == ["done", "done"]
     monkeypatch.setattr(runner, "SESSION", "s2")  # a new `harness run` retries it
     assert runner.run_suite(suite, tmp_path / "r", "cpu", quiet=True)[0].state == "done"
+
+
+UNMEASURED = "more processes are not measured faster"
+
+
+@pytest.mark.parametrize(
+    ("pending", "cores", "gpus", "points", "expected"),
+    [
+        (18, 2, 0, True, (2, "2 CPU cores, point data, one torch thread each")),  # measured 2.00x
+        (3, 16, 0, True, (3, "16 CPU cores, point data, one torch thread each")),  # no idle ones
+        (18, 1, 0, True, (1, "point data on 1 CPU core")),
+        (18, 16, 0, False, (1, f"image data on the CPU; {UNMEASURED}")),  # not measured
+        (18, 16, 1, True, (1, f"1 GPU; {UNMEASURED}")),
+        (18, 16, 4, False, (4, f"4 GPUs, one process each; {UNMEASURED}")),
+        (2, 16, 4, True, (2, f"4 GPUs, one process each; {UNMEASURED}")),  # capped by the runs
+        (1, 16, 0, True, (1, "nothing to share")),
+        (0, 16, 4, True, (1, "nothing to share")),  # all done, or experiments only
+    ],
+)
+def test_auto_workers_only_where_measured_faster(pending, cores, gpus, points, expected):
+    assert auto_workers(pending, cores, gpus, points) == expected
+
+
+def test_workers_is_a_whole_number_or_auto():
+    assert workers_count("auto") is None and workers_count("3") == 3 and workers_count(2) == 2
+    for bad in ("0", "-1", "two", "1.5", ""):
+        with pytest.raises(ValueError, match="whole number >= 1, or auto"):
+            workers_count(bad)
+
+
+def test_usable_cores_are_the_affinity_mask(monkeypatch):
+    assert 1 <= usable_cores() <= (os.cpu_count() or 1)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0, 3, 5}, raising=False)
+    assert usable_cores() == 3
+    monkeypatch.delattr(os, "sched_getaffinity", raising=False)  # macOS, Windows
+    assert usable_cores() == (os.cpu_count() or 1)
+
+
+CPU, CUDA = torch.device("cpu"), torch.device("cuda")  # a device object needs no GPU
+
+
+def test_plan_counts_the_runs_left_to_train(tmp_path, monkeypatch):
+    monkeypatch.setattr(workers, "usable_cores", lambda: 8)
+    monkeypatch.setattr(workers, "cuda_devices", lambda: 2)
+    suite = load_suite(write_suite(tmp_path, "plan", steps=20, every=10, seeds=2))  # 6 runs
+    results = tmp_path / "r"
+    for spec, state in zip(suite.runs, ["done", "diverged", "failed"], strict=False):
+        folder = RunFolder(results / "plan" / spec.run_id)  # ended earlier: not counted;
+        folder.create()  # a failed run is tried again, so it is
+        folder.write_status(state=state)
+    plan = plan_workers(None, suite, results, CPU, None, force=False)
+    line = (
+        "harness run: 4 runs to train in 4 worker processes "
+        "(--workers auto: 8 CPU cores, point data, one torch thread each)"
+    )
+    assert (plan.n, plan.threads, plan.line) == (4, 1, line)
+    assert plan_workers(None, suite, results, CPU, None, force=True).n == 6  # --force: all
+    assert plan_workers(None, suite, results, CPU, (1, 2), force=False).n == 2  # its shard's
+    on_gpus = plan_workers(None, suite, results, CUDA, None, force=False)
+    assert (on_gpus.n, on_gpus.threads) == (2, None)  # cores // 2 threads each, as --workers 2
+    assert "(--workers auto: 2 GPUs, one process each;" in on_gpus.line
+    asked = plan_workers(1, suite, results, CPU, None, force=False)
+    assert (asked.n, asked.threads) == (1, None)
+    assert asked.line == "harness run: 4 runs to train in 1 process (--workers 1)"
+    assert plan_workers(3, suite, results, CUDA, None, force=False).line.endswith(
+        "in 3 worker processes (--workers 3)"
+    )
+
+
+def test_plan_for_images_on_the_cpu_and_for_experiments_is_one_process(tmp_path, monkeypatch):
+    monkeypatch.setattr(workers, "usable_cores", lambda: 8)
+    digits = suite_files.GOOD.replace('name = "8gaussians"', 'name = "digits"\nsize = 8')
+    suite = load_suite(suite_files.write(tmp_path, digits))
+    plan = plan_workers(None, suite, tmp_path / "r", CPU, None, force=False)
+    assert plan.line == (
+        f"harness run: 12 runs to train in 1 process (--workers auto: image data on the CPU; "
+        f"{UNMEASURED})"
+    )
+    theory = load_suite(suite_files.FOLDER / "mini-theory.toml")
+    plan = plan_workers(None, theory, tmp_path / "r", CPU, None, force=False)
+    assert plan.line == (
+        "harness run: 0 runs to train, 3 experiments to run in 1 process "
+        "(--workers auto: nothing to share)"
+    )
+
+
+def test_harness_run_by_default_says_its_workers_first_and_trains_every_run(tmp_path):
+    """No --workers: auto. On point data on the CPU, one process per usable core (at most one
+    per run), one torch thread each; one process on a 1-core machine."""
+    suite_file = write_suite(tmp_path, "auto", steps=20, every=10, seeds=1)  # 3 runs
+    command = [*HARNESS, "run", str(suite_file), "--results", str(tmp_path / "r")]
+    out = subprocess.run([*command, "--device", "cpu"], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    cores = usable_cores()
+    n = min(cores, 3)
+    why = f"{cores} CPU cores, point data, one torch thread each" if n > 1 else ""
+    first = f"harness run: 3 runs to train in {n} worker processes (--workers auto: {why})"
+    if n == 1:
+        first = (
+            "harness run: 3 runs to train in 1 process (--workers auto: point data on 1 CPU core)"
+        )
+    assert out.stdout.splitlines()[0] == first, out.stdout
+    for spec in load_suite(suite_file).runs:
+        status = RunFolder(tmp_path / "r" / "auto" / spec.run_id).read_status()
+        assert status["state"] == "done"
+        assert n == 1 or status["threads"] == 1
+    assert "suite auto: results in" in out.stdout
+    assert out.stdout.count(": done at step") == 3

@@ -138,19 +138,19 @@ def correlation_table(section: SuiteSection) -> pd.DataFrame:
     )
     columns: dict[str, object] = {"phase": frame["phase"]}
     median = "median Spearman ρ", "95% interval (unadjusted)"
-    columns |= _estimate(frame, "spearman", "settings", MEDIAN_MIN, *median)
+    estimate = _estimate(frame, "spearman", "settings", MEDIAN_MIN, *median)
+    few = (frame["runs"] == 0) & (frame["finished"] > 0) & (frame["points"] < MIN_POINTS)
+    estimate[median[1]] = [  # finished runs without a rho: say why, not "n = 0"
+        too_few_points(int(k), str(phase)) if short else text
+        for text, short, k, phase in zip(
+            estimate[median[1]], few, frame["points"], frame["phase"], strict=True
+        )
+    ]
+    columns |= estimate
     columns["median Kendall τ"] = _enough(frame["kendall"], frame["settings"], MEDIAN_MIN)
     columns["median Pearson r"] = _enough(frame["pearson"], frame["settings"], MEDIAN_MIN)
     columns["per run ρ"] = [  # below the minimum, the runs' own values instead of a median
         v if k < MEDIAN_MIN else "" for v, k in zip(frame["values"], frame["settings"], strict=True)
-    ]
-    few = (frame["runs"] == 0) & (frame["finished"] > 0) & (frame["points"] < MIN_POINTS)
-    interval = median[1]
-    columns[interval] = [  # finished runs without a rho: say why, not "n = 0"
-        too_few_points(int(k), str(phase)) if short else text
-        for text, short, k, phase in zip(
-            columns[interval], few, frame["points"], frame["phase"], strict=True
-        )
     ]
     return _table(frame, columns)
 
@@ -497,19 +497,20 @@ def _no_interval(r: pd.Series | None) -> str:
 
 
 def verdict_note(report: Report) -> str:
-    """The verdict's header: what the statement is, and which way is good."""
+    """The verdict's header: which way is good first, then what the statement is."""
     frame = report.frames.get("verdict")
     estimates = ", ".join(dict.fromkeys(frame["estimate"])) if frame is not None else ""
     return (
-        f"Each suite's primary statement, named in the suite before its runs: per run, Spearman ρ "
-        f"of the critic's estimate ({estimates}) against the measure over the run's evals after "
-        "step 0. + means the estimate falls as the samples improve: it tracks quality; − means it "
-        "moves against quality; 0, no relation. Median over settings (each setting's median over "
-        "its seeds: seeds of one setting are a cluster) with its distribution-free 95% interval; "
-        "p: the sign test, alone and with Holm's adjustment over the suite file's primary "
-        f"statements. Converged: runs that ended within {FACTOR:g}× the real-vs-real floor of "
-        "exact W1 (point data). Head to head: the difference of two medians with its exact 95% "
-        "interval, Holm over the dataset's comparisons. Numbers to 3 significant digits."
+        "+ means the estimate falls as the samples improve: it tracks quality; − means it moves "
+        "against quality; 0, no relation. Each suite's primary statement, named in the suite "
+        f"before its runs: per run, Spearman ρ of the critic's estimate ({estimates}) against "
+        "the measure over the run's evals after step 0; the median over settings (each "
+        "setting's median over its seeds: seeds of one setting are a cluster) with its "
+        "distribution-free 95% interval; p: the sign test, alone and with Holm's adjustment "
+        "over the suite file's primary statements. Converged: runs that ended within "
+        f"{FACTOR:g}× the real-vs-real floor of exact W1 (point data). Head to head: the "
+        "difference of two medians with its exact 95% interval, Holm over the dataset's "
+        "comparisons. Numbers to 3 significant digits."
     )
 
 

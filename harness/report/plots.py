@@ -126,8 +126,8 @@ def curves(
         bottom.set_xlabel("generator step", fontsize=8)
         values = [v for v in (rho or {}).get(name, []) if np.isfinite(v)]
         if values:
-            text = "ρ " + ", ".join(f"{v:.3g}" for v in values)
-            bottom.text(0.03, 0.04, text, transform=bottom.transAxes, fontsize=8, va="bottom")
+            label = "ρ per seed: " if len(values) > 1 else "ρ: "
+            bottom.set_title(label + ", ".join(f"{v:.3g}" for v in values), fontsize=8)
     fig.suptitle(
         f"{suite}: estimate and {measure} against step (median and range over seeds; "
         f"ρ: each seed's, estimate against {measure})",
