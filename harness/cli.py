@@ -392,7 +392,7 @@ def run(
             compile=compile_,
             shard=shard,
             bars=not is_worker,
-            worker=True,  # the data were checked once: above (preflight), or by the parent
+            data_checked=True,  # once: above (preflight), or by the --workers parent
             tensorboard=tensorboard,
             wandb=wandb,
             vgg16_weights=vgg16_weights,

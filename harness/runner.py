@@ -75,7 +75,7 @@ def run_suite(
     compile: bool | None = None,
     shard: tuple[int, int] | None = None,
     bars: bool = True,
-    worker: bool = False,
+    data_checked: bool = False,
     tensorboard: bool | None = None,
     wandb: bool | None = None,
     vgg16_weights: str | None = None,
@@ -86,10 +86,11 @@ def run_suite(
     `shard` (i, n) keeps every n-th run from the i-th (0-based), for array jobs. A run that
     another process holds (its folder's lock) is left to it; "busy" says so. `bars` False keeps
     the per-run lines but no progress bar (a worker whose parent draws the progress). A
-    `worker` of `--workers` leaves the data check to its parent.
+    `data_checked` run skips the data check its caller made (the parent of `--workers`, or
+    `harness run` itself before it planned).
     """
     results = Path(results)
-    device = preflight(suite, results, device_name, shard, force, data=not worker)
+    device = preflight(suite, results, device_name, shard, force, data=not data_checked)
     runs = in_shard(suite.runs, shard)
     options = RunOptions(
         compile=suite.compile if compile is None else compile,

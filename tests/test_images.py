@@ -174,7 +174,8 @@ def test_image_suite_through_the_cli(trained, tmp_path, inception_weights):
         "tiny-cifar-wgan-gp-grid",
     ]
     page = render_html(report)
-    assert page.count('src="data:image/png;base64,') == len(section.plots)
+    assert page.count('src="data:image/png;base64,') == len(report.plots())  # + the forest plot
+    assert [p.name for p in report.headline] == ["forest"]
     assert "fid_best" in report.frames["summary"] and "inception_score" in page
 
 

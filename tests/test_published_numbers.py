@@ -90,8 +90,8 @@ def one(report: Report, suite: str, figure: str, measure: str) -> pd.Series:
 
 
 def shown(value: float, std: float | None) -> str:
-    """A published value as the page writes it (4 significant digits, the ± to 2)."""
-    return f"{value:.4g}" if std is None else f"{value:.4g} ± {std:.2g}"
+    """A published value as the page writes it: as the paper gives it."""
+    return f"{value:g}" if std is None else f"{value:g} ± {std:g}"
 
 
 def section(text: str, start: str, end: str) -> str:

@@ -553,11 +553,11 @@ def test_the_verdict_is_the_findings_primary_statements(report):
 @pytest.mark.parametrize(
     ("numbers", "words"),
     [
-        ((0.3, 0.1, 0.01, 0.03), "above zero (clears zero after Holm)"),
-        ((0.3, 0.1, 0.02, 0.2), "above zero alone, not after Holm"),
-        ((-0.5, -0.9, 0.02, 0.2), "below zero alone, not after Holm"),
-        ((0.2, -0.1, 0.3, 0.9), "does not clear zero"),
-        ((0.2, math.nan, math.nan, math.nan), "no interval"),
+        ((0.1, 0.5, 0.01, 0.03), "above zero (clears zero after Holm)"),
+        ((0.1, 0.5, 0.02, 0.2), "above zero alone, not after Holm"),
+        ((-0.9, -0.2, 0.02, 0.2), "below zero alone, not after Holm"),
+        ((-0.1, 0.4, 0.3, 0.9), "does not clear zero"),
+        ((math.nan, math.nan, math.nan, math.nan), "no interval"),
     ],
 )
 def test_the_verdict_in_words(numbers, words):
@@ -602,10 +602,10 @@ def test_the_verdict_table_with_intervals_and_head_to_head():
     assert table.loc["gan", "p (alone / Holm)"] == "0.0386 / 0.231"
     assert table.loc["gan", "verdict"] == "above zero alone, not after Holm"
     assert table.loc["gan", "head to head (this − other)"] == (
-        "− wgan-gp: -0.262 [-1.79, 1.12], Holm p 1"
+        "vs wgan-gp: -0.262 [-1.79, 1.12], Holm p 1"
     )
     assert table.loc["wgan-gp", "head to head (this − other)"] == (
-        "− gan: 0.262 [-1.12, 1.79], Holm p 1"
+        "vs gan: 0.262 [-1.12, 1.79], Holm p 1"
     )
 
 
@@ -624,11 +624,25 @@ def test_runs_with_too_few_eval_points_say_so(results, tmp_path):
     assert not found["sentence"].str.contains("n = 0 runs").any()
     cells = page.verdict_table(few)["median ρ [95% interval]"]
     assert (cells == "too few eval points (2; 3 needed)").all()
+    section = few.sections[0]
+    table = page.correlation_table(section)  # the finished runs' rows are kept, and say why
+    whole = table[(table["phase"] == "whole") & (table["measure"] == "exact_w1")]
+    assert set(whole["objective"]) == {"gan", "wgan", "wgan-gp"}
+    assert (whole["95% interval (unadjusted)"] == "too few eval points (2; 3 needed)").all()
+    noise = page.reliability_table(section)
+    assert (noise.loc[noise["phase"] == "whole", "95% interval"] == cells.iloc[0]).all()
 
 
 def _significant(token: str) -> int:
     mantissa = token.lstrip("-").split("e")[0].replace(".", "").lstrip("0")
     return len(mantissa)
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"), [(0.0569231, "0.0569"), (-0.7125, "-0.713"), (1157.3, "1160"), (12.0, "12")]
+)
+def test_one_rounding_rule(value, shown):
+    assert page._num(value) == shown
 
 
 def test_the_page_rounds_to_3_significant_digits(report):

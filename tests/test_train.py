@@ -51,7 +51,7 @@ def test_smoke_suite_end_to_end(tmp_path, suites):
         steps, evals = folder.read_steps(), folder.read_evals()
         assert list(steps["step"]) == list(range(1, spec.steps + 1))
         assert set(STEP_COLUMNS) | {"step", "n_critic", "wall_time"} == set(steps.columns)
-        assert list(evals["step"]) == spec.eval_steps() == [0, 5, 10, 15, 20, 25, 30]
+        assert list(evals["step"]) == spec.eval_steps() == [0, 25, 50, 75, 100, 125, 150]
         for column in ("exact_w1", "exact_w2", "floor_w1", "floor_w2", "sliced_w2"):
             assert (evals[column] > 0).all()
         for step in spec.eval_steps():

@@ -36,6 +36,7 @@ from harness.report.plots import (
     tuned_params,
     wall_time_vs_quality,
 )
+from harness.study import PHASES
 
 
 @dataclass
@@ -184,14 +185,17 @@ def _section(suite: str, frames: dict[str, pd.DataFrame], results: Results) -> S
     samples = point_samples(suite, shown, results.folders)
     estimate, _, phase, _ = findings.primary_of(results.record(suite), measure)
     within = own["correlation_within_runs"]
+    done = runs.loc[runs["state"] == "done", "run_id"]  # as the statements: finished runs
     within = within[
         (within["estimate"] == estimate)
         & (within["measure"] == measure)
         & (within["phase"] == phase)
         & within["name"].isin(names)
+        & within["run_id"].isin(done)
     ].sort_values("seed", kind="stable")
     rho = {str(k): list(g["spearman"].astype(float)) for k, g in within.groupby("name")}
-    per_name = [curves(suite, shown_steps, shown, measure, rho)]
+    what = f"{estimate} against {measure}, {PHASES[phase]}"
+    per_name = [curves(suite, shown_steps, shown, measure, rho, what)]
     per_name += [samples] if samples else image_grids(suite, shown, results.folders)
     if len(names) < series["name"].nunique():
         for plot in per_name:

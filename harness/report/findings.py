@@ -77,9 +77,14 @@ def median_text(r: pd.Series, what: str = "Spearman ρ") -> tuple[tuple[float, f
     (no final period: the caller may go on)."""
     runs, settings = int(r["runs"]), int(r["settings"])
     finished = int(r.get("finished", runs))
+    runs_text = count(finished, "finished run")
     if runs == 0 and finished > 0 and int(r.get("points", 0)) < MIN_POINTS:
-        runs_text = count(finished, "finished run")
         return NAN3, f"no ρ: {too_few_points(int(r['points']), str(r['phase']))} in {runs_text}"
+    if runs == 0 and finished > 0:  # enough points, but a series that does not move
+        return NAN3, (
+            f"no ρ: the estimate or the measure is constant in each of its {runs_text} (a "
+            "median filter longer than the run flattens it: `harness report --window`)"
+        )
     if settings < MEDIAN_MIN:
         if runs < int(r.get("finished", runs)) and runs < MEDIAN_MIN:
             return NAN3, (

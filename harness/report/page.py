@@ -39,6 +39,9 @@ def _num(value: object, digits: int = 3) -> str:
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "–"
     if isinstance(value, float):
+        rounded = float(f"{value:.{digits}g}")
+        if 10**digits <= abs(rounded) < 1e15:  # 1157.3 -> "1160", not "1.16e+03"
+            return f"{rounded:.0f}"
         return f"{value:.{digits}g}"
     return str(value)
 
@@ -70,8 +73,8 @@ def published_table(section: SuiteSection) -> pd.DataFrame:
     frame = section.frames.get("published_numbers")
     if frame is None or frame.empty:
         return pd.DataFrame()
-    published = [
-        _num(v) if s is None or not math.isfinite(s) else f"{_num(v)} ± {_num(s)}"
+    published = [  # a paper's figure as the paper gives it: the one exception to 3 digits
+        f"{v:g}" if s is None or not math.isfinite(s) else f"{v:g} ± {s:g}"
         for v, s in zip(frame["published"], frame["published_std"].astype(float), strict=True)
     ]
     return pd.DataFrame(
@@ -94,7 +97,9 @@ def published_table(section: SuiteSection) -> pd.DataFrame:
 def _intervals(frame: pd.DataFrame, low: str, high: str, n: str, minimum: int) -> list[str]:
     """The interval column as text: "[low, high]", or why there is none below `minimum`."""
     return [
-        f"none (n = {k}; {minimum} {n} needed)"
+        "none (no run gives a value)"
+        if k == 0
+        else f"none (n = {k}; {minimum} {n} needed)"
         if k < minimum or not math.isfinite(a)
         else f"[{_num(a)}, {_num(b)}]"
         for a, b, k in zip(frame[low], frame[high], frame[n], strict=True)
@@ -129,7 +134,8 @@ def _headline(frame: pd.DataFrame) -> pd.DataFrame:
 
 def correlation_table(section: SuiteSection) -> pd.DataFrame:
     frame = _headline(section.frames["correlation_by_objective"])
-    frame = frame[frame["runs"] > 0]
+    few = (frame["finished"] > 0) & (frame["points"] < MIN_POINTS)  # said, not dropped
+    frame = frame[(frame["runs"] > 0) | few]
     order = {e: k for k, e in enumerate(ESTIMATES)} | {p: k for k, p in enumerate(PHASES)}
     frame = frame.sort_values(
         ["objective", "measure", "estimate", "phase"],
@@ -187,7 +193,16 @@ def reliability_table(section: SuiteSection) -> pd.DataFrame:
     columns: dict[str, object] = {"phase": frame["phase"], "runs": frame["runs"]}
     columns["settings"] = frame["settings"]
     columns["test–retest ρ (median)"] = _enough(frame["reliability"], frame["settings"], 1)
-    columns["95% interval"] = _intervals(frame, "low", "high", "settings", MEDIAN_MIN)
+    columns["95% interval"] = [  # finished runs without a rho: say why
+        too_few_points(int(k), str(phase)) if r == 0 and k < MIN_POINTS else text
+        for text, r, k, phase in zip(
+            _intervals(frame, "low", "high", "settings", MEDIAN_MIN),
+            frame["runs"],
+            frame["points"],
+            frame["phase"],
+            strict=True,
+        )
+    ]
     columns["ceiling √r"] = frame["ceiling"].map(_num)
     return pd.DataFrame({"objective": frame["objective"]} | columns)
 
@@ -393,7 +408,8 @@ def tables(section: SuiteSection) -> list[tuple[str, str, pd.DataFrame]]:
     return [(title, text, table) for title, text, table in out if not table.empty]
 
 
-OPEN = (PRIMARY, "Eval draws")  # Findings shown at once; the rest are folded
+OPEN = (PRIMARY, "Eval draws")  # Findings shown at once; the rest are folded, but for an
+# objective whose only sentence is that no run finished: that is not a detail
 
 
 def findings(report: Report) -> list[tuple[str, list[tuple[str, list[str], bool]]]]:
@@ -405,7 +421,11 @@ def findings(report: Report) -> list[tuple[str, list[tuple[str, list[str], bool]
     out = []
     for suite, rows in frame.groupby("suite", sort=False):
         per_section = [
-            (str(section), list(group["sentence"]), section in OPEN)
+            (
+                str(section),
+                list(group["sentence"]),
+                section in OPEN or (group["statement"] == "no_finished_runs").all(),
+            )
             for section, group in rows.groupby("section", sort=False)
         ]
         out.append((str(suite), per_section))
@@ -433,11 +453,11 @@ def _against(frame: pd.DataFrame, suite: str, objective: str, what: tuple) -> st
         )
         if math.isfinite(low):
             parts.append(
-                f"− {other}: {_num(d)} [{_num(low)}, {_num(high)}], Holm p {_num(r['p_holm'])}"
+                f"vs {other}: {_num(d)} [{_num(low)}, {_num(high)}], Holm p {_num(r['p_holm'])}"
             )
         else:
             parts.append(
-                f"− {other}: {_num(d)} (no interval: {DIFFERENCE_MIN} settings each needed)"
+                f"vs {other}: {_num(d)} (no interval: {DIFFERENCE_MIN} settings each needed)"
             )
     return "; ".join(parts) or "–"
 

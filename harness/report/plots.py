@@ -94,9 +94,11 @@ def curves(
     series: pd.DataFrame,
     measure: str,
     rho: dict[str, list[float]] | None = None,
+    rho_of: str = "",
 ) -> Plot:
     """Per run name: the filtered estimate (top) and the quality measure (bottom) over steps;
-    `rho`: run name -> its seeds' ρ of the primary statement, written on the lower panel."""
+    `rho`: run name -> its finished seeds' ρ of the primary statement (`rho_of` says which),
+    written over the lower panel."""
     configs = _configs(series)
     fig = Figure(figsize=(PANEL[0] * len(configs), PANEL[1] * 2), layout="constrained")
     axes = fig.subplots(2, len(configs), squeeze=False, sharex="col")
@@ -129,8 +131,8 @@ def curves(
             label = "ρ per seed: " if len(values) > 1 else "ρ: "
             bottom.set_title(label + ", ".join(f"{v:.3g}" for v in values), fontsize=8)
     fig.suptitle(
-        f"{suite}: estimate and {measure} against step (median and range over seeds; "
-        f"ρ: each seed's, estimate against {measure})",
+        f"{suite}: estimate and {measure} against step (median and range over seeds)"
+        + (f"\nρ: each finished seed's, {rho_of}" if rho else ""),
         fontsize=10,
     )
     return Plot(f"{suite}-curves", f"Estimate and {measure} against step", png_bytes(fig))

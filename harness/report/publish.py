@@ -1,13 +1,13 @@
 """Published reports: `results/published/<suite>/` in the repository, written by
 `harness publish` (what `nox -s results` runs after training the suites).
 
-Each is the Markdown report (Findings first) with its plots, and the report's tables as CSV,
-all small; the raw runs stay in results/<suite>/, outside git. A suite is published only when
-its folder holds exactly the runs and experiments of its current suite file, every one ended
-(done, or diverged for a run): a report must say what that file gives. The page is stamped
-with the suite file's path (from the repository root, where the command runs), its sha256
-and the harness version, so a test can tell when a committed report no longer matches its
-suite file.
+Each is the Markdown report (the verdict and the forest plot first) with its plots, and the
+report's tables as CSV, all small; the raw runs stay in results/<suite>/, outside git. A suite
+is published only when its folder holds exactly the runs and experiments of its current suite
+file, every one ended (done, or diverged for a run): a report must say what that file gives.
+The page is stamped with the suite file's path (from the repository root, where the command
+runs), its sha256 and the harness version, so a test can tell when a committed report no
+longer matches its suite file.
 """
 
 import hashlib

@@ -13,11 +13,11 @@ COLUMNS = ["suite", "objective", "estimate", "measure", "phase", "runs", "settin
 COLUMNS += ["finished", "converged", "value", "low", "high", "p", "p_holm", "verdict"]
 
 
-def verdict_of(value: float, low: float, p: float, p_holm: float) -> str:
+def verdict_of(low: float, high: float, p: float, p_holm: float) -> str:
     """The primary statement in words, Holm over the suite file's primary statements first."""
     if not math.isfinite(low):
         return "no interval"
-    side = "above zero" if value > 0 else "below zero"
+    side = "below zero" if high < 0 else "above zero"  # a cleared interval is on one side
     if math.isfinite(p_holm) and p_holm <= LEVEL:
         return f"{side} (clears zero after Holm)"
     if math.isfinite(p) and p <= LEVEL:
@@ -47,7 +47,7 @@ def verdict(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
             {k: r[k] for k in ("suite", "objective", "estimate", "measure", "phase")}
             | dict(runs=r["n"], settings=r["settings"], finished=finished, converged=count)
             | dict(value=r["value"], low=r["low"], high=r["high"], p=p, p_holm=r["p_holm"])
-            | dict(verdict=verdict_of(r["value"], r["low"], p, r["p_holm"]))
+            | dict(verdict=verdict_of(r["low"], r["high"], p, r["p_holm"]))
         )
     return pd.DataFrame(rows, columns=COLUMNS)
 
