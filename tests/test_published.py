@@ -283,6 +283,9 @@ def test_readme_reading_of_the_main_job_is_the_published_toy_verdict():
     assert f"above zero after Holm's adjustment (p {g(gp['p_holm'])})" in readme
     assert (verdict.drop("wgan-gp")["verdict"] == "does not clear zero").all()
     assert "neither clearing zero" in readme
+    settings = int(verdict.loc["wgan-gp", "settings"])
+    said = f"main job's smaller population ({settings} settings per objective, below) reads WGAN-GP"
+    assert f"{said} above zero after Holm" in readme
 
 
 def test_suites_doc_reading_of_the_question_is_the_published_one():

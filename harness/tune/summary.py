@@ -5,7 +5,7 @@ from typing import Any
 
 import optuna
 
-from harness.tune.storage import open_storage
+from harness.tune.storage import hide_password, open_storage
 
 
 @dataclass
@@ -46,3 +46,18 @@ def format_params(params: dict[str, Any]) -> str:
     return " ".join(
         f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items()
     )
+
+
+def summary_lines(url: str, summaries: list[StudySummary]) -> list[str]:
+    """What `harness tune` prints at the end (a blank line first): where the studies are, then
+    per study its trials by state and its best value with its settings."""
+    lines = ["", f"studies in {hide_password(url)}:"]
+    for s in summaries:
+        counts = ", ".join(f"{n} {state}" for state, n in sorted(s.states.items()))
+        best = (
+            "no complete trial"
+            if s.best_value is None
+            else f"best {s.best_value:.4g} with {format_params(s.best_params)}"
+        )
+        lines.append(f"  {s.study} ({s.objective}): {counts}; {best}")
+    return lines

@@ -1,0 +1,263 @@
+"""How `harness run` and `harness tune` go, past their options: `harness run` checks and plans,
+then trains in this process or starts its worker processes, draws their progress (a bar for
+the suite, one line per worker), passes Ctrl-C and SIGTERM on to them and prints each run's
+outcome; `harness tune` creates its studies and takes their trials here or in K processes on
+one storage. Starting and following processes is harness/workers.py's; the plan's lines are
+harness/plan.py's.
+"""
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+
+from harness.errors import UserError
+from harness.live import check_available
+from harness.plan import tune_note
+from harness.records import TERMINAL_STATES
+from harness.runner import (
+    RunResult,
+    clear_runs,
+    describe,
+    pick_device,
+    preflight,
+    recorded_results,
+    run_folders,
+    run_suite,
+    suite_folder,
+)
+from harness.suite import Suite
+from harness.workers import WorkerPlan, Workers, become_worker, plan_workers
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """What `harness run` and `harness tune` were told besides the suite and the runs to train,
+    none of it part of a run id. None: the suite's setting (the weights files: torch-fidelity's
+    download). `harness tune` has no --compile: its `compile` stays None."""
+
+    device: str | None = None
+    compile: bool | None = None
+    feature_weights: str | None = None
+    vgg16_weights: str | None = None
+    tensorboard: bool | None = None
+    wandb: bool | None = None
+
+    def argv(self) -> list[str]:
+        """The same options again, for a worker process."""
+        argv = ["--device", self.device] if self.device else []
+        argv += ["--feature-weights", self.feature_weights] if self.feature_weights else []
+        argv += ["--vgg16-weights", self.vgg16_weights] if self.vgg16_weights else []
+        flags = {"compile": self.compile, "tensorboard": self.tensorboard, "wandb": self.wandb}
+        return argv + [f"--{k}" if on else f"--no-{k}" for k, on in flags.items() if on is not None]
+
+
+def train_suite(
+    suite: Suite,
+    suite_file: str,
+    results: str,
+    given: Overrides,
+    workers: int | None,
+    shard: tuple[int, int] | None,
+    force: bool,
+    quiet: bool,
+    is_worker: bool,
+) -> None:
+    """`harness run` past --dry-run: the checks and the plan first (a mistake, a UserError, is
+    the only line printed), then every run of the shard in this process or in the plan's
+    worker processes, then each run's outcome. A worker (`is_worker`: a child of `--workers`)
+    trains what it can take and says only its per-run lines: its parent checked, planned and
+    says the rest."""
+    check_available(suite.wandb if given.wandb is None else given.wandb)  # before any training
+    plan = None
+    if not is_worker:
+        where = preflight(suite, Path(results), given.device, shard, force)
+        plan = plan_workers(workers, suite, Path(results), where, shard, force)
+        if not quiet:
+            click.echo(plan.line)
+        if suite.tune is not None:
+            click.echo(tune_note(suite, shard))
+    if plan is not None and plan.n > 1:
+        argv = [suite_file, "--results", results, *given.argv()]
+        argv += ["--shard", f"{shard[0]}/{shard[1]}"] if shard else []
+        run_workers(suite, Path(results), argv, plan, shard, force, quiet)
+        return
+    if is_worker:
+        become_worker()
+    outcomes = run_suite(
+        suite,
+        Path(results),
+        given.device,
+        force=force,
+        quiet=quiet,
+        feature_weights=given.feature_weights,
+        compile=given.compile,
+        shard=shard,
+        bars=not is_worker,
+        data_checked=True,  # once: above (preflight), or by the --workers parent
+        tensorboard=given.tensorboard,
+        wandb=given.wandb,
+        vgg16_weights=given.vgg16_weights,
+    )
+    if not quiet and not is_worker:
+        print_outcomes(suite, Path(results), outcomes)
+
+
+def print_outcomes(suite: Suite, results: Path, outcomes: list[RunResult]) -> None:
+    click.echo(f"\nsuite {suite.name}: results in {suite_folder(results, suite)}")
+    width = max((len(r.spec.name) for r in outcomes), default=0)
+    for r in outcomes:
+        click.echo(f"  {r.spec.name:<{width}}  seed {r.spec.seed:<3} {describe(r)}")
+
+
+def run_workers(
+    suite: Suite,
+    results: Path,
+    argv: list[str],
+    plan: WorkerPlan,
+    shard: tuple[int, int] | None,
+    force: bool,
+    quiet: bool,
+) -> None:
+    """plan.n `harness run --worker` processes on one suite (already checked by preflight);
+    this process draws their progress (a bar for the suite, one per worker) from the run
+    folders and prints their lines."""
+    import secrets
+    import signal
+
+    from tqdm import tqdm
+
+    n = plan.n
+    held = clear_runs(suite, results, shard) if force else []
+    for run_id in held:
+        click.echo(f"{run_id}: held by another process, not started over", err=True)
+    folders = run_folders(suite, results, shard)
+    session = secrets.token_hex(8)  # marks this invocation's runs in their status.json
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "HARNESS_SESSION": session}
+    command = [sys.executable, "-m", "harness", "run", *argv, "--worker"]
+    bars = [] if quiet else [tqdm(total=len(folders), desc="suite", unit="run", position=0)]
+    bars += [] if quiet else [tqdm(position=i + 1, bar_format="{desc}") for i in range(n)]
+
+    def say(i: int, line: str) -> None:
+        # --quiet drops the per-run lines ("[k/n] name ...: done at ...") but never an error
+        if not quiet or not line.startswith("[") or ": failed" in line:
+            tqdm.write(f"worker {i}: {line}")
+
+    def stop(_signum: int, _frame: object) -> None:  # SIGTERM (kill, scancel): as Ctrl-C
+        raise KeyboardInterrupt
+
+    def tick() -> None:
+        draw(bars, folders, session, [p.pid for p in pool.processes])
+
+    before = signal.signal(signal.SIGTERM, stop)
+    try:
+        pool = Workers.start(command, n, env, plan.threads)
+        codes = pool.follow(say, tick if bars else None)
+    except KeyboardInterrupt:
+        click.echo("interrupted: each unfinished run resumes on the next `harness run`", err=True)
+        sys.exit(130)
+    finally:
+        signal.signal(signal.SIGTERM, before)
+        for bar in bars:
+            bar.close()
+    if not quiet:
+        print_outcomes(suite, results, recorded_results(suite, results, shard))
+    if any(codes):
+        click.echo(f"error: {sum(1 for c in codes if c)} of {n} workers failed {codes}", err=True)
+        sys.exit(2 if all(c == 2 for c in codes) else 1)
+
+
+def draw(bars: list[Any], folders: list[tuple[Any, Any]], session: str, pids: list[int]) -> None:
+    """The suite bar counts ended runs; worker i's line, the run its process trains now (its
+    pid and this session in the run's status.json), at that run's last eval step."""
+    statuses = [(spec, folder.read_status() or {}) for spec, folder in folders]
+    ended = (*TERMINAL_STATES, "failed")
+    bars[0].n = sum(1 for _, s in statuses if s.get("state") in ended)
+    bars[0].refresh()
+    for i, (bar, pid) in enumerate(zip(bars[1:], pids, strict=True)):
+        text = f"worker {i}: –"
+        for spec, s in statuses:
+            if s.get("state") == "running" and (s.get("session"), s.get("pid")) == (session, pid):
+                step = s.get("step", 0)
+                text = f"worker {i}: {spec.name} seed {spec.seed}, step {step}/{spec.steps}"
+        bar.set_description_str(text, refresh=True)
+
+
+def tune_search(
+    suite: Suite,
+    suite_file: str,
+    results: str,
+    url: str,
+    prefix: str,
+    trials: int | None,
+    workers: int,
+    quiet: bool,
+    given: Overrides,
+) -> list[str]:
+    """`harness tune`: the studies created (their names returned), then their trials taken in
+    this process (`workers` 1) or in `workers` processes of `harness tune --workers 1`."""
+    from harness.train import RunOptions
+    from harness.tune.worker import create_studies, work
+
+    check_available(suite.wandb if given.wandb is None else given.wandb)  # before any training
+    names = create_studies(suite, url, prefix)
+    if workers == 1:
+        become_worker()  # also when started by `--workers K`: its threads and Ctrl-C
+        say = (lambda _m: None) if quiet else echo_now
+        options = RunOptions(
+            compile=suite.compile,
+            feature_weights=given.feature_weights,
+            vgg16_weights=given.vgg16_weights,
+            tensorboard=suite.tensorboard if given.tensorboard is None else given.tensorboard,
+            wandb=suite.wandb if given.wandb is None else given.wandb,
+        )
+        where = pick_device(given.device or suite.device)
+        work(suite, Path(results), url, prefix, trials, where, options, say)
+    else:
+        spawn_workers(workers, suite_file, results, url, prefix, trials, quiet, given.argv())
+    return names
+
+
+def echo_now(line: str) -> None:
+    """A trial's line as it ends, also when stdout is a file or a pipe (workers, logs)."""
+    click.echo(line)
+    sys.stdout.flush()
+
+
+def spawn_workers(
+    workers: int,
+    suite_file: str,
+    results: str,
+    url: str,
+    prefix: str,
+    trials: int | None,
+    quiet: bool,
+    options: list[str],
+) -> None:
+    """K processes of `harness tune --workers 1` on one storage; fails if any of them fails."""
+    command = [
+        sys.executable,
+        "-m",
+        "harness",
+        "tune",
+        suite_file,
+        "--results",
+        results,
+        "--study",
+        prefix,
+        "--workers",
+        "1",
+    ]
+    command += ["--trials", str(trials)] if trials else []
+    command += ["--quiet"] if quiet else []
+    command += options  # the device, the weights files, the watchers
+    # the URL goes by environment, not argv: a password in argv is visible to `ps`
+    env = {**os.environ, "HARNESS_STORAGE": url, "PYTHONUNBUFFERED": "1"}
+    codes = Workers.start(command, workers, env).follow(lambda _i, line: echo_now(line))
+    if any(codes):
+        raise UserError(
+            f"{sum(1 for c in codes if c)} of {workers} workers failed (exit codes {codes})"
+        )

@@ -1,0 +1,129 @@
+"""The command as people type it: `harness validate` on several files, `--version`, `-h` as
+`--help` everywhere, `harness report --format md` and `--results`; and harness/cli.py stays
+thin (its plan, orchestration and tune summary live in their own modules)."""
+
+import importlib.metadata
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+from suite_files import FOLDER
+
+from harness.cli import main
+
+GOOD = FOLDER / "good.toml"
+PLAN = FOLDER / "plan.toml"
+CLI = Path(__file__).resolve().parent.parent / "harness" / "cli.py"
+
+
+def invoke(*args: object) -> Result:
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def test_validate_takes_several_files_and_prints_each_plan_in_turn():
+    one, two = invoke("validate", GOOD), invoke("validate", PLAN)
+    assert one.exit_code == two.exit_code == 0
+    both = invoke("validate", GOOD, PLAN)
+    assert both.exit_code == 0, both.output
+    assert both.stdout == one.stdout + "\n" + two.stdout  # in the order given, a blank line apart
+    assert both.stdout.startswith("suite ") and both.stdout.count("\nsuite ") == 1
+
+
+def test_validate_checks_every_file_and_fails_if_any_fails(tmp_path):
+    missing = tmp_path / "missing.toml"
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[suite\n")
+    out = invoke("validate", GOOD, missing, broken, PLAN)
+    assert out.exit_code == 2
+    errors = out.stderr.splitlines()
+    assert errors == [f"error: {missing}: no such file", errors[1]], out.stderr
+    assert errors[1].startswith(f"error: {broken}: not valid TOML")
+    plans = invoke("validate", GOOD).stdout + "\n" + invoke("validate", PLAN).stdout
+    assert out.stdout == plans  # the good files' plans all the same
+    alone = invoke("validate", missing)
+    assert alone.exit_code == 2 and alone.stdout == ""
+    assert alone.stderr == f"error: {missing}: no such file\n"
+
+
+def test_validate_needs_a_file():
+    out = invoke("validate")
+    assert out.exit_code == 2 and "Missing argument 'SUITE_FILES...'" in out.output
+
+
+def test_version_names_the_installed_harness():
+    out = invoke("--version")
+    assert out.exit_code == 0
+    assert out.output == f"harness {importlib.metadata.version('harness')}\n"
+
+
+@pytest.mark.parametrize("command", [[], *([name] for name in main.commands)])
+def test_h_is_help_everywhere(command):
+    short, long = invoke(*command, "-h"), invoke(*command, "--help")
+    assert short.exit_code == long.exit_code == 0, short.output
+    assert short.output == long.output and short.output.startswith("Usage: ")
+    assert "-h, --help" in short.output
+
+
+@pytest.fixture
+def built(monkeypatch):
+    """`harness report` with the report built and written elsewhere: the folder and format it
+    asked for, and what it printed."""
+    import harness.report.build
+    import harness.report.page
+    import harness.report.render
+
+    asked: dict[str, object] = {}
+    monkeypatch.setattr(
+        harness.report.build, "build_report", lambda root, window: asked.update(root=root)
+    )
+    monkeypatch.setattr(harness.report.page, "counts", lambda _report: "3 runs")
+
+    def write(_report: object, fmt: str, out: Path | None) -> Path:
+        asked["fmt"] = fmt
+        return out or Path("report.written")
+
+    monkeypatch.setattr(harness.report.render, "write", write)
+    return asked
+
+
+def test_report_takes_md_for_markdown(built, tmp_path):
+    out = invoke("report", tmp_path, "--format", "md")
+    assert out.exit_code == 0, out.output
+    assert built == {"root": tmp_path, "fmt": "markdown"}
+    assert "markdown (or md)" in " ".join(invoke("report", "-h").output.split())
+    assert invoke("report", tmp_path, "--format", "mdx").exit_code == 2
+
+
+def test_report_takes_the_folder_as_results_too(built, tmp_path):
+    out = invoke("report", "--results", tmp_path)
+    assert out.exit_code == 0 and out.output == "3 runs -> report.written\n"
+    assert built["root"] == tmp_path
+    same = invoke("report", tmp_path, "--results", f"{tmp_path}/.")  # one folder, two spellings
+    assert same.exit_code == 0, same.output
+
+
+def test_report_with_two_different_folders_is_one_line(built, tmp_path):
+    out = invoke("report", tmp_path / "a", "--results", tmp_path / "b")
+    assert out.exit_code == 2 and built == {}
+    assert out.output == (
+        f"error: RESULTS_DIR {tmp_path / 'a'} and --results {tmp_path / 'b'} differ: give one\n"
+    )
+
+
+def test_report_without_a_folder_is_a_usage_error_as_before(built):
+    out = invoke("report")
+    assert out.exit_code == 2 and built == {}
+    assert "Error: Missing argument 'RESULTS_DIR' (or --results DIR)." in out.output
+
+
+def test_report_results_reaches_the_real_report(tmp_path):
+    """No stand-in: the empty folder given as --results is the one the report reads."""
+    out = invoke("report", "--results", tmp_path)
+    assert out.exit_code == 1 and out.output == (
+        f"error: {tmp_path}: no runs found (no spec.json below it); run `harness run` first\n"
+    )
+
+
+def test_cli_stays_thin():
+    lines = len(CLI.read_text().splitlines())
+    assert lines < 400, f"harness/cli.py has {lines} lines: move the work out of the commands"
