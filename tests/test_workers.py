@@ -272,28 +272,3 @@ def test_plan_for_images_on_the_cpu_and_for_experiments_is_one_process(tmp_path,
         "harness run: 0 runs to train, 3 experiments to run in 1 process "
         "(--workers auto: nothing to share)"
     )
-
-
-def test_harness_run_by_default_says_its_workers_first_and_trains_every_run(tmp_path):
-    """No --workers: auto. On point data on the CPU, one process per usable core (at most one
-    per run), one torch thread each; one process on a 1-core machine."""
-    # 3 runs of 200 steps: past MIN_SHARED_STEPS in all, so more than one process where cores
-    suite_file = write_suite(tmp_path, "auto", steps=200, every=100, seeds=1)
-    command = [*HARNESS, "run", str(suite_file), "--results", str(tmp_path / "r")]
-    out = subprocess.run([*command, "--device", "cpu"], capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stdout + out.stderr
-    cores = usable_cores()
-    n = min(cores, 3)
-    why = f"{cores} CPU cores, point data, one torch thread each" if n > 1 else ""
-    first = f"harness run: 3 runs to train in {n} worker processes (--workers auto: {why})"
-    if n == 1:
-        first = (
-            "harness run: 3 runs to train in 1 process (--workers auto: point data on 1 CPU core)"
-        )
-    assert out.stdout.splitlines()[0] == first, out.stdout
-    for spec in load_suite(suite_file).runs:
-        status = RunFolder(tmp_path / "r" / "auto" / spec.run_id).read_status()
-        assert status["state"] == "done"
-        assert n == 1 or status["threads"] == 1
-    assert "suite auto: results in" in out.stdout
-    assert out.stdout.count(": done at step") == 3
