@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from harness.report.correlation import MIN_POINTS, headline_measures
+from harness.report.correlation import headline_measures
 from harness.report.findings_runs import (
     NAN3,
     calibration_rows,
@@ -32,6 +32,7 @@ from harness.report.sentences import (
     g,
     interval,
     row,
+    short_of_points,
     too_few_points,
     verdict,
 )
@@ -60,7 +61,8 @@ def primary_of(record: dict[str, Any] | None, measure: str) -> tuple[str, str, s
     return DEFAULT_PRIMARY["estimate"], measure, DEFAULT_PRIMARY["phase"], ""
 
 
-def _within(frames: dict[str, pd.DataFrame], suite: str, objective: str, what: tuple[str, ...]):
+def within_row(frames: dict[str, pd.DataFrame], suite: str, objective: str, what: tuple[str, ...]):
+    """The correlation_by_objective row of one statement, None where the runs recorded none."""
     by = frames["correlation_by_objective"]
     hit = by[
         (by["suite"] == suite)
@@ -78,7 +80,7 @@ def median_text(r: pd.Series, what: str = "Spearman ρ") -> tuple[tuple[float, f
     runs, settings = int(r["runs"]), int(r["settings"])
     finished = int(r.get("finished", runs))
     runs_text = count(finished, "finished run")
-    if runs == 0 and finished > 0 and int(r.get("points", 0)) < MIN_POINTS:
+    if short_of_points(runs, finished, int(r.get("points", 0))):
         return NAN3, f"no ρ: {too_few_points(int(r['points']), str(r['phase']))} in {runs_text}"
     if runs == 0 and finished > 0:  # enough points, but a series that does not move
         return NAN3, (
@@ -109,7 +111,7 @@ def primary_family(frames, finished: dict[str, list[str]], primaries: dict[str, 
     by_file: dict[str, list[tuple[str, str, float]]] = {}
     for suite, primary in primaries.items():
         for objective in finished.get(suite, []):
-            r = _within(frames, suite, objective, primary[:3])
+            r = within_row(frames, suite, objective, primary[:3])
             ok = r is not None and int(r["settings"]) >= MEDIAN_MIN
             p = float(r["p"]) if ok and r is not None else math.nan
             by_file.setdefault(suite.split("/")[0], []).append((suite, objective, p))
@@ -126,7 +128,7 @@ def primary_rows(frames, suite: str, objectives: list[str], primary: tuple, fami
     estimate, measure, phase, when = primary
     rows = []
     for objective in objectives:
-        r = _within(frames, suite, objective, (estimate, measure, phase))
+        r = within_row(frames, suite, objective, (estimate, measure, phase))
         stat = (suite, PRIMARY, objective, "primary")
         if r is None:
             text = f"{objective}: {estimate} against {measure}: not recorded by its runs."
@@ -162,7 +164,7 @@ def secondary_rows(frames, suite: str, objectives: list[str], primary: tuple) ->
         (objective, (what, other), r)
         for objective in objectives
         for what, other in wanted
-        if (r := _within(frames, suite, objective, (estimate, what, other))) is not None
+        if (r := within_row(frames, suite, objective, (estimate, what, other))) is not None
     ]
     adjusted = holm(
         [float(r["p"]) if int(r["settings"]) >= MEDIAN_MIN else math.nan for *_, r in found]

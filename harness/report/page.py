@@ -17,10 +17,10 @@ from harness.report.correlation import (
     PHASES,
     headline_measures,
 )
-from harness.report.findings import PRIMARY
+from harness.report.findings import PRIMARY, within_row
 from harness.report.intervals import DIFFERENCE_MIN, MEDIAN_MIN, SPEARMAN_MIN
 from harness.report.load import KEYS
-from harness.report.sentences import count, too_few_points
+from harness.report.sentences import count, short_of_points, too_few_points
 from harness.report.tables import states
 
 
@@ -134,8 +134,8 @@ def _headline(frame: pd.DataFrame) -> pd.DataFrame:
 
 def correlation_table(section: SuiteSection) -> pd.DataFrame:
     frame = _headline(section.frames["correlation_by_objective"])
-    few = (frame["finished"] > 0) & (frame["points"] < MIN_POINTS)  # said, not dropped
-    frame = frame[(frame["runs"] > 0) | few]
+    short = short_of_points(frame["runs"], frame["finished"], frame["points"])
+    frame = frame[(frame["runs"] > 0) | short]  # runs without a rho are said, not dropped
     order = {e: k for k, e in enumerate(ESTIMATES)} | {p: k for k, p in enumerate(PHASES)}
     frame = frame.sort_values(
         ["objective", "measure", "estimate", "phase"],
@@ -145,7 +145,7 @@ def correlation_table(section: SuiteSection) -> pd.DataFrame:
     columns: dict[str, object] = {"phase": frame["phase"]}
     median = "median Spearman ρ", "95% interval (unadjusted)"
     estimate = _estimate(frame, "spearman", "settings", MEDIAN_MIN, *median)
-    few = (frame["runs"] == 0) & (frame["finished"] > 0) & (frame["points"] < MIN_POINTS)
+    few = short_of_points(frame["runs"], frame["finished"], frame["points"])
     estimate[median[1]] = [  # finished runs without a rho: say why, not "n = 0"
         too_few_points(int(k), str(phase)) if short else text
         for text, short, k, phase in zip(
@@ -467,7 +467,6 @@ def verdict_table(report: Report) -> pd.DataFrame:
     frame = report.frames.get("verdict")
     if frame is None or frame.empty:
         return pd.DataFrame()
-    by = report.frames["correlation_by_objective"]
     head = report.frames["head_to_head"]
     rows = []
     for r in frame.to_dict("records"):
@@ -475,14 +474,7 @@ def verdict_table(report: Report) -> pd.DataFrame:
         if math.isfinite(r["low"]):
             rho = f"{_num(r['value'])} [{_num(r['low'])}, {_num(r['high'])}]"
         else:
-            hit = by[
-                (by["suite"] == r["suite"])
-                & (by["objective"] == r["objective"])
-                & (by["estimate"] == what[0])
-                & (by["measure"] == what[1])
-                & (by["phase"] == what[2])
-            ]
-            rho = _no_interval(hit.iloc[0] if not hit.empty else None)
+            rho = _no_interval(within_row(report.frames, r["suite"], r["objective"], what))
         converged = r["converged"]
         rows.append(
             {
@@ -510,7 +502,7 @@ def _no_interval(r: pd.Series | None) -> str:
     """Why a primary statement has no interval, in a table cell."""
     if r is None:
         return "not recorded"
-    if int(r["runs"]) == 0 and int(r["finished"]) > 0 and int(r["points"]) < MIN_POINTS:
+    if short_of_points(int(r["runs"]), int(r["finished"]), int(r["points"])):
         return too_few_points(int(r["points"]), str(r["phase"]))
     settings = count(int(r["settings"]), "setting")
     return f"none ({settings}; {MEDIAN_MIN} needed); per run: {r['values'] or '–'}"

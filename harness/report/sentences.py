@@ -55,6 +55,12 @@ def row(
     return dict(zip(COLUMNS, values, strict=True))
 
 
+def short_of_points(runs, finished, points):  # scalars or Series alike
+    """Runs finished but none gave a ρ for want of eval points (the test every "too few eval
+    points" sentence and cell is said on)."""
+    return (runs == 0) & (finished > 0) & (points < MIN_POINTS)
+
+
 def too_few_points(points: int, phase: str) -> str:
     """Why a run gives no ρ although it finished: 'too few eval points (2; 3 needed)'."""
     what = {"differences": "eval differences", "late": "eval points in the second half"}
