@@ -25,7 +25,7 @@ def print_plan(
     settings every run shares, each run with its own, the experiments, and the [tune] search.
     `device`, `compile_` and `watch` (tensorboard, wandb) are `harness run`'s overrides (None:
     the suite's)."""
-    counts = f"{len(suite.runs)} runs" + (
+    counts = f"{len(suite.runs)} run{'s' * (len(suite.runs) != 1)}" + (
         f", {len(suite.experiments)} experiments" if suite.experiments else ""
     )
     where = device or suite.device
@@ -45,7 +45,9 @@ def print_plan(
             f"draw: {suite.draw.settings} settings per run of {spaces} from [draw.space], "
             f"seed {suite.draw.seed} (each in the run's name below)"
         )
-    settings = [run_settings(spec) for spec in suite.runs]
+    settings = [
+        run_settings(spec, suite.paper_defaults.get(spec.run_id, ())) for spec in suite.runs
+    ]
     shared = {}  # said once: what is left on a run's line is what sets it apart
     if len(settings) > 1:
         shared = {k: v for k, v in settings[0].items() if all(s.get(k) == v for s in settings)}
@@ -61,28 +63,36 @@ def print_plan(
         )
     for k, x in enumerate(suite.experiments, len(suite.runs) + 1):
         click.echo(f"{k:>3}  {x.name:<{width}}  {x.kind:<8} seed {x.seed:<3} {x.run_id}")
+    if any(suite.paper_defaults.values()):
+        click.echo(f"{PAPER_DEFAULT}: the suite leaves it unset; docs/papers.md gives its source")
     if suite.tune is not None:
         _print_tune(suite, suite.tune)
 
 
-def run_settings(spec: RunSpec) -> dict[str, str]:
+PAPER_DEFAULT = "(paper default)"
+
+
+def run_settings(spec: RunSpec, from_paper: tuple[str, ...] = ()) -> dict[str, str]:
     """The settings of `spec` a reader needs to know exactly what trains, as key -> text: its
     data, then every RunSpec field in declaration order whose value differs from the fallback
     the suite applies when the key is absent (FALLBACKS, IMAGE_FALLBACKS), and every field
     without a fallback that is set (lr, n_critic, ...). Unset fields (None) mean nothing to
-    this run. Iterating RunSpec's fields means a new field is shown without a change here."""
+    this run. Iterating RunSpec's fields means a new field is shown without a change here.
+    The keys in `from_paper`, which the suite left to the papers' defaults, say so."""
     fallbacks = FALLBACKS | (IMAGE_FALLBACKS if spec.images else {})
     shown = {"data": _data(spec.data)}
     for key in RunSpec.model_fields:
         value = getattr(spec, key)
         if key in ("name", "seed", "data", "objective") or value is None:
             continue  # the first four are the run line's own columns
+        if key == "missing_weights" and not spec.images:
+            continue  # pretrained weights are an image run's concern
         if key in fallbacks and _plain(value) == _plain(fallbacks[key]):
             continue
         if key == "objective_settings":  # a plugin objective's own keys, as the suite wrote them
             shown |= {k: _text(v) for k, v in value.items()}
             continue
-        shown[key] = _text(value)
+        shown[key] = _text(value) + f" {PAPER_DEFAULT}" * (key in from_paper)
     evals = len(spec.eval_steps())
     if spec.eval_every is None:  # None still means a schedule: say which
         shown["eval_every"] = f"none ({evals} evals: step 0 and {spec.steps})"

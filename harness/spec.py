@@ -111,7 +111,8 @@ FALLBACKS: dict[str, Any] = {
     "precision": "fp32",
     "init": "paper",  # as the code each architecture comes from (tflib's); "torch": PyTorch's
 }
-"""Used where neither [defaults] nor the run says; every other setting must be given."""
+"""Used where neither [defaults] nor the run says, nor the papers (PAPER_NETWORKS, PAPER_OBJECTIVES,
+below); a plugin objective's own optimiser settings must be given."""
 
 IMAGE_FALLBACKS: dict[str, Any] = {
     "fid_samples": 10_000,  # during training; fewer samples bias FID upwards (Heusel 2017)
@@ -124,6 +125,67 @@ IMAGE_FALLBACKS: dict[str, Any] = {
     "missing_weights": "fail",
 }
 IMAGE_ONLY = (*IMAGE_FALLBACKS, "fid_batch_size", "fd_dinov2_extractor")
+
+# The papers' settings, used where neither [defaults] nor the run says (docs/papers.md gives
+# each one's source). The networks and budget follow the data kind: the WGAN-GP code's
+# gan_toy.py for points (DIM 512, batch 256, ITERS 100000), its gan_cifar.py for images (DIM
+# 128, latent 128, batch 64, ITERS 200000; batch norm in the GAN's and WGAN's critics only).
+PAPER_NETWORKS: dict[str, dict[str, Any]] = {
+    "points": {
+        "architecture": "mlp",
+        "width": 512,
+        "z_dim": 2,
+        "batch_size": 256,
+        "steps": 100_000,
+    },
+    "images": {
+        "architecture": "dcgan",
+        "width": 128,
+        "z_dim": 128,
+        "batch_size": 64,
+        "steps": 200_000,
+    },
+}
+_GAN = {"n_critic": 1, "optimizer": "adam", "lr": 2e-4, "betas": (0.5, 0.999)}  # DCGAN
+_WGAN = {"n_critic": 5, "clip": 0.01, "optimizer": "rmsprop", "lr": 5e-5}  # WGAN, Algorithm 1
+PAPER_OBJECTIVES: dict[tuple[str, str], dict[str, Any]] = {
+    ("points", "gan"): _GAN,  # gan_toy.py has no GAN mode: DCGAN's optimiser
+    ("points", "wgan"): _WGAN,  # gan_toy.py's wgan mode: no bursts
+    ("points", "wgan-gp"): {
+        "n_critic": 5,
+        "gp_lambda": 0.1,
+        "optimizer": "adam",
+        "lr": 1e-4,
+        "betas": (0.5, 0.9),
+    },  # gan_toy.py
+    ("images", "gan"): _GAN | {"critic_norm": "batch"},
+    ("images", "wgan"): _WGAN | {"critic_schedule": "burst", "critic_norm": "batch"},  # WGAN code
+    ("images", "wgan-gp"): {
+        "n_critic": 5,
+        "gp_lambda": 10.0,
+        "optimizer": "adam",
+        "lr": 1e-4,
+        "betas": (0.0, 0.9),
+    },  # WGAN-GP, Algorithm 1
+}
+WITH_OPTIMIZER = ("lr", "betas")  # a paper's lr and betas go with its optimizer only
+WITH_ARCHITECTURE = ("critic_norm",)  # the DCGAN critic's batch norm goes with the DCGAN only
+
+
+def paper_defaults(
+    objective: str, images: bool, optimizer: str | None = None, architecture: str | None = None
+) -> dict[str, Any]:
+    """The papers' settings for a run of `objective` on image or point data (none of its own
+    for a plugin objective). Where the run names another `optimizer` than the paper's, its lr
+    and betas are left for the suite to give; another `architecture`, its critic_norm."""
+    kind = "images" if images else "points"
+    networks = PAPER_NETWORKS[kind]
+    own = PAPER_OBJECTIVES.get((kind, objective), {})
+    if optimizer is not None and optimizer != own.get("optimizer"):
+        own = {k: v for k, v in own.items() if k not in WITH_OPTIMIZER}
+    if architecture is not None and architecture != networks["architecture"]:
+        own = {k: v for k, v in own.items() if k not in WITH_ARCHITECTURE}
+    return networks | own
 
 
 NOT_CONTENT = ("name", "fid_batch_size", "missing_weights")

@@ -28,6 +28,7 @@ from harness.spec import (
     RunFields,
     RunSpec,
     not_used,
+    paper_defaults,
 )
 from harness.study import DrawTable, Primary, apply_betas, draw_points
 from harness.tune.space import TuneTable, check_param, check_tune
@@ -81,6 +82,9 @@ class Suite:
     experiments: list[ExperimentSpec] = field(default_factory=list)
     primary: Primary | None = None
     draw: DrawTable | None = None
+    # run id -> the settings it took from the papers' defaults (spec.PAPER_OBJECTIVES), which
+    # the plan marks "(paper default)"
+    paper_defaults: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 def _validate_data(
@@ -252,7 +256,8 @@ def _expand_run(
     seeds: list[int],
     own: tuple[dict[str, Any], dict[str, Any]] = ({}, {}),  # objective settings: defaults', run's
     draw: DrawTable | None = None,
-) -> list[RunSpec]:
+) -> list[tuple[RunSpec, tuple[str, ...]]]:
+    """The run table's RunSpecs, each with the keys it took from the papers' defaults."""
     run_fields = table.model_dump(exclude_none=True, exclude={"name", "grid", "data"})
     images = DATASETS.entry(data["name"]).images
     fallbacks = FALLBACKS | (IMAGE_FALLBACKS if images else {})
@@ -271,8 +276,15 @@ def _expand_run(
     for point, draws in itertools.product(grid_points, drawn):
         own_point = {k: v for k, v in point.items() if k in own_grid}
         chosen = {k: v for k, v in {**run_fields, **point}.items() if k not in own_grid}
-        merged = {**fallbacks, **defaults.model_dump(exclude_none=True), **chosen}
+        given = {**defaults.model_dump(exclude_none=True), **chosen}
+        paper = paper_defaults(
+            given.get("objective", ""), images, given.get("optimizer"), given.get("architecture")
+        )
+        withheld = paper_defaults(given.get("objective", ""), images).keys() - paper.keys()
+        merged = {**fallbacks, **paper, **given}
         merged |= apply_betas(merged, draws)
+        drawn_keys = {*draws, *(("betas",) if set(draws) & {"beta1", "beta2"} else ())}
+        from_paper = {k for k in paper if k not in given and k not in drawn_keys}
         if not images:
             for key in sorted(set(IMAGE_ONLY) & merged.keys()):
                 where = f"run[{i}].{key}" if key in chosen else f"defaults.{key}"
@@ -294,6 +306,7 @@ def _expand_run(
             raise SuiteError([f"{path}: run[{i}].{key}: {not_used(key, objective, optimizer)}"])
         for key in not_read:  # set in [defaults] for other runs: harmless here
             merged.pop(key, None)
+        from_paper &= merged.keys()
         settings = _objective_settings(
             path, i, objective, own_defaults, own_run, own_point, own_grid
         )
@@ -304,19 +317,30 @@ def _expand_run(
             label += "[" + ",".join(f"{k}={v}" for k, v in (point | draws).items()) + "]"
         for seed in seeds:
             try:
-                specs.append(RunSpec(name=label, seed=seed, data=data, **merged))
+                spec = RunSpec(name=label, seed=seed, data=data, **merged)
             except ValidationError as exc:
                 lines = [
                     f"{path}: run[{i}]{'.' + '.'.join(map(str, e['loc'])) if e['loc'] else ''}: "
-                    + (
-                        error_message(e) + " (set it in [defaults] or in this run)"
-                        if e["type"] == "missing"
-                        else error_message(e)
-                    )
+                    + error_message(e)
+                    + _where_to_set(e, withheld, objective)
                     for e in exc.errors()
                 ]
                 raise SuiteError(lines) from None
+            specs.append((spec, tuple(k for k in RunSpec.model_fields if k in from_paper)))
     return specs
+
+
+def _where_to_set(error: Any, withheld: set[str], objective: str) -> str:
+    """What a missing setting's line adds: where to give it, and why the paper's value was not
+    taken (its optimiser is not the run's)."""
+    if error["type"] != "missing":
+        return ""
+    key = error["loc"][0] if error["loc"] else ""
+    why = ""
+    if key in withheld:
+        optimizer = paper_defaults(objective, False)["optimizer"]
+        why = f"; the papers' {key} for {objective!r} goes with optimizer {optimizer!r}"
+    return f" (set it in [defaults] or in this run{why})"
 
 
 def _import_plugins(path: Path, raw: dict[str, Any]) -> None:
@@ -374,14 +398,17 @@ def load_suite(path: str | Path) -> Suite:
     default = suite_file.defaults.objective
     names = [t.name or t.objective or default or "" for t in tables]
     runs: list[RunSpec] = []
+    from_paper: dict[str, tuple[str, ...]] = {}
     for i, table in enumerate(tables):
         check_unique(path, "run", names[: i + 1])  # in order: the first mistake is reported
         own_data = table.data
         run_data = data if own_data is None else _validate_data(path, own_data, ("run", i, "data"))
         own = (own_defaults, own_runs[i] if own_runs else {})
-        runs += _expand_run(
+        for spec, keys in _expand_run(
             path, i, table, suite_file.defaults, run_data, suite_file.suite.seeds, own, draw
-        )
+        ):
+            runs.append(spec)
+            from_paper[spec.run_id] = keys
 
     by_id: dict[str, RunSpec] = {}
     for spec in runs:
@@ -410,6 +437,7 @@ def load_suite(path: str | Path) -> Suite:
         experiments=expand_experiments(path, suite_file.experiment or [], s.seeds),
         primary=s.primary,
         draw=draw,
+        paper_defaults=from_paper,
     )
 
 

@@ -45,7 +45,11 @@ BAD = [  # (what to change in GOOD, the line expected)
     ),
     (("steps = 10", "stepz = 10"), "defaults.stepz: unknown key"),
     (("steps = 10", 'steps = "ten"'), "defaults.steps: input should be a valid integer"),
-    (("steps = 10", ""), "run[0].steps: missing (set it in [defaults] or in this run)"),
+    (
+        ('optimizer = "adam"\nlr = 1e-4\nbetas = [0.5, 0.9]', 'optimizer = "rmsprop"'),
+        "run[0].lr: missing (set it in [defaults] or in this run; the papers' lr for 'gan' goes "
+        "with optimizer 'adam')",
+    ),
     (("n_critic = 1", "n_critic = 0"), "run[0].n_critic: must be > 0"),
     (("gp_lambda = [0.1, 10.0]", "gp_lambda = [0.1, -1]"), "run[2].grid.gp_lambda[1]: must be > 0"),
     (("gp_lambda = [0.1, 10.0]", "gp_lambdas = [0.1]"), "run[2].grid.gp_lambdas: unknown key"),

@@ -4,9 +4,13 @@ heading, the heading too), and the Python API example of docs/api.md runs as wri
 import re
 import shutil
 import subprocess
+import tomllib
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
+
+from harness.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 TEXT = (".md", ".py", ".toml", ".cff", ".txt", ".cfg", ".yml", ".yaml", "")
@@ -82,3 +86,55 @@ def test_the_api_example_runs_as_written(tmp_path, monkeypatch):
     exec(compile("\n".join(blocks), "docs/api.md", "exec"), {})  # noqa: S102
     assert (tmp_path / "report.html").is_file()
     assert len(list((tmp_path / "results" / "smoke").glob("*/evals.parquet"))) == 4
+
+
+def toml_blocks() -> list[tuple[str, int, str]]:
+    """Every ```toml block of the docs and the README: (file, line, text)."""
+    blocks = []
+    for doc in [
+        ROOT / "README.md",
+        ROOT / "CONTRIBUTING.md",
+        *sorted((ROOT / "docs").rglob("*.md")),
+    ]:
+        lines = doc.read_text().splitlines()
+        for i, line in enumerate(lines):
+            if line.strip() == "```toml":
+                indent = line.index("`")
+                end = next(j for j in range(i + 1, len(lines)) if lines[j].strip() == "```")
+                text = "\n".join(x[indent:] for x in lines[i + 1 : end])
+                blocks.append((str(doc.relative_to(ROOT)), i + 1, text))
+    return blocks
+
+
+@pytest.mark.parametrize(("doc", "line", "text"), toml_blocks(), ids=lambda v: str(v)[:30])
+def test_every_toml_block_in_the_docs_validates_or_names_the_file_it_is_from(
+    doc, line, text, tmp_path
+):
+    """A block is a suite that validates as written, or an excerpt whose every line is in the
+    repository file it names (`# excerpt of PATH`), or says it is not a suite (and parses)."""
+    first = text.splitlines()[0]
+    excerpt = re.fullmatch(r"# excerpt of (\S+)", first)
+    if excerpt:
+        source = (ROOT / excerpt[1]).read_text().splitlines()
+        missing = [x for x in text.splitlines()[1:] if x.strip() and x not in source]
+        assert not missing, f"{doc}:{line}: not in {excerpt[1]}: {missing}"
+    elif first.endswith("(not a suite)"):
+        assert tomllib.loads(text)
+    else:
+        suite_file = tmp_path / "block.toml"
+        suite_file.write_text(text)
+        done = CliRunner().invoke(main, ["validate", str(suite_file)])
+        assert done.exit_code == 0, f"{doc}:{line}: {done.output}"
+
+
+def test_the_minimal_suite_in_the_docs_prints_the_plan_shown_beside_it(tmp_path, monkeypatch):
+    """docs/suites.md's suite of a dataset and an objective, and the plan it prints: the papers'
+    settings, each marked."""
+    doc = (ROOT / "docs" / "suites.md").read_text()
+    suite = next(t for d, _, t in toml_blocks() if d == "docs/suites.md" and 'name = "mine"' in t)
+    (tmp_path / "mine.toml").write_text(suite)
+    shown = doc.split(suite, 1)[1].split("```\n")[2]  # the block after the suite
+    monkeypatch.chdir(tmp_path)
+    plan = CliRunner().invoke(main, ["validate", "mine.toml"])
+    assert plan.exit_code == 0 and plan.output == shown
+    assert plan.output.count("(paper default)") == 11

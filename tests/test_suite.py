@@ -1,5 +1,8 @@
 """Suite files: expansion into RunSpecs, run ids, and one clear line for every mistake."""
 
+import json
+from pathlib import Path
+
 import pytest
 from click.testing import CliRunner
 from suite_files import BAD, GOOD, write
@@ -7,6 +10,8 @@ from suite_files import BAD, GOOD, write
 from harness.cli import main
 from harness.errors import SuiteError
 from harness.suite import load_suite
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_expansion_seeds_grid_and_defaults(tmp_path):
@@ -184,3 +189,77 @@ def test_a_primary_measure_that_skipped_weights_can_remove_is_refused(suites, tm
         with pytest.raises(SuiteError, match=f"{measure}' needs pretrained weights"):
             load_suite(path)
     assert load_suite(write(tmp_path, text.replace(old, 'measure = "nnd"'))).primary
+
+
+MINIMAL = """
+[suite]
+name = "mine"
+
+[data]
+name = "{data}"
+
+[[run]]
+objective = "{objective}"
+{extra}
+"""
+
+
+@pytest.mark.parametrize(
+    ("data", "objective", "expected"),
+    [
+        ("8gaussians", "gan", ("mlp", 512, 256, 100_000, "adam", 2e-4, (0.5, 0.999), 1)),
+        ("8gaussians", "wgan", ("mlp", 512, 256, 100_000, "rmsprop", 5e-5, None, 5)),
+        ("8gaussians", "wgan-gp", ("mlp", 512, 256, 100_000, "adam", 1e-4, (0.5, 0.9), 5)),
+        ("cifar10", "gan", ("dcgan", 128, 64, 200_000, "adam", 2e-4, (0.5, 0.999), 1)),
+        ("cifar10", "wgan", ("dcgan", 128, 64, 200_000, "rmsprop", 5e-5, None, 5)),
+        ("cifar10", "wgan-gp", ("dcgan", 128, 64, 200_000, "adam", 1e-4, (0.0, 0.9), 5)),
+    ],
+)
+def test_a_dataset_and_an_objective_get_the_papers_settings(tmp_path, data, objective, expected):
+    """gan_toy.py's networks and budget on points, gan_cifar.py's on images; each objective's
+    optimiser, n_critic and its own setting from its paper, each marked as a paper default."""
+    suite = load_suite(write(tmp_path, MINIMAL.format(data=data, objective=objective, extra="")))
+    (run,) = suite.runs
+    got = (run.architecture, run.width, run.batch_size, run.steps, run.optimizer, run.lr)
+    assert (*got, run.betas, run.n_critic) == expected
+    assert run.z_dim == (2 if data == "8gaussians" else 128)
+    own = {"gan": (), "wgan": ("clip",), "wgan-gp": ("gp_lambda",)}[objective]
+    assert [getattr(run, k) for k in own] == {
+        ("8gaussians", "wgan"): [0.01],
+        ("cifar10", "wgan"): [0.01],
+        ("8gaussians", "wgan-gp"): [0.1],
+        ("cifar10", "wgan-gp"): [10.0],
+    }.get((data, objective), [])
+    images = data == "cifar10"
+    assert run.critic_schedule == ("burst" if images and objective == "wgan" else "constant")
+    assert run.critic_norm == ("batch" if images and objective != "wgan-gp" else "none")
+    marked = set(suite.paper_defaults[run.run_id])
+    assert {"architecture", "steps", "optimizer", "lr", "n_critic", *own} <= marked
+
+
+def test_a_setting_the_suite_gives_is_not_a_paper_default_and_lr_goes_with_its_optimizer(
+    tmp_path,
+):
+    given = MINIMAL.format(data="8gaussians", objective="wgan-gp", extra="steps = 300\nlr = 3e-4")
+    suite = load_suite(write(tmp_path, given))
+    (run,) = suite.runs
+    assert (run.steps, run.lr, run.gp_lambda) == (300, 3e-4, 0.1)
+    assert not {"steps", "lr"} & set(suite.paper_defaults[run.run_id])
+    other = MINIMAL.format(data="8gaussians", objective="wgan", extra='optimizer = "adam"')
+    with pytest.raises(SuiteError, match=r"run\[0\]\.lr: missing .*goes with optimizer 'rmsprop'"):
+        load_suite(write(tmp_path, other))
+    resnet = MINIMAL.format(data="cifar10", objective="gan", extra='architecture = "resnet"')
+    assert load_suite(write(tmp_path, resnet)).runs[0].critic_norm == "none"  # DCGAN's only
+
+
+def test_the_repository_suites_keep_their_run_ids():
+    """The papers' defaults fill only what a suite leaves unset: every suite in suites/ names
+    the runs it named before (tests/suite_run_ids.json; write it again only when a suite's
+    runs are meant to change)."""
+    recorded = json.loads((ROOT / "tests" / "suite_run_ids.json").read_text())
+    assert set(recorded) >= {str(p.relative_to(ROOT)) for p in (ROOT / "suites").glob("*.toml")}
+    for name, ids in recorded.items():
+        suite = load_suite(ROOT / name)
+        now = [f"{r.name} seed {r.seed}: {r.run_id}" for r in suite.runs]
+        now += [f"{x.name} seed {x.seed}: {x.run_id}" for x in suite.experiments]
+        assert now == ids, name
