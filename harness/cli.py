@@ -14,7 +14,7 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
-from harness.errors import UserError
+from harness.errors import SuiteError, UserError
 from harness.orchestrate import Overrides, echo_now, train_suite, tune_search
 from harness.plan import print_plan
 from harness.runner import suite_folder
@@ -127,6 +127,8 @@ def validate(suite_files: tuple[str, ...]) -> None:
     for suite_file in suite_files:
         try:
             suite = load_suite(suite_file)
+            if suite.missing_data():
+                raise SuiteError(suite.missing_data())
         except UserError as exc:
             _say(exc)  # its lines name the file
             failed = True
@@ -203,6 +205,8 @@ def run(
     """Train every run of SUITE_FILE, skipping finished runs and resuming unfinished ones."""
     suite = _load(suite_file)
     if dry_run:
+        if suite.missing_data():
+            _fail(SuiteError(suite.missing_data()))
         watch = {"tensorboard": tensorboard, "wandb": wandb}
         print_plan(suite, Path(results), device, compile_, watch)
         return

@@ -7,8 +7,13 @@ The CLI turns these into that line and exit code 2; anything else is a bug and k
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import ConfigDict, ValidationError
 from pydantic_core import ErrorDetails
+
+SUITE_TABLE = ConfigDict(extra="forbid", frozen=True, strict=True)
+"""How every table of a suite file is read: no unknown key, and no value of another type taken
+for the one asked (`steps = true` is not 1, `lr = "5e-5"` is not a number; an integer is a
+float)."""
 
 
 class UserError(Exception):
@@ -47,7 +52,11 @@ def error_message(err: ErrorDetails) -> str:
     else:
         text = err["msg"].removeprefix("Value error, ")
         text = text[0].lower() + text[1:]
-    return f"{text} (got {err['input']!r})" if "input" in err and kind != "value_error" else text
+    if "input" not in err or kind == "value_error":
+        return text
+    given = err["input"]
+    shown = str(given).lower() if isinstance(given, bool) else repr(given)  # as TOML writes it
+    return f"{text} (got {shown})"
 
 
 def suite_errors(path: Path, exc: ValidationError, prefix: tuple[Any, ...] = ()) -> SuiteError:

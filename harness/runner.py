@@ -16,7 +16,7 @@ import torch
 from tqdm import tqdm
 
 from harness.data import build_sampler
-from harness.errors import UserError
+from harness.errors import SuiteError, UserError
 from harness.experiments import EXPERIMENTS
 from harness.live import check_available
 from harness.records import (
@@ -132,9 +132,11 @@ def preflight(
     device = pick_device(device_name or suite.device)
     runs = in_shard(suite.runs, shard)
     if data:
-        check_data_sizes(
-            suite, [s for s in runs if force or not _finished_earlier(results, suite, s)]
-        )
+        to_train = [s for s in runs if force or not _finished_earlier(results, suite, s)]
+        missing = suite.missing_data(used=[s.data for s in to_train])
+        if missing:
+            raise SuiteError(missing)
+        check_data_sizes(suite, to_train)
     record_suite(suite, results, restart=force and shard is None)
     return device
 

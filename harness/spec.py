@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal, get_args
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from harness.data import DATASETS, LOCATION_KEYS
+from harness.errors import SUITE_TABLE
 from harness.models import ARCHITECTURES, check_critic_norm
 from harness.objectives import OBJECTIVES, objective_params, own_settings
 from harness.registry import Registry
@@ -65,7 +66,7 @@ DEFAULT_DINOV2 = "dinov2-vit-l-14"
 class RunFields(BaseModel):
     """The settings of a run, each optional: what `[defaults]`, a `[[run]]` or a grid may set."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = SUITE_TABLE
 
     objective: ObjectiveName | None = None
     variant: Literal["minimax", "non-saturating"] | None = None  # gan
@@ -75,7 +76,7 @@ class RunFields(BaseModel):
     critic_schedule: Literal["constant", "burst"] | None = None
     optimizer: Literal["adam", "rmsprop"] | None = None
     lr: Positive | None = None
-    betas: tuple[Beta, Beta] | None = None  # adam
+    betas: Annotated[list[Beta], Field(min_length=2, max_length=2)] | None = None  # adam
     batch_size: PositiveInt | None = None
     steps: PositiveInt | None = None
     architecture: ArchitectureName | None = None

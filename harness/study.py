@@ -11,8 +11,9 @@ import math
 from typing import Any, Literal, get_args
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
+from harness.errors import SUITE_TABLE
 from harness.tune.space import BETAS, INTEGER, Param, Tunable
 
 Estimate = Literal[
@@ -38,7 +39,7 @@ class Primary(BaseModel):
     estimate and measure over the other phases, and the objectives head to head, are adjusted
     for multiplicity (Holm)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = SUITE_TABLE
 
     estimate: Estimate = "divergence_estimate_filtered"  # what the WGAN paper plots
     measure: str  # an evals column every run records: exact_w1, fid, ...
@@ -55,7 +56,7 @@ class DrawTable(BaseModel):
     trained with every seed of the suite. One rule, so no objective's settings are picked by
     hand. The draws of a run depend on `seed` and the run's name only."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = SUITE_TABLE
 
     settings: int = Field(gt=0)
     seed: int = 0

@@ -9,11 +9,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 from pydantic.fields import FieldInfo
 
-from harness.data import DATASETS
-from harness.errors import SuiteError, check_unique, error_message, key_path, suite_errors
+from harness.data import DATASETS, data_absent
+from harness.errors import (
+    SUITE_TABLE,
+    SuiteError,
+    check_unique,
+    error_message,
+    key_path,
+    suite_errors,
+)
 from harness.evaluate.columns import metric_columns, without_weights
 from harness.experiments import ExperimentSpec, expand_experiments
 from harness.objectives import OBJECTIVES, own_settings
@@ -43,7 +50,7 @@ class RunTable(RunFields):
 
 
 class SuiteTable(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = SUITE_TABLE
 
     name: Name
     description: str = ""
@@ -57,7 +64,7 @@ class SuiteTable(BaseModel):
 
 
 class SuiteFile(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = SUITE_TABLE
 
     suite: SuiteTable
     data: dict[str, Any] | None = None  # required with [[run]]
@@ -85,6 +92,22 @@ class Suite:
     # run id -> the settings it took from the papers' defaults (spec.PAPER_OBJECTIVES), which
     # the plan marks "(paper default)"
     paper_defaults: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # each table that names a dataset, as (key path, its checked data): `data` and run[i].data
+    data_tables: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+    def missing_data(self, used: list[dict[str, Any]] | None = None) -> list[str]:
+        """One line per data table whose files are absent and will not be downloaded (an
+        image folder that does not exist, CIFAR-10 absent with download = false): what `run`
+        would stop on, said by `validate` with the file and the key. `used`: only the tables
+        of these runs' data (None: every table)."""
+        lines = []
+        for where, data in self.data_tables:
+            if used is not None and data not in used:
+                continue
+            absent = data_absent(data)
+            if absent is not None:
+                lines.append(f"{self.path}: {where}.{absent[0]}: {absent[1]}")
+        return lines
 
 
 def _validate_data(
@@ -392,6 +415,7 @@ def load_suite(path: str | Path) -> Suite:
     if any(t.data is None for t in suite_file.run or []) and suite_file.data is None:
         raise SuiteError([f"{path}: data: missing (or a data table in every [[run]])"])
     data = _validate_data(path, suite_file.data) if suite_file.data is not None else {}
+    data_tables = [("data", data)] if suite_file.data is not None else []
 
     tables = suite_file.run or []
     draw = suite_file.draw
@@ -403,6 +427,8 @@ def load_suite(path: str | Path) -> Suite:
         check_unique(path, "run", names[: i + 1])  # in order: the first mistake is reported
         own_data = table.data
         run_data = data if own_data is None else _validate_data(path, own_data, ("run", i, "data"))
+        if own_data is not None:
+            data_tables.append((f"run[{i}].data", run_data))
         own = (own_defaults, own_runs[i] if own_runs else {})
         for spec, keys in _expand_run(
             path, i, table, suite_file.defaults, run_data, suite_file.suite.seeds, own, draw
@@ -438,6 +464,7 @@ def load_suite(path: str | Path) -> Suite:
         primary=s.primary,
         draw=draw,
         paper_defaults=from_paper,
+        data_tables=data_tables,
     )
 
 

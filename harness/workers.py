@@ -191,6 +191,20 @@ def become_worker() -> None:
         torch.set_num_threads(int(threads))
 
 
+def take_ctrl_c() -> bool:
+    """In a parent about to start workers: Ctrl-C raising KeyboardInterrupt here too when this
+    process was started with SIGINT ignored (a background job: `cmd &` in a script, and all it
+    starts); True if it was. Its workers take Ctrl-C however they start (become_worker) and share
+    its process group, so a Ctrl-C they stop on must stop it too, else it outlives them and counts
+    them failed: exit 1, not 130. Its workers then start with SIGINT at its default, not ignored."""
+    if threading.current_thread() is not threading.main_thread():
+        return False  # signal.signal works in the main thread only
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        return False
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    return True
+
+
 @dataclass
 class Workers:
     """N child processes of one command; their output lines arrive on `lines` as (i, line)."""
@@ -198,6 +212,7 @@ class Workers:
     processes: list[subprocess.Popen[str]]
     lines: "queue.Queue[tuple[int, str]]" = field(default_factory=queue.Queue)
     readers: list[threading.Thread] = field(default_factory=list)
+    ignored_ctrl_c: bool = False  # SIGINT was ignored here before start: follow restores that
 
     @classmethod
     def start(
@@ -208,6 +223,7 @@ class Workers:
         threads: int | None = None,
     ) -> "Workers":
         cores, gpus = usable_cores(), cuda_devices()
+        ignored = take_ctrl_c()
         processes = [
             subprocess.Popen(
                 command,
@@ -219,7 +235,7 @@ class Workers:
             )
             for i in range(n)
         ]
-        workers = cls(processes)
+        workers = cls(processes, ignored_ctrl_c=ignored)
         for i, process in enumerate(processes):
             reader = threading.Thread(target=workers._read, args=(i, process), daemon=True)
             reader.start()
@@ -276,4 +292,6 @@ class Workers:
             raise
         finally:
             self.drain(say, final=True)
+            if self.ignored_ctrl_c:
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
         return [p.wait() for p in self.processes]

@@ -45,6 +45,11 @@ BAD = [  # (what to change in GOOD, the line expected)
     ),
     (("steps = 10", "stepz = 10"), "defaults.stepz: unknown key"),
     (("steps = 10", 'steps = "ten"'), "defaults.steps: input should be a valid integer"),
+    (("steps = 10", "steps = true"), "defaults.steps: input should be a valid integer (got true)"),
+    (
+        ("lr = 5e-5", 'lr = "5e-5"'),
+        "run[1].lr: input should be a valid number (got '5e-5')",
+    ),
     (
         ('optimizer = "adam"\nlr = 1e-4\nbetas = [0.5, 0.9]', 'optimizer = "rmsprop"'),
         "run[0].lr: missing (set it in [defaults] or in this run; the papers' lr for 'gan' goes "

@@ -183,6 +183,10 @@ EXTRA_BAD = [  # (file text or None for no file, extra arguments, expected in th
     (GOOD.replace('name = "8gaussians"', 'name = "digits"\nsize = 8').replace(
         'objective = "gan"', 'objective = "gan"\nfd_dinov2_extractor = "dinov2-vit-s-14"'), [],
      "run[0].fd_dinov2_extractor: used only with metric 'fd_dinov2'"),
+    (GOOD.replace('name = "8gaussians"', 'name = "image-folder"\npath = "no-such-folder"'), [],
+     "data.path: no folder no-such-folder"),
+    (GOOD.replace('name = "8gaussians"', 'name = "cifar10"\nroot = "x"\ndownload = false'), [],
+     "data.root: no CIFAR-10 under x (looked for cifar-10-batches-py/) and download = false"),
 ]  # fmt: skip
 CASES = [(GOOD.replace(old, new, 1), [], expected) for (old, new), expected in BAD] + EXTRA_BAD
 

@@ -263,3 +263,22 @@ def test_the_repository_suites_keep_their_run_ids():
         now = [f"{r.name} seed {r.seed}: {r.run_id}" for r in suite.runs]
         now += [f"{x.name} seed {x.seed}: {x.run_id}" for x in suite.experiments]
         assert now == ids, name
+
+
+def test_validate_says_what_run_would_stop_on_absent_data(tmp_path):
+    """An image folder that does not exist, and CIFAR-10 absent with download = false: the
+    file and the key, exit 2, as `run` and `run --dry-run` say it too."""
+    folder = GOOD.replace('name = "8gaussians"', 'name = "image-folder"\npath = "/no/such"')
+    cifar = GOOD.replace('name = "8gaussians"', f'name = "cifar10"\nroot = "{tmp_path}"')
+    cifar_off = cifar.replace("[data]\n", "[data]\ndownload = false\n")
+    files = [write(tmp_path, t, n) for t, n in [(folder, "a.toml"), (cifar, "b.toml")]]
+    files.append(write(tmp_path, cifar_off, "c.toml"))
+    done = CliRunner().invoke(main, ["validate", *map(str, files)])
+    errors = [line for line in done.output.splitlines() if line.startswith("error:")]
+    assert done.exit_code == 2 and errors == [
+        f"error: {files[0]}: data.path: no folder /no/such",
+        f"error: {files[2]}: data.root: no CIFAR-10 under {tmp_path} (looked for "
+        "cifar-10-batches-py/) and download = false",
+    ]  # b.toml downloads what it lacks: its plan is printed
+    dry = CliRunner().invoke(main, ["run", str(files[0]), "--dry-run"])
+    assert dry.exit_code == 2 and "data.path: no folder /no/such" in dry.output

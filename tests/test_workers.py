@@ -129,7 +129,8 @@ def test_ctrl_c_stops_every_worker_and_runs_resume(tmp_path):
     started = time.monotonic()
     os.killpg(parent.pid, signal.SIGINT)  # Ctrl-C reaches the parent and every worker
     output, _ = parent.communicate(timeout=120)
-    assert parent.returncode == 130 and "resumes on the next" in output
+    shown = f"exit code {parent.returncode}, output:\n{output}"
+    assert parent.returncode == 130 and "resumes on the next" in output, shown
     assert time.monotonic() - started < 30  # stopped at once, not killed after the grace
     statuses = [
         RunFolder(results / "stopped" / s.run_id).read_status() or {}

@@ -10,9 +10,10 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import torch
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 
 from harness.data import images, toy  # the datasets: this registry imports them, not the reverse
+from harness.errors import SUITE_TABLE
 from harness.registry import Registry
 
 
@@ -29,7 +30,7 @@ LOCATION_KEYS = ("root", "download")
 
 
 class NoParams(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = SUITE_TABLE
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,9 @@ class DatasetEntry:
     build: Callable[..., Sampler]  # build(params, device, split) -> Sampler; split "train"/"test"
     params: type[BaseModel]
     images: bool  # (C, H, W) uint8 images, not points: picks the image-only defaults
+    # absent(params) -> (key, why) when the data are not where `params` say and will not be
+    # fetched: `harness validate` says so before `run` would
+    absent: Callable[[Any], tuple[str, str] | None] | None = None
 
 
 DATASETS: Registry[DatasetEntry] = Registry("dataset")
@@ -47,8 +51,17 @@ def register_dataset(
     build: Callable[..., Sampler],
     params: type[BaseModel] = NoParams,
     images: bool = False,
+    absent: Callable[[Any], tuple[str, str] | None] | None = None,
 ) -> None:
-    DATASETS.add(name, DatasetEntry(build, params, images))
+    DATASETS.add(name, DatasetEntry(build, params, images, absent))
+
+
+def data_absent(data: dict[str, Any]) -> tuple[str, str] | None:
+    """(key, why) when a RunSpec's `data` are not on disk and will not be downloaded."""
+    entry = DATASETS.entry(data["name"])
+    if entry.absent is None:
+        return None
+    return entry.absent(entry.params(**{k: v for k, v in data.items() if k != "name"}))
 
 
 SPLITS = ("train", "test")
@@ -70,6 +83,14 @@ register_dataset("8gaussians", toy.eight_gaussians)
 register_dataset("25gaussians", toy.twenty_five_gaussians)
 register_dataset("swissroll", toy.swissroll)
 register_dataset("parallel-lines", toy.parallel_lines, toy.ParallelLinesParams)
-register_dataset("cifar10", images.cifar10, images.Cifar10Params, images=True)
+register_dataset(
+    "cifar10", images.cifar10, images.Cifar10Params, images=True, absent=images.cifar10_absent
+)
 register_dataset("digits", images.digits, images.DigitsParams, images=True)
-register_dataset("image-folder", images.image_folder, images.ImageFolderParams, images=True)
+register_dataset(
+    "image-folder",
+    images.image_folder,
+    images.ImageFolderParams,
+    images=True,
+    absent=images.image_folder_absent,
+)

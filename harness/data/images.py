@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
-from harness.errors import UserError
+from harness.errors import SUITE_TABLE, UserError
 from harness.locking import file_lock
 
 SPLIT_SEED = 0  # the permutation that splits digits and image folders: part of the dataset
@@ -65,7 +65,7 @@ def data_root(root: str | None) -> Path:
 
 
 class Cifar10Params(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = SUITE_TABLE
     root: str | None = None
     download: bool = True
 
@@ -103,6 +103,14 @@ def _cifar10_files() -> type:
 def one_line(error: BaseException) -> str:
     """An exception's message on one line: the CLI prints UserErrors as exactly one line."""
     return " ".join(str(error).split()) or type(error).__name__
+
+
+def cifar10_absent(params: Cifar10Params) -> tuple[str, str] | None:
+    root = data_root(params.root)
+    if params.download or cifar10_present(root):
+        return None
+    key = "root" if params.root is not None else "download"
+    return key, f"no CIFAR-10 under {root} (looked for {CIFAR10_FOLDER}/) and download = false"
 
 
 def cifar10(params: Cifar10Params, device: torch.device, split: str) -> ImageSet:
@@ -160,7 +168,7 @@ def fetch_cifar10(root: Path, into: Path) -> None:
 
 
 class DigitsParams(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = SUITE_TABLE
     size: int = Field(default=32, ge=8)
 
 
@@ -184,7 +192,7 @@ def digits(params: DigitsParams, device: torch.device, split: str) -> ImageSet:
 
 
 class ImageFolderParams(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = SUITE_TABLE
     path: str
     size: int = Field(default=32, ge=1)
     heldout_fraction: float = Field(default=0.1, gt=0, lt=1)
@@ -204,6 +212,11 @@ def read_square(file: Path, size: int) -> torch.Tensor:
 
     square = TF.center_crop(TF.resize(rgb, size), [size, size])
     return torch.from_numpy(np.asarray(square, dtype=np.uint8).copy()).permute(2, 0, 1)
+
+
+def image_folder_absent(params: ImageFolderParams) -> tuple[str, str] | None:
+    folder = Path(params.path).expanduser()
+    return None if folder.is_dir() else ("path", f"no folder {folder}")
 
 
 def image_folder(params: ImageFolderParams, device: torch.device, split: str) -> ImageSet:

@@ -7,7 +7,9 @@ Builders ignore the split: each distribution is infinite, so a fresh draw is alr
 import math
 
 import torch
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
+
+from harness.errors import SUITE_TABLE
 
 
 class GaussianMixture:
@@ -73,7 +75,7 @@ def swissroll(params: BaseModel, device: torch.device, split: str) -> Pool:
 
 
 class ParallelLinesParams(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = SUITE_TABLE
     theta: float = 0.0
 
 

@@ -5,6 +5,7 @@ from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, field_validator
 
+from harness.errors import SUITE_TABLE
 from harness.spec import Name, content_id
 
 Objective3 = Literal["gan", "wgan", "wgan-gp"]
@@ -14,7 +15,7 @@ class Common(BaseModel):
     """What every experiment's critics share. Each objective's critic uses its paper's
     optimiser family (Adam for gan and wgan-gp, RMSProp for wgan) at `lr`."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = SUITE_TABLE
 
     name: Name | None = None
     objectives: list[Objective3] = Field(default=["gan", "wgan", "wgan-gp"], min_length=1)

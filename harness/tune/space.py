@@ -5,9 +5,9 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeGuard
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, ValidationError, model_validator
 
-from harness.errors import SuiteError, suite_errors
+from harness.errors import SUITE_TABLE, SuiteError, suite_errors
 from harness.evaluate.columns import metric_columns
 from harness.spec import RunFields, RunSpec, not_used
 
@@ -22,7 +22,7 @@ BETAS = {"beta1": 0, "beta2": 1}  # the index in Adam's betas
 class Param(BaseModel):
     """One tuned setting: a range (`low`, `high`, `log`) or a list of `choices`."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = SUITE_TABLE
 
     low: float | None = None
     high: float | None = None
@@ -73,7 +73,7 @@ class Param(BaseModel):
 
 
 class TuneTable(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = SUITE_TABLE
 
     metric: str  # an evals column: fid, exact_w1, exact_w1_inception_pca8, inception_score...
     direction: Literal["minimize", "maximize"] = "minimize"
