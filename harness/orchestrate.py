@@ -24,6 +24,7 @@ from harness.runner import (
     describe,
     pick_device,
     preflight,
+    reason,
     recorded_results,
     run_folders,
     run_suite,
@@ -102,8 +103,11 @@ def train_suite(
         wandb=given.wandb,
         vgg16_weights=given.vgg16_weights,
     )
-    if not quiet and not is_worker:
+    if is_worker:  # its parent reads every run's outcome from the folders and says it
+        return
+    if not quiet:
         print_outcomes(suite, Path(results), outcomes)
+    exit_if_failed(outcomes)
 
 
 def print_outcomes(suite: Suite, results: Path, outcomes: list[RunResult]) -> None:
@@ -111,6 +115,23 @@ def print_outcomes(suite: Suite, results: Path, outcomes: list[RunResult]) -> No
     width = max((len(r.spec.name) for r in outcomes), default=0)
     for r in outcomes:
         click.echo(f"  {r.spec.name:<{width}}  seed {r.spec.seed:<3} {describe(r)}")
+
+
+def exit_if_failed(outcomes: list[RunResult]) -> None:
+    """Exit code 1, after a line per failed run with its reason (said under --quiet too), when
+    any run failed: a script or a Slurm array must notice. A diverged run is an outcome, not a
+    failure: with every run done, diverged or finished earlier, the code stays 0."""
+    failed = [r for r in outcomes if r.state == "failed"]
+    if not failed:
+        return
+    click.echo(
+        f"error: {len(failed)} of {len(outcomes)} runs failed (each is tried again by the next "
+        "`harness run`):",
+        err=True,
+    )
+    for r in failed:
+        click.echo(f"  {r.spec.name} seed {r.spec.seed}: {reason(r)}", err=True)
+    sys.exit(1)
 
 
 def run_workers(
@@ -163,11 +184,13 @@ def run_workers(
         signal.signal(signal.SIGTERM, before)
         for bar in bars:
             bar.close()
+    outcomes = recorded_results(suite, results, shard)
     if not quiet:
-        print_outcomes(suite, results, recorded_results(suite, results, shard))
+        print_outcomes(suite, results, outcomes)
     if any(codes):
         click.echo(f"error: {sum(1 for c in codes if c)} of {n} workers failed {codes}", err=True)
         sys.exit(2 if all(c == 2 for c in codes) else 1)
+    exit_if_failed(outcomes)
 
 
 def draw(bars: list[Any], folders: list[tuple[Any, Any]], session: str, pids: list[int]) -> None:

@@ -53,6 +53,7 @@ class RunResult:
     step: int
     wall_time: float | None
     final: dict[str, Any]
+    error: str | None = None  # a failed run's reason, as its status.json holds it
 
 
 def suite_folder(results: Path, suite: Suite) -> Path:
@@ -210,7 +211,8 @@ def recorded_results(
         status = folder.read_status() or {}
         final = last_row(folder.read_evals())
         state, step = status.get("state", "pending"), int(status.get("step", 0))
-        out.append(RunResult(spec, folder.path, state, step, status.get("wall_time"), final))
+        wall_time, error = status.get("wall_time"), status.get("error")
+        out.append(RunResult(spec, folder.path, state, step, wall_time, final, error))
     return out
 
 
@@ -381,11 +383,12 @@ def _failed(
     spec: Spec, folder: RunFolder, head: str, say: Callable[[str], None], error: str
 ) -> RunResult:
     """Called inside an `except`: the error and its traceback go into status.json."""
+    step = int((folder.read_status() or {}).get("step", 0))  # the last step recorded
     folder.write_status(
-        state="failed", error=error, traceback=traceback.format_exc(), session=SESSION
+        state="failed", error=error, traceback=traceback.format_exc(), session=SESSION, step=step
     )
     say(f"{head}: failed: {error}")
-    return RunResult(spec, folder.path, "failed", 0, None, {})
+    return RunResult(spec, folder.path, "failed", step, None, {}, error)
 
 
 def _not_now(
@@ -430,7 +433,14 @@ QUALITY_SHOWN = [  # (evals column, label, decimals) on a run's line
 ]
 
 
+def reason(result: RunResult) -> str:
+    """A failed run's reason on one line (an exception's message may hold several)."""
+    return " ".join((result.error or "no reason recorded").split())
+
+
 def describe(result: RunResult) -> str:
+    if result.state == "failed":
+        return f"failed at step {result.step}: {reason(result)}"
     if isinstance(result.spec, ExperimentSpec):
         seconds = "" if result.wall_time is None else f", {result.wall_time:.1f} s"
         return f"experiment {result.spec.kind}: {result.state}{seconds}"

@@ -1,6 +1,7 @@
 """The command as people type it: `harness validate` on several files, `--version`, `-h` as
-`--help` everywhere, `harness report --format md` and `--results`; and harness/cli.py stays
-thin (its plan, orchestration and tune summary live in their own modules)."""
+`--help` everywhere, `harness report --format md` and `--results`, exit code 1 when a run
+failed; and harness/cli.py stays thin (its plan, orchestration and tune summary live in their
+own modules)."""
 
 import importlib.metadata
 from pathlib import Path
@@ -10,6 +11,10 @@ from click.testing import CliRunner, Result
 from suite_files import FOLDER
 
 from harness.cli import main
+from harness.orchestrate import exit_if_failed
+from harness.records import RunFolder
+from harness.runner import recorded_results
+from harness.suite import load_suite
 
 GOOD = FOLDER / "good.toml"
 PLAN = FOLDER / "plan.toml"
@@ -127,3 +132,22 @@ def test_report_results_reaches_the_real_report(tmp_path):
 def test_cli_stays_thin():
     lines = len(CLI.read_text().splitlines())
     assert lines < 400, f"harness/cli.py has {lines} lines: move the work out of the commands"
+
+
+def test_run_exits_1_when_a_worker_recorded_a_failed_run_and_0_for_diverged(tmp_path, capsys):
+    """The --workers parent reads each run's outcome from its folder: a failed run (its reason
+    in status.json) makes the exit code 1, with the reason; done and diverged leave it 0."""
+    suite = load_suite(GOOD)
+    for spec, state in zip(suite.runs, ["done", "diverged", "done"], strict=False):
+        folder = RunFolder(tmp_path / suite.name / spec.run_id)
+        folder.create()
+        folder.write_status(state=state, step=10)
+    outcomes = recorded_results(suite, tmp_path)
+    exit_if_failed(outcomes)  # no exit: pending runs are not failures either
+    failed = RunFolder(tmp_path / suite.name / suite.runs[2].run_id)
+    failed.write_status(state="failed", error="ValueError: bad\nsecond line", step=4)
+    with pytest.raises(SystemExit) as stop:
+        exit_if_failed(recorded_results(suite, tmp_path))
+    assert stop.value.code == 1
+    name = f"{suite.runs[2].name} seed {suite.runs[2].seed}"
+    assert capsys.readouterr().err.endswith(f"  {name}: ValueError: bad second line\n")

@@ -175,8 +175,10 @@ def test_nan_loss_marks_the_run_diverged_and_the_suite_goes_on(tmp_path, monkeyp
     path = write_suite(
         tmp_path, '[[run]]\nobjective = "gan"\n[[run]]\nobjective = "wgan-gp"\ngp_lambda = 1.0\n'
     )
+    done = CliRunner().invoke(main, ["run", path, "--results", tmp_path / "r", "--workers", 1])
+    assert done.exit_code == 0, done.output  # divergence is an outcome, not a failure
     results = run_suite(load_suite(path), tmp_path / "r", quiet=True)
-    assert [r.state for r in results] == ["diverged", "done"]
+    assert [r.state for r in results] == ["skipped", "skipped"]
     folder = RunFolder(results[0].folder)
     status = folder.read_status()
     assert (status["state"], status["diverged_at"]) == ("diverged", 13)
@@ -197,8 +199,17 @@ def test_a_crashing_run_is_recorded_failed_and_the_suite_goes_on(tmp_path, monke
     path = write_suite(
         tmp_path, '[[run]]\nobjective = "wgan"\nclip = 0.01\n[[run]]\nobjective = "gan"\n'
     )
+    done = CliRunner().invoke(main, ["run", path, "--results", tmp_path / "r", "--workers", 1])
+    assert done.exit_code == 1, done.output  # a script, a Slurm array notices
+    assert "  wgan  seed 0   failed at step 0: RuntimeError: boom\n" in done.stdout
+    assert done.stderr.endswith(
+        "error: 1 of 2 runs failed (each is tried again by the next `harness run`):\n"
+        "  wgan seed 0: RuntimeError: boom\n"
+    )
+    quiet = CliRunner().invoke(main, ["run", path, "--results", tmp_path / "r", "--quiet"])
+    assert quiet.exit_code == 1 and quiet.stderr.endswith("wgan seed 0: RuntimeError: boom\n")
     results = run_suite(load_suite(path), tmp_path / "r", quiet=True)
-    assert [r.state for r in results] == ["failed", "done"]
+    assert [r.state for r in results] == ["failed", "skipped"]
     status = RunFolder(results[0].folder).read_status()
     assert status["state"] == "failed" and "RuntimeError: boom" in status["error"]
 

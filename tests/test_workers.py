@@ -149,6 +149,23 @@ def test_ctrl_c_stops_every_worker_and_runs_resume(tmp_path):
         assert isinstance(steps, pd.DataFrame) and list(steps["step"]) == list(range(1, 401))
 
 
+def test_a_parent_started_with_ctrl_c_ignored_takes_it_while_it_has_workers():
+    """A background job (`cmd &` in a script, and all it starts) begins with SIGINT ignored. Its
+    workers take Ctrl-C anyway (become_worker), so while it has them the parent does too: else
+    it outlives their Ctrl-C and counts them failed (exit 1, not 130)."""
+    show = "import signal; print(signal.getsignal(signal.SIGINT))"
+    lines: list[str] = []
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        pool = workers.Workers.start([sys.executable, "-c", show], 1)
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        assert pool.follow(lambda _i, line: lines.append(line)) == [0]
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN  # as it was, once they ended
+    finally:
+        signal.signal(signal.SIGINT, before)
+    assert lines == [str(signal.default_int_handler)]  # the worker starts with it at default
+
+
 def test_a_run_failed_in_this_session_is_not_retried_by_a_sibling(tmp_path, monkeypatch):
     suite = load_suite(write_suite(tmp_path, "failing", steps=20, every=10, seeds=1))
     spec = suite.runs[0]
