@@ -15,7 +15,7 @@ from typing import Any, NoReturn, TypeVar
 import click
 
 from harness.errors import SuiteError, UserError
-from harness.orchestrate import Overrides, echo_now, train_suite, tune_search
+from harness.orchestrate import Overrides, echo_now, print_budget, train_suite, tune_search
 from harness.plan import print_plan
 from harness.runner import suite_folder
 from harness.spec import DEVICES
@@ -209,6 +209,7 @@ def run(
             _fail(SuiteError(suite.missing_data()))
         watch = {"tensorboard": tensorboard, "wandb": wandb}
         print_plan(suite, Path(results), device, compile_, watch)
+        print_budget(suite, Path(results), device, workers, shard, force)
         return
     given = Overrides(device, compile_, feature_weights, vgg16_weights, tensorboard, wandb)
     try:

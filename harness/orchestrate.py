@@ -20,14 +20,16 @@ from harness.plan import tune_note
 from harness.records import TERMINAL_STATES
 from harness.runner import (
     RunResult,
+    check_suite,
     clear_runs,
     describe,
     pick_device,
-    preflight,
     reason,
+    record_suite,
     recorded_results,
     run_folders,
     run_suite,
+    runs_to_train,
     suite_folder,
 )
 from harness.suite import Suite
@@ -75,8 +77,11 @@ def train_suite(
     check_available(suite.wandb if given.wandb is None else given.wandb)  # before any training
     plan = None
     if not is_worker:
-        where = preflight(suite, Path(results), given.device, shard, force)
+        where = check_suite(suite, Path(results), given.device, shard, force)
         plan = plan_workers(workers, suite, Path(results), where, shard, force)
+        if (given.device or suite.device) == "auto" and where.type == "cpu":
+            stop_if_too_long_on_the_cpu(suite, Path(results), plan, shard, force)
+        record_suite(suite, Path(results), restart=force and shard is None)
         if not quiet:
             click.echo(plan.line)
         if suite.tune is not None:
@@ -98,7 +103,7 @@ def train_suite(
         compile=given.compile,
         shard=shard,
         bars=not is_worker,
-        data_checked=True,  # once: above (preflight), or by the --workers parent
+        data_checked=True,  # once: above (check_suite), or by the --workers parent
         tensorboard=given.tensorboard,
         wandb=given.wandb,
         vgg16_weights=given.vgg16_weights,
@@ -108,6 +113,51 @@ def train_suite(
     if not quiet:
         print_outcomes(suite, Path(results), outcomes)
     exit_if_failed(outcomes)
+
+
+def print_budget(
+    suite: Suite,
+    results: Path,
+    device: str | None,
+    workers: int | None,
+    shard: tuple[int, int] | None,
+    force: bool,
+) -> None:
+    """`--dry-run`'s last lines: how `harness run` would share the runs among processes, and
+    how long their training would take on this machine (harness/budget.py)."""
+    from harness.budget import CPU_LIMIT_S, estimate
+
+    try:
+        where = pick_device(device or suite.device)
+    except UserError as exc:
+        click.echo(f"budget: not estimated ({exc})")
+        return
+    plan = plan_workers(workers, suite, results, where, shard, force)
+    click.echo(plan.line)
+    runs = runs_to_train(suite, results, shard, force)
+    if not runs:
+        return
+    budget = estimate(runs, where, plan.n, plan.threads)
+    click.echo(budget.line())
+    if (device or suite.device) == "auto" and where.type == "cpu" and budget.seconds > CPU_LIMIT_S:
+        click.echo("  more than 3 h with no GPU: `harness run` would stop; --device cpu trains")
+
+
+def stop_if_too_long_on_the_cpu(
+    suite: Suite, results: Path, plan: WorkerPlan, shard: tuple[int, int] | None, force: bool
+) -> None:
+    """A suite left to find a GPU that found none, and would train for more than
+    budget.CPU_LIMIT_S here, stops with one line: no silent day on a CPU."""
+    from harness.budget import CPU_LIMIT_S, duration, estimate
+
+    runs = runs_to_train(suite, results, shard, force)
+    budget = estimate(runs, pick_device("cpu"), plan.n, plan.threads)
+    if budget.seconds > CPU_LIMIT_S:
+        raise UserError(
+            f"{suite.path}: no GPU found, and its {budget.runs} runs would train for at least "
+            f"{duration(budget.seconds)} on this CPU (more than {duration(CPU_LIMIT_S)}); "
+            "give --device cpu to train on the CPU anyway"
+        )
 
 
 def print_outcomes(suite: Suite, results: Path, outcomes: list[RunResult]) -> None:
@@ -143,7 +193,7 @@ def run_workers(
     force: bool,
     quiet: bool,
 ) -> None:
-    """plan.n `harness run --worker` processes on one suite (already checked by preflight);
+    """plan.n `harness run --worker` processes on one suite (already checked by check_suite);
     this process draws their progress (a bar for the suite, one per worker) from the run
     folders and prints their lines."""
     import secrets

@@ -125,20 +125,33 @@ def preflight(
     force: bool = False,
     data: bool = True,
 ) -> torch.device:
-    """What can be wrong before any run starts (one UserError line): the results path, the
-    device, the data's size (of every run that will train: all of them with `force`).
-    `--workers` checks it all once in the parent; its workers skip the data (`data` False)."""
+    """check_suite, then the suite recorded in its folder (record_suite)."""
+    device = check_suite(suite, results, device_name, shard, force, data)
+    record_suite(suite, results, restart=force and shard is None)
+    return device
+
+
+def check_suite(
+    suite: Suite,
+    results: Path,
+    device_name: str | None,
+    shard: tuple[int, int] | None,
+    force: bool = False,
+    data: bool = True,
+) -> torch.device:
+    """What can be wrong before any run starts (one UserError line), nothing written: the
+    results path, the device, the data's presence and size (of every run that will train:
+    all of them with `force`). `--workers` checks it all once in the parent; its workers skip
+    the data (`data` False)."""
     if results.exists() and not results.is_dir():
         raise UserError(f"--results {results}: is a file, not a folder")
     device = pick_device(device_name or suite.device)
-    runs = in_shard(suite.runs, shard)
     if data:
-        to_train = [s for s in runs if force or not _finished_earlier(results, suite, s)]
+        to_train = runs_to_train(suite, results, shard, force)
         missing = suite.missing_data(used=[s.data for s in to_train])
         if missing:
             raise SuiteError(missing)
         check_data_sizes(suite, to_train)
-    record_suite(suite, results, restart=force and shard is None)
     return device
 
 
@@ -222,6 +235,15 @@ def tried_in_this_session(status: dict[str, Any]) -> bool:
     kill would take every worker in turn); the next `harness run` does."""
     mine = SESSION is not None and status.get("session") == SESSION
     return mine and status.get("state") in ("failed", "running")
+
+
+def runs_to_train(
+    suite: Suite, results: Path, shard: tuple[int, int] | None, force: bool
+) -> list[RunSpec]:
+    """The runs of the shard that `harness run` would train: all of them with `force`, else
+    those not done or diverged."""
+    runs = in_shard(suite.runs, shard)
+    return [s for s in runs if force or not _finished_earlier(results, suite, s)]
 
 
 def _finished_earlier(results: Path, suite: Suite, spec: RunSpec) -> bool:

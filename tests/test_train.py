@@ -175,7 +175,8 @@ def test_nan_loss_marks_the_run_diverged_and_the_suite_goes_on(tmp_path, monkeyp
     path = write_suite(
         tmp_path, '[[run]]\nobjective = "gan"\n[[run]]\nobjective = "wgan-gp"\ngp_lambda = 1.0\n'
     )
-    done = CliRunner().invoke(main, ["run", path, "--results", tmp_path / "r", "--workers", 1])
+    args = ["run", path, "--results", tmp_path / "r", "--workers", 1, "--device", "cpu"]
+    done = CliRunner().invoke(main, args)
     assert done.exit_code == 0, done.output  # divergence is an outcome, not a failure
     results = run_suite(load_suite(path), tmp_path / "r", quiet=True)
     assert [r.state for r in results] == ["skipped", "skipped"]
@@ -199,7 +200,8 @@ def test_a_crashing_run_is_recorded_failed_and_the_suite_goes_on(tmp_path, monke
     path = write_suite(
         tmp_path, '[[run]]\nobjective = "wgan"\nclip = 0.01\n[[run]]\nobjective = "gan"\n'
     )
-    done = CliRunner().invoke(main, ["run", path, "--results", tmp_path / "r", "--workers", 1])
+    args = ["run", path, "--results", tmp_path / "r", "--workers", 1, "--device", "cpu"]
+    done = CliRunner().invoke(main, args)
     assert done.exit_code == 1, done.output  # a script, a Slurm array notices
     assert "  wgan  seed 0   failed at step 0: RuntimeError: boom\n" in done.stdout
     assert done.stderr.endswith(

@@ -41,6 +41,8 @@ class DatasetEntry:
     # absent(params) -> (key, why) when the data are not where `params` say and will not be
     # fetched: `harness validate` says so before `run` would
     absent: Callable[[Any], tuple[str, str] | None] | None = None
+    # shape(params) -> a sample's shape without reading the data (None: build the sampler)
+    shape: Callable[[Any], tuple[int, ...]] | None = None
 
 
 DATASETS: Registry[DatasetEntry] = Registry("dataset")
@@ -52,8 +54,18 @@ def register_dataset(
     params: type[BaseModel] = NoParams,
     images: bool = False,
     absent: Callable[[Any], tuple[str, str] | None] | None = None,
+    shape: Callable[[Any], tuple[int, ...]] | None = None,
 ) -> None:
-    DATASETS.add(name, DatasetEntry(build, params, images, absent))
+    DATASETS.add(name, DatasetEntry(build, params, images, absent, shape))
+
+
+def data_shape(data: dict[str, Any]) -> tuple[int, ...]:
+    """A RunSpec's sample shape, (2,) for points and (C, H, W) for images, without reading or
+    downloading image files."""
+    entry = DATASETS.entry(data["name"])
+    if entry.shape is None:
+        return build_sampler(data, torch.device("cpu")).shape
+    return entry.shape(entry.params(**{k: v for k, v in data.items() if k != "name"}))
 
 
 def data_absent(data: dict[str, Any]) -> tuple[str, str] | None:
@@ -84,13 +96,21 @@ register_dataset("25gaussians", toy.twenty_five_gaussians)
 register_dataset("swissroll", toy.swissroll)
 register_dataset("parallel-lines", toy.parallel_lines, toy.ParallelLinesParams)
 register_dataset(
-    "cifar10", images.cifar10, images.Cifar10Params, images=True, absent=images.cifar10_absent
+    "cifar10",
+    images.cifar10,
+    images.Cifar10Params,
+    images=True,
+    absent=images.cifar10_absent,
+    shape=lambda _: (3, 32, 32),
 )
-register_dataset("digits", images.digits, images.DigitsParams, images=True)
+register_dataset(
+    "digits", images.digits, images.DigitsParams, images=True, shape=lambda p: (1, p.size, p.size)
+)
 register_dataset(
     "image-folder",
     images.image_folder,
     images.ImageFolderParams,
     images=True,
     absent=images.image_folder_absent,
+    shape=lambda p: (3, p.size, p.size),
 )

@@ -1,0 +1,131 @@
+"""How long a suite would train on this machine, before it trains: each distinct network,
+batch and objective of its runs is timed for a few critic and generator updates on the device
+that would train it, and multiplied by the updates its runs take. Evals are not counted, so
+the estimate is a floor. `harness run --dry-run` prints it; `harness run` stops on it when a
+suite left to find a GPU (`device = "auto"`) would take more than CPU_LIMIT_S on the CPU.
+"""
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from harness.data import data_shape
+from harness.objectives import build_objective
+from harness.spec import RunSpec
+from harness.train import TrainingState, n_critic_at
+from harness.updates import critic_update
+
+CPU_LIMIT_S = 3 * 3600  # more than this on the CPU: `harness run` asks for `--device cpu`
+TIMED_UPDATES = 3  # per distinct setting, after one untimed update of each kind
+SLOW_S = 0.25  # a first update slower than this is timed alone
+
+# What a training step's time depends on; lr, seeds, eval settings and the like do not.
+TIMED_BY = (
+    "objective", "variant", "optimizer", "batch_size", "generator_batch_size", "architecture",
+    "width", "z_dim", "critic_norm", "precision", "objective_settings",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Budget:
+    seconds: float  # the runs' training updates, shared among the worker processes
+    runs: int
+    settings: int  # distinct settings timed
+    workers: int
+    device: str
+    untimed: int = 0  # settings whose update raised: their runs are not counted (they fail)
+
+    def line(self) -> str:
+        where = "the CPU" if self.device == "cpu" else f"{self.device}"
+        n = f"{self.runs} run{'s' * (self.runs != 1)}"
+        shared = f" in {self.workers} processes" if self.workers > 1 else ""
+        return (
+            f"budget: at least {duration(self.seconds)} of training on {where} for {n}{shared} "
+            f"(each of its {self.settings} network and batch settings timed here; evals not "
+            "counted)"
+        ) + (f"; {self.untimed} settings raised an error when timed" if self.untimed else "")
+
+
+def duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    hours = seconds / 3600
+    return f"{hours:.1f} h" if hours < 10 else f"{hours:.0f} h"
+
+
+def update_seconds(spec: RunSpec, device: torch.device) -> tuple[float, float]:
+    """Seconds of one critic update and of one generator update of `spec` on `device`: the
+    mean of a few updates (_timed), on random data of its shape."""
+    torch.manual_seed(0)
+    shape = data_shape(spec.data)
+    state = TrainingState.build(spec, shape, device)
+    G, D, rng = state.generator, state.critic, state.rng
+    objective = build_objective(spec.objective, spec.model_dump())
+    B, B_g = spec.batch_size, spec.generator_batch_size or spec.batch_size
+    real = state.laid_out(torch.rand(B, *shape, device=device) * 2 - 1)
+
+    def critic_step() -> None:
+        with torch.no_grad():
+            fake = G(torch.randn(B, spec.z_dim, device=device))
+        x, y = real.clone().requires_grad_(True), fake.requires_grad_(True)
+        critic_update(objective, D, state.opt_d, D(x), D(y), x, y, rng)
+
+    def generator_step() -> None:
+        loss = objective.generator_loss(D(G(torch.randn(B_g, spec.z_dim, device=device))))
+        state.opt_g.zero_grad(set_to_none=True)
+        loss.backward()
+        state.opt_g.step()
+
+    return _timed(critic_step, device), _timed(generator_step, device)
+
+
+def _timed(step: Callable[[], None], device: torch.device) -> float:
+    """The mean of up to TIMED_UPDATES calls after a first one, untimed; a first call slower
+    than SLOW_S is the measure itself (a large network on a CPU: a dry run stays short)."""
+    first = _seconds(step, device)
+    if first > SLOW_S:
+        return first
+    return sum(_seconds(step, device) for _ in range(TIMED_UPDATES)) / TIMED_UPDATES
+
+
+def _seconds(step: Callable[[], None], device: torch.device) -> float:
+    start = time.perf_counter()
+    step()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter() - start
+
+
+def estimate(
+    runs: list[RunSpec], device: torch.device, workers: int = 1, threads: int | None = None
+) -> Budget:
+    """The training time of `runs` on `device` in `workers` processes of `threads` torch
+    threads each (None: this process's), each distinct setting timed once."""
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    timed: dict[str, tuple[float, float] | None] = {}
+    total = 0.0
+    try:
+        for spec in runs:
+            key = repr([getattr(spec, k) for k in TIMED_BY] + [data_shape(spec.data)])
+            if key not in timed:
+                try:
+                    timed[key] = update_seconds(spec, device)
+                except Exception:  # a bug in an objective: its runs fail, with their reason
+                    timed[key] = None
+            seconds = timed[key]
+            if seconds is None:
+                continue
+            critic_s, generator_s = seconds
+            critic_updates = sum(n_critic_at(spec, s) for s in range(1, spec.steps + 1))
+            total += critic_updates * critic_s + spec.steps * generator_s
+    finally:
+        torch.set_num_threads(before)
+    n = max(1, min(workers, len(runs)))
+    untimed = sum(1 for t in timed.values() if t is None)
+    return Budget(total / n, len(runs), len(timed) - untimed, n, device.type, untimed)
