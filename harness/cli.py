@@ -19,7 +19,7 @@ from harness.orchestrate import Overrides, echo_now, print_budget, train_suite, 
 from harness.plan import print_plan
 from harness.runner import suite_folder
 from harness.spec import DEVICES
-from harness.suite import Suite, load_suite
+from harness.suite import Suite, load_suite, suite_paths
 from harness.workers import workers_count
 
 F = TypeVar("F", bound=Callable[..., Any])  # a click command function
@@ -117,14 +117,14 @@ def _live_options(f: F) -> F:
 
 
 @main.command()
-@click.argument("suite_files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.argument("suite_files", nargs=-1, required=True, type=click.Path())
 def validate(suite_files: tuple[str, ...]) -> None:
     """Check each SUITE_FILE and print what `harness run` would train: each run with every
     setting away from its fallback, and the [tune] search (the same plan as `harness run
-    --dry-run`). Several files: each checked and its plan printed in turn; exit code 2 if any
-    fails."""
+    --dry-run`). Several files, or a folder's *.toml: each checked and its plan printed in
+    turn; exit code 2 if any fails."""
     failed, printed = False, False
-    for suite_file in suite_files:
+    for suite_file in suite_paths(suite_files):
         try:
             suite = load_suite(suite_file)
             if suite.missing_data():

@@ -136,6 +136,7 @@ def print_budget(
     click.echo(plan.line)
     runs = runs_to_train(suite, results, shard, force)
     if not runs:
+        click.echo("budget: nothing to train (every run is done or diverged; --force starts over)")
         return
     budget = estimate(runs, where, plan.n, plan.threads)
     click.echo(budget.line())

@@ -136,13 +136,13 @@ def _pairs(settings: dict[str, str]) -> str:
 
 
 def _print_tune(suite: Suite, tune: TuneTable) -> None:
-    """The search `harness tune` would run: metric, budget, sampler and pruner, then one line
+    """The search `harness tune` would run: measure, budget, sampler and pruner, then one line
     per study with the run it starts from and each setting's range or choices."""
     pruner = f"pruner={tune.pruner}"
     if tune.pruner == "median":
         pruner += f" startup_trials={tune.startup_trials} warmup_steps={tune.warmup_steps}"
     click.echo(
-        f"tune: {tune.direction} {tune.metric} over {tune.trials} trials per study, "
+        f"tune: {tune.direction} {tune.measure} over {tune.trials} trials per study, "
         f"sampler={tune.sampler} seed={tune.seed}, {pruner}"
     )
     for base in tuned_runs(suite.runs, tune):

@@ -393,12 +393,12 @@ class RunSpec(BaseModel):
         return sorted({0, *range(every, self.steps, every), self.steps})
 
     def summary(self) -> str:
-        """The settings a reader scans for, in one short line."""
+        """The settings a reader scans for, in one short line, under the suite's own keys."""
         parts = [f"data={self.data['name']}", f"n_critic={self.n_critic}"]
         parts += [f"{k}={getattr(self, k)}" for k in objective_params()[self.objective]]
         parts += [f"{k}={v}" for k, v in (self.objective_settings or {}).items()]
-        parts.append(f"{self.optimizer} lr={self.lr:g}")
+        parts.append(f"optimizer={self.optimizer} lr={self.lr:g}")
         if self.betas:
-            parts.append(f"betas=({self.betas[0]:g}, {self.betas[1]:g})")
-        parts += [f"batch={self.batch_size}", f"steps={self.steps}"]
+            parts.append(f"betas=[{self.betas[0]:g}, {self.betas[1]:g}]")
+        parts += [f"batch_size={self.batch_size}", f"steps={self.steps}"]
         return " ".join(parts)

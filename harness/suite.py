@@ -385,6 +385,12 @@ def _import_plugins(path: Path, raw: dict[str, Any]) -> None:
                 raise SuiteError([f"{path}: suite.plugins[{k}]: {exc}"]) from None
 
 
+def suite_paths(given: tuple[str, ...] | list[str]) -> list[Path]:
+    """Suite files as a command is given them: a folder stands for its *.toml files."""
+    paths = map(Path, given)
+    return [f for p in paths for f in (sorted(p.glob("*.toml")) if p.is_dir() else [p])]
+
+
 def load_suite(path: str | Path) -> Suite:
     """Read, check and expand a suite file; raise SuiteError with one line per problem."""
     path = Path(path)
@@ -392,6 +398,8 @@ def load_suite(path: str | Path) -> Suite:
         raw = tomllib.loads(path.read_text())
     except FileNotFoundError:
         raise SuiteError([f"{path}: no such file"]) from None
+    except OSError as exc:  # a folder, a file this user may not read
+        raise SuiteError([f"{path}: cannot read: {exc.strerror or exc}"]) from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise SuiteError([f"{path}: not valid TOML: {exc}"]) from None
     _import_plugins(path, raw)

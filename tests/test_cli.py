@@ -151,3 +151,13 @@ def test_run_exits_1_when_a_worker_recorded_a_failed_run_and_0_for_diverged(tmp_
     assert stop.value.code == 1
     name = f"{suite.runs[2].name} seed {suite.runs[2].seed}"
     assert capsys.readouterr().err.endswith(f"  {name}: ValueError: bad second line\n")
+
+
+def test_validate_takes_a_folder_for_its_suite_files(tmp_path):
+    (tmp_path / "a.toml").write_text(GOOD.read_text())
+    (tmp_path / "b.toml").write_text("[suite]\nname = 'b'\n")
+    (tmp_path / "notes.txt").write_text("not a suite")
+    out = invoke("validate", tmp_path)
+    assert out.exit_code == 2 and out.output.startswith("suite s: 12 runs")
+    assert f"error: {tmp_path / 'b.toml'}: run: missing" in out.output
+    assert "notes.txt" not in out.output

@@ -9,6 +9,7 @@ import click
 from click.testing import CliRunner
 from suite_files import FOLDER
 
+from harness import budget
 from harness.cli import main
 from harness.report.render import DEFAULT_OUT
 from harness.spec import FALLBACKS, IMAGE_FALLBACKS
@@ -40,14 +41,19 @@ def settings(plan: str) -> tuple[str, dict[str, dict[str, str]]]:
     return lines[0], runs
 
 
-def test_validate_and_dry_run_print_the_same_plan():
+def test_validate_and_dry_run_print_the_same_plan(monkeypatch):
     """One plan, whichever command asks: a suite with a [tune] table and burst, lr_decay and
-    critic_norm set, a tiny tune suite and the repository's CIFAR suites."""
+    critic_norm set, a tiny tune suite and the repository's CIFAR suites. The dry run adds how
+    the runs would be shared among processes and their budget (its updates' times mocked
+    here: tests/test_budget.py times them)."""
+    monkeypatch.setattr(budget, "update_seconds", lambda spec, device: (1e-3, 1e-3))
     image_suites = [SUITES / name for name in ("cifar.toml", "question-cifar.toml")]
     for path in (PLAN, PLAN_TUNE, *image_suites):
         validated = invoke("validate", path)
         dry = invoke("run", path, "--dry-run")
-        assert validated == dry
+        plan, workers, cost = dry.rsplit("\n", 3)[:3]
+        assert validated == plan + "\n"
+        assert workers.startswith("harness run: ") and cost.startswith("budget: ")
         assert (load_suite(path).tune is not None) == ("\ntune: " in validated)
     assert "critic_schedule=burst" in invoke("validate", PLAN)
 

@@ -1,6 +1,7 @@
 """Suite files: expansion into RunSpecs, run ids, and one clear line for every mistake."""
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,7 @@ from suite_files import BAD, GOOD, write
 
 from harness.cli import main
 from harness.errors import SuiteError
+from harness.spec import RunSpec
 from harness.suite import load_suite
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -282,3 +284,11 @@ def test_validate_says_what_run_would_stop_on_absent_data(tmp_path):
     ]  # b.toml downloads what it lacks: its plan is printed
     dry = CliRunner().invoke(main, ["run", str(files[0]), "--dry-run"])
     assert dry.exit_code == 2 and "data.path: no folder /no/such" in dry.output
+
+
+def test_a_runs_one_line_summary_names_its_settings_as_the_suite_does(tmp_path):
+    """TensorBoard's settings text: every `key=` a RunSpec field, as the TOML writes it."""
+    for spec in load_suite(write(tmp_path, GOOD)).runs:
+        keys = re.findall(r"(\w+)=", spec.summary())
+        assert keys and set(keys) <= set(RunSpec.model_fields) | {"data"}, spec.summary()
+        assert {"optimizer", "batch_size", "steps"} <= set(keys)

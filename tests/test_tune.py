@@ -41,69 +41,70 @@ def write(tmp_path: Path, tune: str = TUNE) -> Path:
 
 
 BAD = [  # (what the [tune] table says, the one line expected)
-    ("[tune]\nmetric = 'exact_w1'\nspace = {}\n", "tune.space: "),
+    ("[tune]\nmeasure = 'exact_w1'\nspace = {}\n", "tune.space: "),
     (
-        "[tune]\nmetric = 'exact_w1'\nbudget = 3\n[tune.space.wgan]\nclip = {choices=[0.1]}\n",
+        "[tune]\nmeasure = 'exact_w1'\nbudget = 3\n[tune.space.wgan]\nclip = {choices=[0.1]}\n",
         "tune.budget: unknown key",
     ),
     (
-        "[tune]\nmetric = 'exact_w1'\ntrials = 0\n[tune.space.wgan]\nclip = {choices=[0.1]}\n",
+        "[tune]\nmeasure = 'exact_w1'\ntrials = 0\n[tune.space.wgan]\nclip = {choices=[0.1]}\n",
         "tune.trials: must be > 0",
     ),
     (
-        "[tune]\nmetric='exact_w1'\ndirection='down'\n[tune.space.wgan]\nclip={low=1, high=2}\n",
+        "[tune]\nmeasure='exact_w1'\ndirection='down'\n[tune.space.wgan]\nclip={low=1, high=2}\n",
         "tune.direction: ",
     ),
     (
-        "[tune]\nmetric = 'fid'\n[tune.space.wgan]\nclip = {choices=[0.1]}\n",
-        "tune.metric: 'fid' is not recorded by run 'wgan'",
+        "[tune]\nmeasure = 'fid'\n[tune.space.wgan]\nclip = {choices=[0.1]}\n",
+        "tune.measure: 'fid' is not recorded by run 'wgan'",
     ),
     (
-        "[tune]\nmetric = 'exact_w1'\n[tune.space.hinge]\nlr = {choices=[0.1]}\n",
+        "[tune]\nmeasure = 'exact_w1'\n[tune.space.hinge]\nlr = {choices=[0.1]}\n",
         "tune.space.hinge: no run of the suite has objective 'hinge'",
     ),
     (
-        "[tune]\nmetric = 'exact_w1'\n[tune.space.wgan-gp]\nclip = {choices=[0.1]}\n",
+        "[tune]\nmeasure = 'exact_w1'\n[tune.space.wgan-gp]\nclip = {choices=[0.1]}\n",
         "tune.space.wgan-gp.clip: not used by objective 'wgan-gp'",
     ),
     (
-        "[tune]\nmetric = 'exact_w1'\n[tune.space.wgan]\nbeta1 = {low=0.0, high=0.5}\n",
+        "[tune]\nmeasure = 'exact_w1'\n[tune.space.wgan]\nbeta1 = {low=0.0, high=0.5}\n",
         "tune.space.wgan.beta1: used only with optimizer 'adam'",
     ),
     (
-        "[tune]\nmetric = 'exact_w1'\n[tune.space.gan]\nbeta1 = {low=0.0, high=1.0}\n",
+        "[tune]\nmeasure = 'exact_w1'\n[tune.space.gan]\nbeta1 = {low=0.0, high=1.0}\n",
         "tune.space.gan.beta1: must be in [0, 1) (got 1)",
     ),
     (
-        "[tune]\nmetric = 'exact_w1'\n[tune.space.wgan]\nclip = {low=1.0, high=0.1}\n",
+        "[tune]\nmeasure = 'exact_w1'\n[tune.space.wgan]\nclip = {low=1.0, high=0.1}\n",
         "tune.space.wgan.clip: low (1) must be < high (0.1)",
     ),
     (
-        "[tune]\nmetric = 'exact_w1'\n[tune.space.wgan]\nclip = {low=0.0, high=1.0, log=true}\n",
+        "[tune]\nmeasure = 'exact_w1'\n[tune.space.wgan]\nclip = {low=0.0, high=1.0, log=true}\n",
         "tune.space.wgan.clip: a log range needs low > 0",
     ),
     (
-        "[tune]\nmetric = 'exact_w1'\n[tune.space.wgan]\nclip = {low=-1.0, high=1.0}\n",
+        "[tune]\nmeasure = 'exact_w1'\n[tune.space.wgan]\nclip = {low=-1.0, high=1.0}\n",
         "tune.space.wgan.clip: input should be greater than 0 (got -1)",
     ),
     (
-        "[tune]\nmetric = 'exact_w1'\n[tune.space.wgan]\nn_critic = {choices=[1, 2.5]}\n",
+        "[tune]\nmeasure = 'exact_w1'\n[tune.space.wgan]\nn_critic = {choices=[1, 2.5]}\n",
         "tune.space.wgan.n_critic: must be whole numbers",
     ),
     (
-        "[tune]\nmetric = 'exact_w1'\n[tune.space.wgan]\nn_critic = {choices=[0, 5]}\n",
+        "[tune]\nmeasure = 'exact_w1'\n[tune.space.wgan]\nn_critic = {choices=[0, 5]}\n",
         "tune.space.wgan.n_critic: input should be greater than 0 (got 0)",
     ),
     (
-        "[tune]\nmetric = 'exact_w1'\n[tune.space.wgan]\nlr = {low=1e-4}\n",
+        "[tune]\nmeasure = 'exact_w1'\n[tune.space.wgan]\nlr = {low=1e-4}\n",
         "tune.space.wgan.lr: give low and high, or choices",
     ),
     (
-        "[tune]\nmetric = 'exact_w1'\n[tune.space.wgan]\nlr = {low=1e-4, high=1e-3, choices=[1]}\n",
+        "[tune]\nmeasure = 'exact_w1'\n[tune.space.wgan]\n"
+        "lr = {low=1e-4, high=1e-3, choices=[1]}\n",
         "tune.space.wgan.lr: give either choices or low and high, not both",
     ),
     (
-        "[tune]\nmetric = 'exact_w1'\n[tune.space.wgan]\nwidth = {choices=[8]}\n",
+        "[tune]\nmeasure = 'exact_w1'\n[tune.space.wgan]\nwidth = {choices=[8]}\n",
         "tune.space.wgan.width: ",
     ),
 ]
@@ -120,7 +121,7 @@ def test_bad_tune_tables_are_one_line_naming_the_key(tmp_path, tune, expected):
 
 def test_the_cli_refuses_a_bad_tune_table_with_exit_2(tmp_path):
     out = CliRunner().invoke(main, ["tune", str(write(tmp_path, BAD[4][0]))])
-    assert out.exit_code == 2 and "tune.metric" in out.output
+    assert out.exit_code == 2 and "tune.measure" in out.output
 
 
 def test_trial_spec_applies_sampled_settings():
@@ -202,7 +203,7 @@ def test_the_study_names_its_metric_and_what_it_searched(tmp_path):
         "suite": "tiny-tune",
         "run": "wgan-gp",
         "objective": "wgan-gp",
-        "metric": "exact_w1",
+        "measure": "exact_w1",
         "direction": "minimize",
         "sampler": "random",
         "pruner": "median",
@@ -225,7 +226,7 @@ def test_a_diverged_trial_fails_and_the_study_goes_on(tmp_path, monkeypatch):
         return loss * float("nan") if calls["n"] == 45 else loss
 
     monkeypatch.setattr(Gan, "generator_loss", poisoned)
-    tune = "[tune]\nmetric = 'exact_w1'\ntrials = 3\npruner = 'none'\n"
+    tune = "[tune]\nmeasure = 'exact_w1'\ntrials = 3\npruner = 'none'\n"
     tune += "[tune.space.gan]\nlr = { low = 1e-4, high = 1e-2, log = true }\n"
     path = write(tmp_path, tune)
     out = CliRunner().invoke(main, ["tune", str(path), "--results", str(tmp_path / "r")])
@@ -314,7 +315,7 @@ def test_dashboard_serves_the_study(tmp_path):
 
 def test_tune_cifar_uses_lucic_et_al_ranges(suites):
     tune = load_suite(suites / "tune-cifar.toml").tune
-    assert tune is not None and tune.metric == "fid" and tune.trials == 100
+    assert tune is not None and tune.measure == "fid" and tune.trials == 100
     for objective, key, low, high in [
         ("wgan", "clip", 1e-3, 1.0),
         ("wgan-gp", "gp_lambda", 0.1, 100.0),

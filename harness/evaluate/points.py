@@ -2,7 +2,7 @@
 
 Fresh real points are held out by construction (toy distributions are infinite), so the
 critic's value on them is the held-out estimate; its value on the last real training batch, at
-the same moment and against the same generated points, is the training estimate beside it.
+the same moment and against the same generated points, is the divergence estimate beside it.
 Exact W (and its real-vs-real floor) is measured on a second, independent draw of real and
 generated points, and once more on a third (the retest), so the measure's own noise is known
 and shared with no estimate (harness/streams.py).

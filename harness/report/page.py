@@ -378,7 +378,7 @@ def tables(section: SuiteSection) -> list[tuple[str, str, pd.DataFrame]]:
             _rounded(f["calibration_by_clip"], drop=("suite",)),
         ),
         (
-            "Held-out against training estimate",
+            "Held-out against divergence estimate",
             "At the last eval, one critic, one generator, the same generated samples: its value "
             "with real samples it never trained on against real training samples (point data: "
             "its last update's batch); a negative gap means the critic fits its training samples.",

@@ -252,7 +252,7 @@ def image_grids(
 
 
 def tuned_params(suite: str, trials: pd.DataFrame, log_params: set[str]) -> Plot | None:
-    """Per study (rows), each of its tuned settings in turn: the final metric of each trial
+    """Per study (rows), each of its tuned settings in turn: the final measure of each trial
     against the setting; pruned trials at their last eval, in grey."""
     studies = list(dict.fromkeys(trials["study"]))
     tuned = {
@@ -270,7 +270,7 @@ def tuned_params(suite: str, trials: pd.DataFrame, log_params: set[str]) -> Plot
     axes = fig.subplots(len(studies), width, squeeze=False)
     for r, study in enumerate(studies):
         group = trials[trials["study"] == study]
-        objective, metric = str(group["objective"].iloc[0]), str(group["metric"].iloc[0])
+        objective, measure = str(group["objective"].iloc[0]), str(group["measure"].iloc[0])
         done = group[group["state"] == "COMPLETE"]
         pruned = group[group["state"] == "PRUNED"]
         values = group["value"].dropna()
@@ -296,7 +296,7 @@ def tuned_params(suite: str, trials: pd.DataFrame, log_params: set[str]) -> Plot
             if spread:  # a diverging trial would flatten the others against the axis
                 ax.set_yscale("log")
             ax.set_xlabel(param, fontsize=8)
-            ax.set_ylabel(metric if c == 0 else "", fontsize=8)
+            ax.set_ylabel(measure if c == 0 else "", fontsize=8)
             ax.set_title(study, fontsize=8)
         axes[r, 0].legend(fontsize=6)
     fig.suptitle(f"{suite}: final quality against each tuned setting", fontsize=10)

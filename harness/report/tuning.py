@@ -18,16 +18,16 @@ MIN_FOR_IMPORTANCE = 3  # complete trials; fewer give no importance
 
 
 def trials_frame(results: Results, evals: pd.DataFrame) -> pd.DataFrame:
-    """One row per trial run: its study, number, Optuna state, params and last metric value."""
+    """One row per trial run: its study, number, Optuna state, params and last measured value."""
     rows = []
     runs = {(r["suite"], r["run_id"]): r for r in results.runs.to_dict("records")}
     for (suite, run_id), trial in results.trials.items():
         run = runs[suite, run_id]
-        metric = trial.get("metric", "")
+        measure = trial.get("measure", trial.get("metric", ""))  # "metric": before 0.2
         own = evals[(evals["suite"] == suite) & (evals["run_id"] == run_id)]
-        value = float(own[metric].iloc[-1]) if metric in own and not own.empty else math.nan
-        if math.isnan(value) and f"{metric}_final" in own and not own.empty:
-            value = float(own[f"{metric}_final"].iloc[-1])  # an old run's moved final FID
+        value = float(own[measure].iloc[-1]) if measure in own and not own.empty else math.nan
+        if math.isnan(value) and f"{measure}_final" in own and not own.empty:
+            value = float(own[f"{measure}_final"].iloc[-1])  # an old run's moved final FID
         rows.append(
             dict(suite=suite, run_id=run_id)
             | {key: run[key] for key in KEYS if key not in ("suite", "run_id")}
@@ -35,14 +35,14 @@ def trials_frame(results: Results, evals: pd.DataFrame) -> pd.DataFrame:
                 study=trial.get("study"),
                 trial=trial.get("trial"),
                 state=STATES.get(str(run["state"]), str(run["state"]).upper()),
-                metric=metric,
+                measure=measure,
                 direction=trial.get("direction", "minimize"),
                 value=value,
                 step=run["step"],
             )
             | {f"param_{k}": v for k, v in trial.get("params", {}).items()}
         )
-    columns = [*KEYS, "study", "trial", "state", "metric", "direction", "value", "step"]
+    columns = [*KEYS, "study", "trial", "state", "measure", "direction", "value", "step"]
     frame = pd.DataFrame(rows, columns=list(dict.fromkeys(columns + [k for r in rows for k in r])))
     return frame.sort_values(["suite", "study", "trial"], kind="stable")
 
@@ -61,7 +61,7 @@ def best(trials: pd.DataFrame) -> pd.DataFrame:
             suite=suite,
             study=study,
             objective=group["objective"].iloc[0],
-            metric=group["metric"].iloc[0],
+            measure=group["measure"].iloc[0],
             trials=len(group),
             complete=int(counts.get("COMPLETE", 0)),
             pruned=int(counts.get("PRUNED", 0)),

@@ -1,4 +1,4 @@
-"""The `[tune]` table of a suite: the metric to optimise, the sampler and pruner, and a search
+"""The `[tune]` table of a suite: the measure to optimise, the sampler and pruner, and a search
 space per objective. Checked like the rest of the suite: one line per mistake, file and key."""
 
 import math
@@ -75,7 +75,7 @@ class Param(BaseModel):
 class TuneTable(BaseModel):
     model_config = SUITE_TABLE
 
-    metric: str  # an evals column: fid, exact_w1, exact_w1_inception_pca8, inception_score...
+    measure: str  # an evals column: fid, exact_w1, exact_w1_inception_pca8, inception_score...
     direction: Literal["minimize", "maximize"] = "minimize"
     trials: int = Field(default=20, gt=0)  # per run name of the suite
     sampler: Literal["tpe", "random"] = "tpe"
@@ -122,6 +122,8 @@ def check_tune(path: Path, raw: dict[str, Any] | None, runs: list[RunSpec]) -> T
     """The suite's [tune] table checked against its runs and what their evals record."""
     if raw is None:
         return None
+    if "metric" in raw and "measure" not in raw:  # its name until version 0.2
+        raise SuiteError([f"{path}: tune.metric: now named measure, as in suite.primary"])
     try:
         tune = TuneTable.model_validate(raw)
     except ValidationError as exc:
@@ -136,7 +138,7 @@ def check_tune(path: Path, raw: dict[str, Any] | None, runs: list[RunSpec]) -> T
         own = [s for s in runs if s.objective == objective]
         for key, param in space.items():
             errors += check_param(f"{where}.{key}", key, param, objective, own)
-    errors += _check_metric(path, tune, tuned_runs(runs, tune))
+    errors += _check_measure(path, tune, tuned_runs(runs, tune))
     if errors:
         raise SuiteError(errors)
     return tune
@@ -165,12 +167,12 @@ def check_param(
     return []
 
 
-def _check_metric(path: Path, tune: TuneTable, runs: list[RunSpec]) -> list[str]:
+def _check_measure(path: Path, tune: TuneTable, runs: list[RunSpec]) -> list[str]:
     for spec in runs:
         known = metric_columns(spec)
-        if tune.metric not in known:
+        if tune.measure not in known:
             return [
-                f"{path}: tune.metric: {tune.metric!r} is not recorded by run "
+                f"{path}: tune.measure: {tune.measure!r} is not recorded by run "
                 f"{spec.name!r}; known: {', '.join(known)}"
             ]
     return []

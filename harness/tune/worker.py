@@ -1,7 +1,7 @@
 """One `harness tune` worker: creates or joins the suite's studies, then asks Optuna for
 trials until each study has its budget. A trial trains in its own run folder (so `harness
 report` sees it), reports each eval to Optuna for pruning, and ends COMPLETE, PRUNED or FAIL
-(diverged, crashed, or no finite metric).
+(diverged, crashed, or no finite measure).
 """
 
 import json
@@ -69,30 +69,30 @@ def create_studies(suite: Suite, url: str, prefix: str) -> list[str]:
         study = optuna.create_study(
             study_name=name, storage=storage, direction=tune.direction, load_if_exists=True
         )
-        name_the_metric(study, tune.metric)
+        name_the_measure(study, tune.measure)
         for key, value in study_attrs(suite, base, tune).items():
             study.set_user_attr(key, value)
         names.append(name)
     return names
 
 
-def name_the_metric(study: optuna.Study, metric: str) -> None:
-    """So optuna-dashboard labels its value axis with the metric, not "Objective 0". Every
+def name_the_measure(study: optuna.Study, measure: str) -> None:
+    """So optuna-dashboard labels its value axis with the measure, not "Objective 0". Every
     worker calls it: Optuna overwrites the same name in place, and of two workers inserting it
     at once the second's duplicate is ignored by the storage."""
     with warnings.catch_warnings():  # experimental in Optuna since 3.2; the call is stable
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        study.set_metric_names([metric])
+        study.set_metric_names([measure])
 
 
 def study_attrs(suite: Suite, base: RunSpec, tune: TuneTable) -> dict[str, Any]:
     """What the study searched, under the suite's own keys, for the dashboard's study page:
-    a screenshot of it then says which metric, which way, and over which ranges."""
+    a screenshot of it then says which measure, which way, and over which ranges."""
     return {
         "suite": suite.name,
         "run": base.name,
         "objective": base.objective,
-        "metric": tune.metric,
+        "measure": tune.measure,
         "direction": tune.direction,
         "sampler": tune.sampler,
         "pruner": tune.pruner,
@@ -203,7 +203,7 @@ def _train_trial(
             "trial": trial.number,
             "objective": base.objective,
             "base_run": base.name,
-            "metric": tune.metric,
+            "measure": tune.measure,
             "direction": tune.direction,
             "params": trial.params,
             "distributions": {
@@ -215,7 +215,7 @@ def _train_trial(
     trial.set_user_attr("run_id", spec.run_id)
 
     def report(step: int, row: dict[str, Any]) -> None:
-        value = row.get(tune.metric)
+        value = row.get(tune.measure)
         if step == 0 or not is_finite(value):  # step 0: the same untrained generator for all
             return
         trial.report(float(value), step)
@@ -249,9 +249,9 @@ def _train_trial(
                 "cannot be used again in this process, so this worker stops"
             ) from exc
         return f"FAIL ({error})"
-    value = final.get(tune.metric)
+    value = final.get(tune.measure)
     if not is_finite(value):
         study.tell(trial, state=optuna.trial.TrialState.FAIL)
-        return f"FAIL ({tune.metric} is {value})"
+        return f"FAIL ({tune.measure} is {value})"
     study.tell(trial, float(value))
-    return f"COMPLETE {tune.metric}={float(value):.4g}"
+    return f"COMPLETE {tune.measure}={float(value):.4g}"
