@@ -92,13 +92,13 @@ def run_settings(spec: RunSpec, from_paper: tuple[str, ...] = ()) -> dict[str, s
         if key == "objective_settings":  # a plugin objective's own keys, as the suite wrote them
             shown |= {k: _text(v) for k, v in value.items()}
             continue
-        shown[key] = _text(value) + f" {PAPER_DEFAULT}" * (key in from_paper)
+        shown[key] = _text(value)
     evals = len(spec.eval_steps())
     if spec.eval_every is None:  # None still means a schedule: say which
         shown["eval_every"] = f"none ({evals} evals: step 0 and {spec.steps})"
     elif "eval_every" in shown:
         shown["eval_every"] += f" ({evals} evals)"
-    return shown
+    return {k: v + f" {PAPER_DEFAULT}" * (k in from_paper) for k, v in shown.items()}
 
 
 def _data(data: dict[str, Any]) -> str:

@@ -128,9 +128,9 @@ IMAGE_FALLBACKS: dict[str, Any] = {
 IMAGE_ONLY = (*IMAGE_FALLBACKS, "fid_batch_size", "fd_dinov2_extractor")
 
 # The papers' settings, used where neither [defaults] nor the run says (docs/papers.md gives
-# each one's source). The networks and budget follow the data kind: the WGAN-GP code's
-# gan_toy.py for points (DIM 512, batch 256, ITERS 100000), its gan_cifar.py for images (DIM
-# 128, latent 128, batch 64, ITERS 200000; batch norm in the GAN's and WGAN's critics only).
+# each one's source). The networks, budget and eval schedule follow the data kind: the WGAN-GP
+# code's gan_toy.py for points (DIM 512, batch 256, ITERS 100000), its gan_cifar.py for images
+# (DIM 128, latent 128, batch 64, ITERS 200000; batch norm in the GAN's and WGAN's critics).
 PAPER_NETWORKS: dict[str, dict[str, Any]] = {
     "points": {
         "architecture": "mlp",
@@ -138,6 +138,7 @@ PAPER_NETWORKS: dict[str, dict[str, Any]] = {
         "z_dim": 2,
         "batch_size": 256,
         "steps": 100_000,
+        "eval_every": 100,  # gan_toy.py plots every 100 iterations
     },
     "images": {
         "architecture": "dcgan",
@@ -145,6 +146,7 @@ PAPER_NETWORKS: dict[str, dict[str, Any]] = {
         "z_dim": 128,
         "batch_size": 64,
         "steps": 200_000,
+        "eval_every": 1000,  # gan_cifar.py's Inception Score every 1000 iterations
     },
 }
 _GAN = {"n_critic": 1, "optimizer": "adam", "lr": 2e-4, "betas": (0.5, 0.999)}  # DCGAN

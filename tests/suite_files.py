@@ -23,7 +23,7 @@ GP_RUN = 'name = "gp"\nobjective = "wgan-gp"'
 BAD = [  # (what to change in GOOD, the line expected)
     (
         ('architecture = "mlp"', 'architecture = "mlp"\nmetrics = ["nnd"]\nnnd_every = 7'),
-        "run[0]: nnd_every needs eval_every (it is a multiple of it)",
+        "run[0]: nnd_every (7) must be a multiple of eval_every (100)",  # the paper default
     ),
     (("clip = 0.01\nn_critic = 5", "clip = -1\nn_critic = 5"), "defaults.clip: must be > 0"),
     (

@@ -137,4 +137,4 @@ def test_the_minimal_suite_in_the_docs_prints_the_plan_shown_beside_it(tmp_path,
     monkeypatch.chdir(tmp_path)
     plan = CliRunner().invoke(main, ["validate", "mine.toml"])
     assert plan.exit_code == 0 and plan.output == shown
-    assert plan.output.count("(paper default)") == 11
+    assert plan.output.count("(paper default)") == 12

@@ -225,6 +225,7 @@ def test_a_dataset_and_an_objective_get_the_papers_settings(tmp_path, data, obje
     got = (run.architecture, run.width, run.batch_size, run.steps, run.optimizer, run.lr)
     assert (*got, run.betas, run.n_critic) == expected
     assert run.z_dim == (2 if data == "8gaussians" else 128)
+    assert run.eval_every == (100 if data == "8gaussians" else 1000)
     own = {"gan": (), "wgan": ("clip",), "wgan-gp": ("gp_lambda",)}[objective]
     assert [getattr(run, k) for k in own] == {
         ("8gaussians", "wgan"): [0.01],
@@ -236,7 +237,7 @@ def test_a_dataset_and_an_objective_get_the_papers_settings(tmp_path, data, obje
     assert run.critic_schedule == ("burst" if images and objective == "wgan" else "constant")
     assert run.critic_norm == ("batch" if images and objective != "wgan-gp" else "none")
     marked = set(suite.paper_defaults[run.run_id])
-    assert {"architecture", "steps", "optimizer", "lr", "n_critic", *own} <= marked
+    assert {"architecture", "steps", "eval_every", "optimizer", "lr", "n_critic", *own} <= marked
 
 
 def test_a_setting_the_suite_gives_is_not_a_paper_default_and_lr_goes_with_its_optimizer(
