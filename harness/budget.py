@@ -1,25 +1,28 @@
 """How long a suite would train on this machine, before it trains: each distinct network,
 batch and objective of its runs is timed for a few critic and generator updates on the device
-that would train it, and multiplied by the updates its runs take. Evals are not counted, so
-the estimate is a floor. `harness run --dry-run` prints it; `harness run` stops on it when a
+that would train it (the fastest of them: another job on the machine only slows one down),
+and multiplied by the updates its runs have left. Evals are not counted: an estimate of the
+training alone. `harness run --dry-run` prints it; `harness run` stops on it when a
 suite left to find a GPU (`device = "auto"`) would take more than CPU_LIMIT_S on the CPU.
 """
 
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 
 from harness.data import data_shape
 from harness.objectives import build_objective
 from harness.spec import RunSpec
-from harness.train import TrainingState, n_critic_at
+from harness.train import TrainingState, n_critic_at, speed_up
 from harness.updates import critic_update
 
 CPU_LIMIT_S = 3 * 3600  # more than this on the CPU: `harness run` asks for `--device cpu`
-TIMED_UPDATES = 3  # per distinct setting, after one untimed update of each kind
-SLOW_S = 0.25  # a first update slower than this is timed alone
+TIMED_UPDATES = 3  # per distinct setting and kind of update, after a first one
+SLOW_S = 0.25  # after a first update slower than this, one more is timed (a dry run stays short)
 
 # What a training step's time depends on; lr, seeds, eval settings and the like do not.
 TIMED_BY = (
@@ -57,25 +60,33 @@ def duration(seconds: float) -> str:
     return f"{hours:.1f} h" if hours < 10 else f"{hours:.0f} h"
 
 
-def update_seconds(spec: RunSpec, device: torch.device) -> tuple[float, float]:
-    """Seconds of one critic update and of one generator update of `spec` on `device`: the
-    mean of a few updates (_timed), on random data of its shape."""
+def update_seconds(
+    spec: RunSpec, device: torch.device, shape: tuple[int, ...]
+) -> tuple[float, float]:
+    """Seconds of one critic update and of one generator update of `spec` on `device` (the
+    fastest of a few, _timed), on random data of `shape`, in the run's precision."""
     torch.manual_seed(0)
-    shape = data_shape(spec.data)
+    speed_up(device)  # as train() does
     state = TrainingState.build(spec, shape, device)
     G, D, rng = state.generator, state.critic, state.rng
     objective = build_objective(spec.objective, spec.model_dump())
     B, B_g = spec.batch_size, spec.generator_batch_size or spec.batch_size
     real = state.laid_out(torch.rand(B, *shape, device=device) * 2 - 1)
+    bf16 = spec.precision == "bf16"
+    autocast = partial(torch.autocast, device.type, torch.bfloat16) if bf16 else nullcontext
 
     def critic_step() -> None:
-        with torch.no_grad():
-            fake = G(torch.randn(B, spec.z_dim, device=device))
+        with torch.no_grad(), autocast():
+            fake = G(torch.randn(B, spec.z_dim, device=device)).float()
         x, y = real.clone().requires_grad_(True), fake.requires_grad_(True)
-        critic_update(objective, D, state.opt_d, D(x), D(y), x, y, rng)
+        with autocast():
+            scores = D(x).float(), D(y).float()
+        critic_update(objective, D, state.opt_d, *scores, x, y, rng)
 
     def generator_step() -> None:
-        loss = objective.generator_loss(D(G(torch.randn(B_g, spec.z_dim, device=device))))
+        with autocast():
+            fake = G(torch.randn(B_g, spec.z_dim, device=device))
+            loss = objective.generator_loss(D(fake).float())
         state.opt_g.zero_grad(set_to_none=True)
         loss.backward()
         state.opt_g.step()
@@ -84,12 +95,11 @@ def update_seconds(spec: RunSpec, device: torch.device) -> tuple[float, float]:
 
 
 def _timed(step: Callable[[], None], device: torch.device) -> float:
-    """The mean of up to TIMED_UPDATES calls after a first one, untimed; a first call slower
-    than SLOW_S is the measure itself (a large network on a CPU: a dry run stays short)."""
+    """The fastest of TIMED_UPDATES calls after a first one (which pays for allocations); after
+    a first call slower than SLOW_S, the faster of the first two (a large network on a CPU)."""
     first = _seconds(step, device)
-    if first > SLOW_S:
-        return first
-    return sum(_seconds(step, device) for _ in range(TIMED_UPDATES)) / TIMED_UPDATES
+    more = 1 if first > SLOW_S else TIMED_UPDATES
+    return min(_seconds(step, device) for _ in range(more))
 
 
 def _seconds(step: Callable[[], None], device: torch.device) -> float:
@@ -101,29 +111,39 @@ def _seconds(step: Callable[[], None], device: torch.device) -> float:
 
 
 def estimate(
-    runs: list[RunSpec], device: torch.device, workers: int = 1, threads: int | None = None
+    runs: list[RunSpec],
+    device: torch.device,
+    workers: int = 1,
+    threads: int | None = None,
+    done: dict[str, int] | None = None,
 ) -> Budget:
     """The training time of `runs` on `device` in `workers` processes of `threads` torch
-    threads each (None: this process's), each distinct setting timed once."""
+    threads each (None: this process's), each distinct setting timed once; `done`: the steps
+    a run id has trained already (it resumes after them)."""
     before = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(threads)
     timed: dict[str, tuple[float, float] | None] = {}
+    shapes: dict[str, tuple[int, ...]] = {}
     total = 0.0
     try:
         for spec in runs:
-            key = repr([getattr(spec, k) for k in TIMED_BY] + [data_shape(spec.data)])
+            data = repr(sorted(spec.data.items()))
+            key = repr([getattr(spec, k) for k in TIMED_BY] + [data])
             if key not in timed:
-                try:
-                    timed[key] = update_seconds(spec, device)
-                except Exception:  # a bug in an objective: its runs fail, with their reason
+                try:  # a bug in an objective or a plugin dataset: its runs fail, with a reason
+                    if data not in shapes:
+                        shapes[data] = data_shape(spec.data)
+                    timed[key] = update_seconds(spec, device, shapes[data])
+                except Exception:
                     timed[key] = None
             seconds = timed[key]
             if seconds is None:
                 continue
             critic_s, generator_s = seconds
-            critic_updates = sum(n_critic_at(spec, s) for s in range(1, spec.steps + 1))
-            total += critic_updates * critic_s + spec.steps * generator_s
+            start = (done or {}).get(spec.run_id, 0)
+            critic_updates = sum(n_critic_at(spec, s) for s in range(start + 1, spec.steps + 1))
+            total += critic_updates * critic_s + (spec.steps - start) * generator_s
     finally:
         torch.set_num_threads(before)
     n = max(1, min(workers, len(runs)))

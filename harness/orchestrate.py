@@ -10,14 +10,14 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from harness.errors import UserError
 from harness.live import check_available
 from harness.plan import tune_note
-from harness.records import TERMINAL_STATES
+from harness.records import TERMINAL_STATES, RunFolder
 from harness.runner import (
     RunResult,
     check_suite,
@@ -33,7 +33,12 @@ from harness.runner import (
     suite_folder,
 )
 from harness.suite import Suite
-from harness.workers import WorkerPlan, Workers, become_worker, plan_workers
+from harness.workers import WorkerPlan, Workers, become_worker, plan_workers, usable_cores
+
+if TYPE_CHECKING:
+    import torch
+
+    from harness.budget import Budget
 
 
 @dataclass(frozen=True)
@@ -125,7 +130,7 @@ def print_budget(
 ) -> None:
     """`--dry-run`'s last lines: how `harness run` would share the runs among processes, and
     how long their training would take on this machine (harness/budget.py)."""
-    from harness.budget import CPU_LIMIT_S, estimate
+    from harness.budget import CPU_LIMIT_S
 
     try:
         where = pick_device(device or suite.device)
@@ -134,14 +139,37 @@ def print_budget(
         return
     plan = plan_workers(workers, suite, results, where, shard, force)
     click.echo(plan.line)
-    runs = runs_to_train(suite, results, shard, force)
-    if not runs:
+    budget = suite_budget(suite, results, plan, where, shard, force)
+    if not suite.runs:
+        return  # experiments only: they are short, and not timed
+    if budget is None:
         click.echo("budget: nothing to train (every run is done or diverged; --force starts over)")
         return
-    budget = estimate(runs, where, plan.n, plan.threads)
     click.echo(budget.line())
     if (device or suite.device) == "auto" and where.type == "cpu" and budget.seconds > CPU_LIMIT_S:
         click.echo("  more than 3 h with no GPU: `harness run` would stop; --device cpu trains")
+
+
+def suite_budget(
+    suite: Suite,
+    results: Path,
+    plan: WorkerPlan,
+    device: "torch.device",
+    shard: tuple[int, int] | None,
+    force: bool,
+) -> "Budget | None":
+    """The training time of the runs `harness run` would train (None: none), in the plan's
+    processes with the torch threads each would have, from the steps each has trained."""
+    from harness.budget import estimate
+
+    runs = runs_to_train(suite, results, shard, force)
+    if not runs:
+        return None
+    threads = plan.threads or (max(1, usable_cores() // plan.n) if plan.n > 1 else None)
+    folder = suite_folder(results, suite)
+    status = {s.run_id: RunFolder(folder / s.run_id).read_status() or {} for s in runs}
+    done = {} if force else {run_id: int(st.get("step", 0)) for run_id, st in status.items()}
+    return estimate(runs, device, plan.n, threads, done)
 
 
 def stop_if_too_long_on_the_cpu(
@@ -149,11 +177,10 @@ def stop_if_too_long_on_the_cpu(
 ) -> None:
     """A suite left to find a GPU that found none, and would train for more than
     budget.CPU_LIMIT_S here, stops with one line: no silent day on a CPU."""
-    from harness.budget import CPU_LIMIT_S, duration, estimate
+    from harness.budget import CPU_LIMIT_S, duration
 
-    runs = runs_to_train(suite, results, shard, force)
-    budget = estimate(runs, pick_device("cpu"), plan.n, plan.threads)
-    if budget.seconds > CPU_LIMIT_S:
+    budget = suite_budget(suite, results, plan, pick_device("cpu"), shard, force)
+    if budget is not None and budget.seconds > CPU_LIMIT_S:
         raise UserError(
             f"{suite.path}: no GPU found, and its {budget.runs} runs would train for at least "
             f"{duration(budget.seconds)} on this CPU (more than {duration(CPU_LIMIT_S)}); "

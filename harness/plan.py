@@ -26,7 +26,9 @@ def print_plan(
     `device`, `compile_` and `watch` (tensorboard, wandb) are `harness run`'s overrides (None:
     the suite's)."""
     counts = f"{len(suite.runs)} run{'s' * (len(suite.runs) != 1)}" + (
-        f", {len(suite.experiments)} experiments" if suite.experiments else ""
+        f", {len(suite.experiments)} experiment{'s' * (len(suite.experiments) != 1)}"
+        if suite.experiments
+        else ""
     )
     where = device or suite.device
     head = f"suite {suite.name}: {counts} -> {suite_folder(results, suite)}, device={where}"

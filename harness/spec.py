@@ -130,7 +130,7 @@ IMAGE_ONLY = (*IMAGE_FALLBACKS, "fid_batch_size", "fd_dinov2_extractor")
 # The papers' settings, used where neither [defaults] nor the run says (docs/papers.md gives
 # each one's source). The networks, budget and eval schedule follow the data kind: the WGAN-GP
 # code's gan_toy.py for points (DIM 512, batch 256, ITERS 100000), its gan_cifar.py for images
-# (DIM 128, latent 128, batch 64, ITERS 200000; batch norm in the GAN's and WGAN's critics).
+# (DIM 128, latent 128, batch 64, ITERS 200000). The objectives' settings: their papers'.
 PAPER_NETWORKS: dict[str, dict[str, Any]] = {
     "points": {
         "architecture": "mlp",
@@ -161,8 +161,9 @@ PAPER_OBJECTIVES: dict[tuple[str, str], dict[str, Any]] = {
         "lr": 1e-4,
         "betas": (0.5, 0.9),
     },  # gan_toy.py
-    ("images", "gan"): _GAN | {"critic_norm": "batch"},
-    ("images", "wgan"): _WGAN | {"critic_schedule": "burst", "critic_norm": "batch"},  # WGAN code
+    ("images", "gan"): _GAN | {"critic_norm": "batch"},  # DCGAN's discriminator
+    # the WGAN code's schedule; batch norm as gan_cifar.py's wgan mode
+    ("images", "wgan"): _WGAN | {"critic_schedule": "burst", "critic_norm": "batch"},
     ("images", "wgan-gp"): {
         "n_critic": 5,
         "gp_lambda": 10.0,

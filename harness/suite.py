@@ -386,9 +386,10 @@ def _import_plugins(path: Path, raw: dict[str, Any]) -> None:
 
 
 def suite_paths(given: tuple[str, ...] | list[str]) -> list[Path]:
-    """Suite files as a command is given them: a folder stands for its *.toml files."""
+    """Suite files as a command is given them: a folder stands for its *.toml files (itself
+    when it holds none, which load_suite then refuses in one line)."""
     paths = map(Path, given)
-    return [f for p in paths for f in (sorted(p.glob("*.toml")) if p.is_dir() else [p])]
+    return [f for p in paths for f in (sorted(p.glob("*.toml")) or [p] if p.is_dir() else [p])]
 
 
 def load_suite(path: str | Path) -> Suite:
@@ -399,7 +400,8 @@ def load_suite(path: str | Path) -> Suite:
     except FileNotFoundError:
         raise SuiteError([f"{path}: no such file"]) from None
     except OSError as exc:  # a folder, a file this user may not read
-        raise SuiteError([f"{path}: cannot read: {exc.strerror or exc}"]) from None
+        why = "a folder with no *.toml suite files" if path.is_dir() else exc.strerror or exc
+        raise SuiteError([f"{path}: cannot read: {why}"]) from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise SuiteError([f"{path}: not valid TOML: {exc}"]) from None
     _import_plugins(path, raw)

@@ -10,6 +10,7 @@ from harness import budget
 from harness.cli import main
 from harness.data import build_sampler, data_shape
 from harness.suite import load_suite
+from harness.workers import usable_cores
 
 RUNS = """
 [[run]]
@@ -42,7 +43,7 @@ def test_the_estimate_counts_every_update_of_every_run_and_times_each_setting_on
 ):
     timed = []
 
-    def seconds(spec, device):
+    def seconds(spec, device, shape):
         timed.append(spec.name)
         return (0.01, 0.1) if spec.objective == "wgan-gp" else (0.02, 0.2)
 
@@ -55,6 +56,8 @@ def test_the_estimate_counts_every_update_of_every_run_and_times_each_setting_on
     expected = 2 * 20 * (5 * 0.01 + 0.1) + critic_updates * 0.02 + 600 * 0.2
     assert one.seconds == pytest.approx(expected)
     assert (one.runs, one.settings, len(timed)) == (3, 2, 2)
+    resumed = budget.estimate(runs, torch.device("cpu"), done={runs[0].run_id: 10})
+    assert resumed.seconds == pytest.approx(expected - 10 * (5 * 0.01 + 0.1))  # 10 steps left
     two = budget.estimate(runs, torch.device("cpu"), workers=2, threads=1)
     assert two.seconds == pytest.approx(expected / 2) and two.workers == 2
     assert "at least 2 min of training on the CPU for 3 runs in 2 processes" in two.line()
@@ -67,7 +70,7 @@ def test_a_suite_that_found_no_gpu_and_would_train_for_hours_stops_with_one_line
     suite_file.write_text(
         suite_files.read("train-small.toml") + RUNS.split('[[run]]\nname = "wgan')[0]
     )
-    monkeypatch.setattr(budget, "update_seconds", lambda spec, device: (60.0, 60.0))
+    monkeypatch.setattr(budget, "update_seconds", lambda spec, device, shape: (60.0, 60.0))
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     args = ["run", str(suite_file), "--results", str(tmp_path / "r"), "--workers", "1"]
     stopped = CliRunner().invoke(main, args)
@@ -81,6 +84,15 @@ def test_a_suite_that_found_no_gpu_and_would_train_for_hours_stops_with_one_line
     assert "budget: at least" in dry.output and "`harness run` would stop" in dry.output
     going = CliRunner().invoke(main, [*args, "--device", "cpu", "--quiet"])
     assert going.exit_code == 0, going.output
+    threads = []  # timed as each worker would train: cores // N torch threads
+    monkeypatch.setattr(
+        budget, "update_seconds", lambda *_: threads.append(torch.get_num_threads()) or (1, 1)
+    )
+    CliRunner().invoke(
+        main,
+        ["run", str(suite_file), "--dry-run", "--workers", "2", "--results", str(tmp_path / "x")],
+    )
+    assert threads == [max(1, usable_cores() // 2)]
 
 
 def test_a_dry_run_times_the_suite_here(suite_file):

@@ -4,6 +4,8 @@ failed; and harness/cli.py stays thin (its plan, orchestration and tune summary 
 own modules)."""
 
 import importlib.metadata
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -161,3 +163,38 @@ def test_validate_takes_a_folder_for_its_suite_files(tmp_path):
     assert out.exit_code == 2 and out.output.startswith("suite s: 12 runs")
     assert f"error: {tmp_path / 'b.toml'}: run: missing" in out.output
     assert "notes.txt" not in out.output
+    (tmp_path / "empty").mkdir()
+    empty = invoke("validate", tmp_path / "empty")
+    assert empty.exit_code == 2 and "a folder with no *.toml suite files" in empty.output
+
+
+BOOM = """
+from harness.objectives import Gan, register_objective
+
+
+@register_objective
+class Boom(Gan):
+    name = "boom"
+
+    def critic_loss(self, real_scores, fake_scores):
+        raise ValueError("boom")
+"""
+
+
+def test_run_with_workers_exits_1_with_the_reason_of_the_run_a_worker_failed(tmp_path):
+    """End to end: two worker processes, one run failing in one of them (an objective that
+    raises), the other done; the parent says the failed run's reason and exits 1."""
+    (tmp_path / "boom.py").write_text(BOOM)
+    suite = (FOLDER / "train-small.toml").read_text().replace(
+        '[suite]\nname = "s"', ('[suite]\nname = "s"\nplugins = ["boom"]')
+    ) + '[[run]]\nobjective = "boom"\n[[run]]\nobjective = "gan"\n'
+    (tmp_path / "s.toml").write_text(suite)
+    args = ["run", "s.toml", "--results", "r", "--workers", "2", "--device", "cpu", "--quiet"]
+    done = subprocess.run(
+        [sys.executable, "-m", "harness", *args], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stderr.endswith(
+        "error: 1 of 2 runs failed (each is tried again by the next `harness run`):\n"
+        "  boom seed 0: ValueError: boom\n"
+    ), done.stderr

@@ -46,7 +46,7 @@ def test_validate_and_dry_run_print_the_same_plan(monkeypatch):
     critic_norm set, a tiny tune suite and the repository's CIFAR suites. The dry run adds how
     the runs would be shared among processes and their budget (its updates' times mocked
     here: tests/test_budget.py times them)."""
-    monkeypatch.setattr(budget, "update_seconds", lambda spec, device: (1e-3, 1e-3))
+    monkeypatch.setattr(budget, "update_seconds", lambda spec, device, shape: (1e-3, 1e-3))
     image_suites = [SUITES / name for name in ("cifar.toml", "question-cifar.toml")]
     for path in (PLAN, PLAN_TUNE, *image_suites):
         validated = invoke("validate", path)

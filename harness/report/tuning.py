@@ -23,7 +23,7 @@ def trials_frame(results: Results, evals: pd.DataFrame) -> pd.DataFrame:
     runs = {(r["suite"], r["run_id"]): r for r in results.runs.to_dict("records")}
     for (suite, run_id), trial in results.trials.items():
         run = runs[suite, run_id]
-        measure = trial.get("measure", trial.get("metric", ""))  # "metric": before 0.2
+        measure = trial.get("measure", trial.get("metric", ""))  # "metric": before 0.3
         own = evals[(evals["suite"] == suite) & (evals["run_id"] == run_id)]
         value = float(own[measure].iloc[-1]) if measure in own and not own.empty else math.nan
         if math.isnan(value) and f"{measure}_final" in own and not own.empty:

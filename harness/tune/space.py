@@ -122,7 +122,7 @@ def check_tune(path: Path, raw: dict[str, Any] | None, runs: list[RunSpec]) -> T
     """The suite's [tune] table checked against its runs and what their evals record."""
     if raw is None:
         return None
-    if "metric" in raw and "measure" not in raw:  # its name until version 0.2
+    if "metric" in raw and "measure" not in raw:  # its name before version 0.3
         raise SuiteError([f"{path}: tune.metric: now named measure, as in suite.primary"])
     try:
         tune = TuneTable.model_validate(raw)
