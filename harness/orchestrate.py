@@ -8,9 +8,11 @@ harness/plan.py's.
 
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -79,45 +81,46 @@ def train_suite(
     worker processes, then each run's outcome. A worker (`is_worker`: a child of `--workers`)
     trains what it can take and says only its per-run lines: its parent checked, planned and
     says the rest."""
-    check_available(suite.wandb if given.wandb is None else given.wandb)  # before any training
-    plan = None
-    if not is_worker:
-        where = check_suite(suite, Path(results), given.device, shard, force)
-        plan = plan_workers(workers, suite, Path(results), where, shard, force)
-        if (given.device or suite.device) == "auto" and where.type == "cpu":
-            stop_if_too_long_on_the_cpu(suite, Path(results), plan, shard, force)
-        record_suite(suite, Path(results), restart=force and shard is None)
+    with ctrl_c_exits_130(not is_worker):  # a worker stops as its parent tells it
+        check_available(suite.wandb if given.wandb is None else given.wandb)  # before any training
+        plan = None
+        if not is_worker:
+            where = check_suite(suite, Path(results), given.device, shard, force)
+            plan = plan_workers(workers, suite, Path(results), where, shard, force)
+            if (given.device or suite.device) == "auto" and where.type == "cpu":
+                stop_if_too_long_on_the_cpu(suite, Path(results), plan, shard, force)
+            record_suite(suite, Path(results), restart=force and shard is None)
+            if not quiet:
+                click.echo(plan.line)
+            if suite.tune is not None:
+                click.echo(tune_note(suite, shard))
+        if plan is not None and plan.n > 1:
+            argv = [suite_file, "--results", results, *given.argv()]
+            argv += ["--shard", f"{shard[0]}/{shard[1]}"] if shard else []
+            run_workers(suite, Path(results), argv, plan, shard, force, quiet)
+            return
+        if is_worker:
+            become_worker()
+        outcomes = run_suite(
+            suite,
+            Path(results),
+            given.device,
+            force=force,
+            quiet=quiet,
+            feature_weights=given.feature_weights,
+            compile=given.compile,
+            shard=shard,
+            bars=not is_worker,
+            data_checked=True,  # once: above (check_suite), or by the --workers parent
+            tensorboard=given.tensorboard,
+            wandb=given.wandb,
+            vgg16_weights=given.vgg16_weights,
+        )
+        if is_worker:  # its parent reads every run's outcome from the folders and says it
+            return
         if not quiet:
-            click.echo(plan.line)
-        if suite.tune is not None:
-            click.echo(tune_note(suite, shard))
-    if plan is not None and plan.n > 1:
-        argv = [suite_file, "--results", results, *given.argv()]
-        argv += ["--shard", f"{shard[0]}/{shard[1]}"] if shard else []
-        run_workers(suite, Path(results), argv, plan, shard, force, quiet)
-        return
-    if is_worker:
-        become_worker()
-    outcomes = run_suite(
-        suite,
-        Path(results),
-        given.device,
-        force=force,
-        quiet=quiet,
-        feature_weights=given.feature_weights,
-        compile=given.compile,
-        shard=shard,
-        bars=not is_worker,
-        data_checked=True,  # once: above (check_suite), or by the --workers parent
-        tensorboard=given.tensorboard,
-        wandb=given.wandb,
-        vgg16_weights=given.vgg16_weights,
-    )
-    if is_worker:  # its parent reads every run's outcome from the folders and says it
-        return
-    if not quiet:
-        print_outcomes(suite, Path(results), outcomes)
-    exit_if_failed(outcomes)
+            print_outcomes(suite, Path(results), outcomes)
+        exit_if_failed(outcomes)
 
 
 def print_budget(
@@ -188,6 +191,24 @@ def stop_if_too_long_on_the_cpu(
         )
 
 
+@contextmanager
+def ctrl_c_exits_130(active: bool = True) -> Iterator[None]:
+    """Ctrl-C (or SIGTERM turned into it) at any moment of `harness run`, before its workers
+    start, while one process trains, or while workers do: exit code 130 and one line, as
+    docs/reliability.md promises (click would say "Aborted!" and exit 1, a failure's code)."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        if not active:
+            raise
+        interrupted()
+
+
+def interrupted() -> NoReturn:
+    click.echo("interrupted: each unfinished run resumes on the next `harness run`", err=True)
+    sys.exit(130)
+
+
 def print_outcomes(suite: Suite, results: Path, outcomes: list[RunResult]) -> None:
     click.echo(f"\nsuite {suite.name}: results in {suite_folder(results, suite)}")
     width = max((len(r.spec.name) for r in outcomes), default=0)
@@ -256,8 +277,7 @@ def run_workers(
         pool = Workers.start(command, n, env, plan.threads)
         codes = pool.follow(say, tick if bars else None)
     except KeyboardInterrupt:
-        click.echo("interrupted: each unfinished run resumes on the next `harness run`", err=True)
-        sys.exit(130)
+        interrupted()
     finally:
         signal.signal(signal.SIGTERM, before)
         for bar in bars:

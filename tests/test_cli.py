@@ -4,8 +4,11 @@ failed; and harness/cli.py stays thin (its plan, orchestration and tune summary 
 own modules)."""
 
 import importlib.metadata
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -198,3 +201,28 @@ def test_run_with_workers_exits_1_with_the_reason_of_the_run_a_worker_failed(tmp
         "error: 1 of 2 runs failed (each is tried again by the next `harness run`):\n"
         "  boom seed 0: ValueError: boom\n"
     ), done.stderr
+
+
+def test_ctrl_c_in_one_process_exits_130_not_1(tmp_path):
+    """Exit code 1 says a run failed; a Ctrl-C while a run trains in this one process is not
+    that: 130 and one line, as under --workers (click alone says "Aborted!" and exits 1)."""
+    suite = (FOLDER / "train-small.toml").read_text().replace("steps = 20", "steps = 5000")
+    (tmp_path / "s.toml").write_text(suite + '[[run]]\nobjective = "gan"\n')
+    command = [sys.executable, "-m", "harness", "run", "s.toml", "--results", "r"]
+    parent = subprocess.Popen(
+        [*command, "--workers", "1", "--device", "cpu"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if "running" in "".join(p.read_text() for p in tmp_path.glob("r/s/*/status.json")):
+            break
+        time.sleep(0.2)
+    os.killpg(parent.pid, signal.SIGINT)
+    output, _ = parent.communicate(timeout=120)
+    assert parent.returncode == 130, output
+    assert output.rstrip().splitlines()[-1].startswith("interrupted"), output
