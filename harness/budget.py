@@ -76,6 +76,7 @@ def update_seconds(
     autocast = partial(torch.autocast, device.type, torch.bfloat16) if bf16 else nullcontext
 
     def critic_step() -> None:
+        D.requires_grad_(True)  # as train() does: off for the generator's update
         with torch.no_grad(), autocast():
             fake = G(torch.randn(B, spec.z_dim, device=device)).float()
         x, y = real.clone().requires_grad_(True), fake.requires_grad_(True)
@@ -84,6 +85,7 @@ def update_seconds(
         critic_update(objective, D, state.opt_d, *scores, x, y, rng)
 
     def generator_step() -> None:
+        D.requires_grad_(False)
         with autocast():
             fake = G(torch.randn(B_g, spec.z_dim, device=device))
             loss = objective.generator_loss(D(fake).float())
@@ -129,11 +131,14 @@ def estimate(
     try:
         for spec in runs:
             data = repr(sorted(spec.data.items()))
-            key = repr([getattr(spec, k) for k in TIMED_BY] + [data])
+            try:  # a plugin dataset that cannot build: its runs fail, with their reason
+                if data not in shapes:
+                    shapes[data] = data_shape(spec.data)
+            except Exception:
+                continue
+            key = repr([getattr(spec, k) for k in TIMED_BY] + [shapes[data]])
             if key not in timed:
-                try:  # a bug in an objective or a plugin dataset: its runs fail, with a reason
-                    if data not in shapes:
-                        shapes[data] = data_shape(spec.data)
+                try:  # a bug in an objective: its runs fail, with their reason
                     timed[key] = update_seconds(spec, device, shapes[data])
                 except Exception:
                     timed[key] = None

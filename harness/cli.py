@@ -15,7 +15,14 @@ from typing import Any, NoReturn, TypeVar
 import click
 
 from harness.errors import SuiteError, UserError
-from harness.orchestrate import Overrides, echo_now, print_budget, train_suite, tune_search
+from harness.orchestrate import (
+    Overrides,
+    ctrl_c_exits_130,
+    echo_now,
+    print_dry_run,
+    train_suite,
+    tune_search,
+)
 from harness.plan import print_plan
 from harness.runner import suite_folder
 from harness.spec import DEVICES
@@ -203,19 +210,16 @@ def run(
     is_worker: bool,
 ) -> None:
     """Train every run of SUITE_FILE, skipping finished runs and resuming unfinished ones."""
-    suite = _load(suite_file)
-    if dry_run:
-        if suite.missing_data():
-            _fail(SuiteError(suite.missing_data()))
-        watch = {"tensorboard": tensorboard, "wandb": wandb}
-        print_plan(suite, Path(results), device, compile_, watch)
-        print_budget(suite, Path(results), device, workers, shard, force)
-        return
-    given = Overrides(device, compile_, feature_weights, vgg16_weights, tensorboard, wandb)
-    try:
-        train_suite(suite, suite_file, results, given, workers, shard, force, quiet, is_worker)
-    except UserError as exc:
-        _fail(exc)
+    with ctrl_c_exits_130(say=not is_worker):  # exit 130, at any moment; a worker's parent says it
+        suite = _load(suite_file)
+        given = Overrides(device, compile_, feature_weights, vgg16_weights, tensorboard, wandb)
+        try:
+            if dry_run:
+                print_dry_run(suite, Path(results), given, workers, shard, force)
+                return
+            train_suite(suite, suite_file, results, given, workers, shard, force, quiet, is_worker)
+        except UserError as exc:
+            _fail(exc)
 
 
 @main.command()

@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
-from harness.errors import UserError
+from harness.errors import SuiteError, UserError
 from harness.live import check_available
-from harness.plan import tune_note
+from harness.plan import print_plan, tune_note
 from harness.records import TERMINAL_STATES, RunFolder
 from harness.runner import (
     RunResult,
@@ -81,46 +81,62 @@ def train_suite(
     worker processes, then each run's outcome. A worker (`is_worker`: a child of `--workers`)
     trains what it can take and says only its per-run lines: its parent checked, planned and
     says the rest."""
-    with ctrl_c_exits_130(not is_worker):  # a worker stops as its parent tells it
-        check_available(suite.wandb if given.wandb is None else given.wandb)  # before any training
-        plan = None
-        if not is_worker:
-            where = check_suite(suite, Path(results), given.device, shard, force)
-            plan = plan_workers(workers, suite, Path(results), where, shard, force)
-            if (given.device or suite.device) == "auto" and where.type == "cpu":
-                stop_if_too_long_on_the_cpu(suite, Path(results), plan, shard, force)
-            record_suite(suite, Path(results), restart=force and shard is None)
-            if not quiet:
-                click.echo(plan.line)
-            if suite.tune is not None:
-                click.echo(tune_note(suite, shard))
-        if plan is not None and plan.n > 1:
-            argv = [suite_file, "--results", results, *given.argv()]
-            argv += ["--shard", f"{shard[0]}/{shard[1]}"] if shard else []
-            run_workers(suite, Path(results), argv, plan, shard, force, quiet)
-            return
-        if is_worker:
-            become_worker()
-        outcomes = run_suite(
-            suite,
-            Path(results),
-            given.device,
-            force=force,
-            quiet=quiet,
-            feature_weights=given.feature_weights,
-            compile=given.compile,
-            shard=shard,
-            bars=not is_worker,
-            data_checked=True,  # once: above (check_suite), or by the --workers parent
-            tensorboard=given.tensorboard,
-            wandb=given.wandb,
-            vgg16_weights=given.vgg16_weights,
-        )
-        if is_worker:  # its parent reads every run's outcome from the folders and says it
-            return
+    check_available(suite.wandb if given.wandb is None else given.wandb)  # before any training
+    plan = None
+    if not is_worker:
+        where = check_suite(suite, Path(results), given.device, shard, force)
+        plan = plan_workers(workers, suite, Path(results), where, shard, force)
+        if (given.device or suite.device) == "auto" and where.type == "cpu":
+            stop_if_too_long_on_the_cpu(suite, Path(results), plan, shard, force)
+        record_suite(suite, Path(results), restart=force and shard is None)
         if not quiet:
-            print_outcomes(suite, Path(results), outcomes)
-        exit_if_failed(outcomes)
+            click.echo(plan.line)
+        if suite.tune is not None:
+            click.echo(tune_note(suite, shard))
+    if plan is not None and plan.n > 1:
+        argv = [suite_file, "--results", results, *given.argv()]
+        argv += ["--shard", f"{shard[0]}/{shard[1]}"] if shard else []
+        run_workers(suite, Path(results), argv, plan, shard, force, quiet)
+        return
+    if is_worker:
+        become_worker()
+    outcomes = run_suite(
+        suite,
+        Path(results),
+        given.device,
+        force=force,
+        quiet=quiet,
+        feature_weights=given.feature_weights,
+        compile=given.compile,
+        shard=shard,
+        bars=not is_worker,
+        data_checked=True,  # once: above (check_suite), or by the --workers parent
+        tensorboard=given.tensorboard,
+        wandb=given.wandb,
+        vgg16_weights=given.vgg16_weights,
+    )
+    if is_worker:  # its parent reads every run's outcome from the folders and says it
+        return
+    if not quiet:
+        print_outcomes(suite, Path(results), outcomes)
+    exit_if_failed(outcomes)
+
+
+def print_dry_run(
+    suite: Suite,
+    results: Path,
+    given: Overrides,
+    workers: int | None,
+    shard: tuple[int, int] | None,
+    force: bool,
+) -> None:
+    """`harness run --dry-run`: absent data refused as `validate` refuses it, the plan with the
+    options applied, then how the runs would be shared and their budget."""
+    if suite.missing_data():
+        raise SuiteError(suite.missing_data())
+    watch = {"tensorboard": given.tensorboard, "wandb": given.wandb}
+    print_plan(suite, results, given.device, given.compile, watch)
+    print_budget(suite, results, given.device, workers, shard, force)
 
 
 def print_budget(
@@ -192,16 +208,30 @@ def stop_if_too_long_on_the_cpu(
 
 
 @contextmanager
-def ctrl_c_exits_130(active: bool = True) -> Iterator[None]:
-    """Ctrl-C (or SIGTERM turned into it) at any moment of `harness run`, before its workers
-    start, while one process trains, or while workers do: exit code 130 and one line, as
-    docs/reliability.md promises (click would say "Aborted!" and exit 1, a failure's code)."""
+def ctrl_c_exits_130(say: bool = True) -> Iterator[None]:
+    """Ctrl-C, or SIGTERM (Slurm's scancel and time limit), at any moment of `harness run`:
+    while it loads and checks the suite, times its budget, trains in one process or follows
+    its workers: exit code 130, and one line if `say` (a worker's parent says it), as
+    docs/reliability.md promises. Click alone would say "Aborted!" and exit 1, a failure's
+    code, and SIGTERM would end the process with no line at all."""
+    import signal
+    import threading
+
+    main = threading.current_thread() is threading.main_thread()  # where signals are handled
+    before = signal.signal(signal.SIGTERM, _as_ctrl_c) if main else None
     try:
         yield
     except KeyboardInterrupt:
-        if not active:
-            raise
-        interrupted()
+        if say:
+            interrupted()
+        sys.exit(130)
+    finally:
+        if main:
+            signal.signal(signal.SIGTERM, before)
+
+
+def _as_ctrl_c(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def interrupted() -> NoReturn:
@@ -246,7 +276,6 @@ def run_workers(
     this process draws their progress (a bar for the suite, one per worker) from the run
     folders and prints their lines."""
     import secrets
-    import signal
 
     from tqdm import tqdm
 
@@ -266,22 +295,20 @@ def run_workers(
         if not quiet or not line.startswith("[") or ": failed" in line:
             tqdm.write(f"worker {i}: {line}")
 
-    def stop(_signum: int, _frame: object) -> None:  # SIGTERM (kill, scancel): as Ctrl-C
-        raise KeyboardInterrupt
-
     def tick() -> None:
         draw(bars, folders, session, [p.pid for p in pool.processes])
 
-    before = signal.signal(signal.SIGTERM, stop)
+    stopped = False  # by Ctrl-C or SIGTERM (ctrl_c_exits_130 turns it into Ctrl-C)
     try:
         pool = Workers.start(command, n, env, plan.threads)
         codes = pool.follow(say, tick if bars else None)
     except KeyboardInterrupt:
-        interrupted()
+        stopped = True  # said once the bars are closed, below them
     finally:
-        signal.signal(signal.SIGTERM, before)
         for bar in bars:
             bar.close()
+    if stopped:
+        interrupted()
     outcomes = recorded_results(suite, results, shard)
     if not quiet:
         print_outcomes(suite, results, outcomes)

@@ -203,9 +203,12 @@ def test_run_with_workers_exits_1_with_the_reason_of_the_run_a_worker_failed(tmp
     ), done.stderr
 
 
-def test_ctrl_c_in_one_process_exits_130_not_1(tmp_path):
-    """Exit code 1 says a run failed; a Ctrl-C while a run trains in this one process is not
-    that: 130 and one line, as under --workers (click alone says "Aborted!" and exits 1)."""
+@pytest.mark.parametrize("stop", ["ctrl-c", "sigterm"])
+def test_ctrl_c_in_one_process_exits_130_not_1(tmp_path, stop):
+    """Exit code 1 says a run failed; a Ctrl-C (to the process group, as a terminal sends it)
+    or a SIGTERM (to the process, as scancel) while a run trains in this one process is not
+    that: 130 and one line, as under --workers (click alone says "Aborted!" and exits 1, and
+    SIGTERM ends a process with no line)."""
     suite = (FOLDER / "train-small.toml").read_text().replace("steps = 20", "steps = 5000")
     (tmp_path / "s.toml").write_text(suite + '[[run]]\nobjective = "gan"\n')
     command = [sys.executable, "-m", "harness", "run", "s.toml", "--results", "r"]
@@ -222,7 +225,10 @@ def test_ctrl_c_in_one_process_exits_130_not_1(tmp_path):
         if "running" in "".join(p.read_text() for p in tmp_path.glob("r/s/*/status.json")):
             break
         time.sleep(0.2)
-    os.killpg(parent.pid, signal.SIGINT)
+    if stop == "ctrl-c":
+        os.killpg(parent.pid, signal.SIGINT)
+    else:
+        parent.terminate()
     output, _ = parent.communicate(timeout=120)
     assert parent.returncode == 130, output
     assert output.rstrip().splitlines()[-1].startswith("interrupted"), output
