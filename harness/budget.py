@@ -46,8 +46,8 @@ class Budget:
         shared = f" in {self.workers} processes" if self.workers > 1 else ""
         return (
             f"budget: at least {duration(self.seconds)} of training on {where} for {n}{shared} "
-            f"(each of its {self.settings} network and batch settings timed here; evals not "
-            "counted)"
+            f"({self.settings} network and batch setting{'s' * (self.settings != 1)} timed "
+            "here; evals not counted)"
         ) + (f"; {self.untimed} settings raised an error when timed" if self.untimed else "")
 
 
