@@ -201,7 +201,8 @@ def stop_if_too_long_on_the_cpu(
     budget = suite_budget(suite, results, plan, pick_device("cpu"), shard, force)
     if budget is not None and budget.seconds > CPU_LIMIT_S:
         raise UserError(
-            f"{suite.path}: no GPU found, and its {budget.runs} runs would train for at least "
+            f"{suite.path}: no GPU found, and its {budget.runs} run{'s' * (budget.runs != 1)} "
+            "would train for at least "
             f"{duration(budget.seconds)} on this CPU (more than {duration(CPU_LIMIT_S)}); "
             "give --device cpu to train on the CPU anyway"
         )

@@ -179,7 +179,7 @@ EXTRA_BAD = [  # (file text or None for no file, extra arguments, expected in th
     (GOOD.replace('name = "8gaussians"', 'name = "digits"\nsize = 8').replace(
         "steps = 10", "steps = 10\neval_samples = 800\nfid_samples = 800"), [],
      "eval_samples: 800 (run 'gan') needs 2 x 800 distinct training images for the "
-     "real-vs-real floor; digits has 1437"),
+     "real-vs-real floor; digits has 1437: set eval_samples to at most 718"),
     (GOOD.replace('name = "8gaussians"', 'name = "digits"\nsize = 8').replace(
         'objective = "gan"', 'objective = "gan"\nfd_dinov2_extractor = "dinov2-vit-s-14"'), [],
      "run[0].fd_dinov2_extractor: used only with metric 'fd_dinov2'"),

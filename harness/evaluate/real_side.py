@@ -48,7 +48,7 @@ def too_few_images(eval_samples: int, train_size: int, data: str) -> str | None:
         return None
     return (
         f"needs 2 x {eval_samples} distinct training images for the real-vs-real floor; "
-        f"{data} has {train_size}"
+        f"{data} has {train_size}: set eval_samples to at most {train_size // 2}"
     )
 
 
