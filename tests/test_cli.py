@@ -219,6 +219,9 @@ def test_ctrl_c_in_one_process_exits_130_not_1(tmp_path, stop):
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,
+        # as a terminal's foreground job: SIGINT at its default, also when these tests run as
+        # a background job of a script (which ignores SIGINT, and so would the command)
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
