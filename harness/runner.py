@@ -91,7 +91,8 @@ def run_suite(
     `harness run` itself before it planned).
     """
     results = Path(results)
-    device = preflight(suite, results, device_name, shard, force, data=not data_checked)
+    device = check_suite(suite, results, device_name, shard, force, data=not data_checked)
+    record_suite(suite, results, restart=force and shard is None)
     runs = in_shard(suite.runs, shard)
     options = RunOptions(
         compile=suite.compile if compile is None else compile,
@@ -115,20 +116,6 @@ def run_suite(
     for experiment in in_shard(suite.experiments, shard):
         out.append(run_experiment(experiment, suite_folder(results, suite), device, force, say))
     return out
-
-
-def preflight(
-    suite: Suite,
-    results: Path,
-    device_name: str | None,
-    shard: tuple[int, int] | None,
-    force: bool = False,
-    data: bool = True,
-) -> torch.device:
-    """check_suite, then the suite recorded in its folder (record_suite)."""
-    device = check_suite(suite, results, device_name, shard, force, data)
-    record_suite(suite, results, restart=force and shard is None)
-    return device
 
 
 def check_suite(
