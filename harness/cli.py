@@ -134,8 +134,8 @@ def validate(suite_files: tuple[str, ...]) -> None:
     for suite_file in suite_paths(suite_files):
         try:
             suite = load_suite(suite_file)
-            if suite.missing_data():
-                raise SuiteError(suite.missing_data())
+            if missing := suite.missing_data():
+                raise SuiteError(missing)
         except UserError as exc:
             _say(exc)  # its lines name the file
             failed = True

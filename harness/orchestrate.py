@@ -132,8 +132,8 @@ def print_dry_run(
 ) -> None:
     """`harness run --dry-run`: absent data refused as `validate` refuses it, the plan with the
     options applied, then how the runs would be shared and their budget."""
-    if suite.missing_data():
-        raise SuiteError(suite.missing_data())
+    if missing := suite.missing_data():
+        raise SuiteError(missing)
     watch = {"tensorboard": given.tensorboard, "wandb": given.wandb}
     print_plan(suite, results, given.device, given.compile, watch)
     print_budget(suite, results, given.device, workers, shard, force)
