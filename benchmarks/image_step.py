@@ -95,11 +95,13 @@ def forever(loader: DataLoader) -> Iterator[torch.Tensor]:
 
 
 def pytorch_defaults() -> None:
-    """The flags a plain script runs with; the harness's speed_up() changes them process-wide,
-    so they are put back before every plain measurement."""
-    torch.backends.cuda.matmul.allow_tf32 = False
-    torch.backends.cudnn.allow_tf32 = True  # PyTorch's own default for convolutions
+    """The flags a plain script runs with; the harness's set_backend_flags() changes them
+    process-wide, so they are put back before every plain measurement."""
+    torch.backends.cuda.matmul.fp32_precision = "ieee"
+    torch.backends.cudnn.conv.fp32_precision = "tf32"  # PyTorch's own default for convolutions
     torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.deterministic = False
+    torch.use_deterministic_algorithms(False)
 
 
 def plain_loop(spec: RunSpec, warm: int, images: torch.Tensor, device: torch.device) -> float:

@@ -17,7 +17,7 @@ import torch
 from harness.data import data_shape
 from harness.objectives import build_objective
 from harness.spec import RunSpec
-from harness.train import TrainingState, n_critic_at, speed_up
+from harness.train import TrainingState, n_critic_at, set_backend_flags
 from harness.updates import critic_update
 
 CPU_LIMIT_S = 3 * 3600  # more than this on the CPU: `harness run` asks for `--device cpu`
@@ -66,7 +66,7 @@ def update_seconds(
     """Seconds of one critic update and of one generator update of `spec` on `device` (the
     fastest of a few, _timed), on random data of `shape`, in the run's precision."""
     torch.manual_seed(0)
-    speed_up(device)  # as train() does
+    set_backend_flags(device)  # as train() does (a deterministic run is timed as a fast one)
     state = TrainingState.build(spec, shape, device)
     G, D, rng = state.generator, state.critic, state.rng
     objective = build_objective(spec.objective, spec.model_dump())

@@ -15,6 +15,15 @@ from typing import Any, NoReturn, TypeVar
 import click
 
 from harness.errors import SuiteError, UserError
+from harness.options import (
+    device_option,
+    feature_weights_option,
+    live_options,
+    parse_shard,
+    results_option,
+    vgg16_weights_option,
+    workers_option,
+)
 from harness.orchestrate import (
     Overrides,
     ctrl_c_exits_130,
@@ -25,9 +34,7 @@ from harness.orchestrate import (
 )
 from harness.plan import print_plan
 from harness.runner import suite_folder
-from harness.spec import DEVICES
 from harness.suite import Suite, load_suite, suite_paths
-from harness.workers import workers_count
 
 F = TypeVar("F", bound=Callable[..., Any])  # a click command function
 
@@ -53,74 +60,6 @@ def _say(exc: UserError) -> None:
 def _fail(exc: UserError) -> NoReturn:
     _say(exc)
     sys.exit(2)
-
-
-def _shard(value: str | None) -> tuple[int, int] | None:
-    if value is None:
-        return None
-    i, _, n = value.partition("/")
-    if not (i.isascii() and n.isascii() and i.isdigit() and n.isdigit() and int(i) < int(n)):
-        raise click.BadParameter(f"{value!r}: give I/N with 0 <= I < N, e.g. 0/4")
-    return int(i), int(n)
-
-
-def _workers_option(help: str, auto: bool = False) -> Callable[[F], F]:
-    """--workers N; `harness run`'s also takes auto, its default (None: plan_workers)."""
-    kind = workers_count if auto else click.IntRange(min=1)
-    metavar = "N|auto" if auto else "N"
-    default = "auto" if auto else 1
-    return click.option(
-        "--workers", type=kind, default=default, show_default=True, metavar=metavar, help=help
-    )
-
-
-_device_option = click.option(
-    "--device",
-    type=click.Choice(DEVICES),
-    default=None,
-    help="Overrides the suite's device (auto: CUDA when present).",
-)
-
-
-def _results_option(help: str) -> Callable[[F], F]:
-    return click.option(
-        "--results", default="results", show_default=True, type=click.Path(), help=help
-    )
-
-
-def _feature_weights_option(help: str) -> Callable[[F], F]:
-    return click.option(
-        "--feature-weights",
-        type=click.Path(dir_okay=False, exists=True),
-        envvar="HARNESS_FEATURE_WEIGHTS",
-        help=help,
-    )
-
-
-def _vgg16_weights_option(f: F) -> F:
-    return click.option(
-        "--vgg16-weights",
-        type=click.Path(dir_okay=False, exists=True),
-        envvar="HARNESS_VGG16_WEIGHTS",
-        help="VGG16 weights file for precision_recall without network (default: "
-        "torch-fidelity's download). Env: HARNESS_VGG16_WEIGHTS.",
-    )(f)
-
-
-def _live_options(f: F) -> F:
-    """--tensorboard and --wandb: watch runs while they train (harness/live/)."""
-    f = click.option(
-        "--wandb/--no-wandb",
-        default=None,
-        help="One Weights & Biases run per run (the wandb extra; default: the suite's `wandb`). "
-        "Project: $WANDB_PROJECT, else the suite's name. WANDB_MODE=offline needs no network.",
-    )(f)
-    return click.option(
-        "--tensorboard/--no-tensorboard",
-        default=None,
-        help="TensorBoard event files in each run's folder (default: the suite's `tensorboard`): "
-        "`tensorboard --logdir RESULTS/<suite>` shows them while the runs train.",
-    )(f)
 
 
 @main.command()
@@ -150,7 +89,7 @@ def validate(suite_files: tuple[str, ...]) -> None:
 
 @main.command()
 @click.argument("suite_file", type=click.Path(dir_okay=False))
-@_results_option("Folder that receives <suite>/<run-id>/.")
+@results_option("Folder that receives <suite>/<run-id>/.")
 @click.option(
     "--dry-run",
     is_flag=True,
@@ -163,7 +102,7 @@ def validate(suite_files: tuple[str, ...]) -> None:
     is_flag=True,
     help="No progress bars or per-run lines (a suite with [tune] still says what it trains).",
 )
-@_device_option
+@device_option
 @click.option(
     "--compile/--no-compile",
     "compile_",
@@ -171,25 +110,31 @@ def validate(suite_files: tuple[str, ...]) -> None:
     help="torch.compile the networks (default: the suite's `compile`).",
 )
 @click.option(
+    "--deterministic/--no-deterministic",
+    default=None,
+    help="Deterministic GPU kernels, no cuDNN autotuner: a resumed run is bit-exact, at a cost "
+    "docs/reliability.md gives (default: the suite's `deterministic`).",
+)
+@click.option(
     "--shard",
     default=None,
-    callback=lambda _ctx, _param, value: _shard(value),
+    callback=lambda _ctx, _param, value: parse_shard(value),
     help="I/N: train only every N-th run from the I-th (0-based), e.g. a Slurm array task's "
     "$SLURM_ARRAY_TASK_ID/N. Shards never overlap and together cover the suite.",
 )
-@_feature_weights_option(
+@feature_weights_option(
     "Inception weights file for FID/IS/KID without network (default: torch-fidelity's "
     "download). Env: HARNESS_FEATURE_WEIGHTS."
 )
-@_workers_option(
+@workers_option(
     "N local worker processes sharing the suite (each run trained by one of them), each with "
     "cores/N torch threads and, with G GPUs, GPU i mod G. auto: on a CPU, one per core with "
     "one torch thread each for point data, 1 for images; one per GPU (what is measured "
     "faster). The first line says what was chosen.",
     auto=True,
 )
-@_vgg16_weights_option
-@_live_options
+@vgg16_weights_option
+@live_options
 @click.option(
     "--worker", "is_worker", is_flag=True, hidden=True, help="Internal: a child of --workers."
 )
@@ -201,6 +146,7 @@ def run(
     quiet: bool,
     device: str | None,
     compile_: bool | None,
+    deterministic: bool | None,
     shard: tuple[int, int] | None,
     feature_weights: str | None,
     workers: int | None,
@@ -212,7 +158,9 @@ def run(
     """Train every run of SUITE_FILE, skipping finished runs and resuming unfinished ones."""
     with ctrl_c_exits_130(say=not is_worker):  # exit 130, at any moment; a worker's parent says it
         suite = _load(suite_file)
-        given = Overrides(device, compile_, feature_weights, vgg16_weights, tensorboard, wandb)
+        given = Overrides(
+            device, compile_, feature_weights, vgg16_weights, tensorboard, wandb, deterministic
+        )
         try:
             if dry_run:
                 print_dry_run(suite, Path(results), given, workers, shard, force)
@@ -292,7 +240,7 @@ def _one_folder(positional: str | None, option: str | None) -> Path:
 
 @main.command()
 @click.argument("suite_files", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@_results_option(
+@results_option(
     "Folder holding the suites' runs (<suite>/<run-id>/); the reports go to "
     "RESULTS/published/<suite>/."
 )
@@ -318,7 +266,7 @@ def publish(suite_files: tuple[str, ...], results: str, window: int | None) -> N
 
 @main.command()
 @click.argument("suite_file", type=click.Path(dir_okay=False))
-@_results_option(
+@results_option(
     "Folder that receives each trial's run as <suite>/<run-id>/ (and optuna.db, unless "
     "--storage says otherwise)."
 )
@@ -343,12 +291,12 @@ def publish(suite_files: tuple[str, ...], results: str, window: int | None) -> N
     help="Study name prefix (default: the "
     "suite's name); one study per run name: PREFIX.<run name>.",
 )
-@_workers_option("Worker processes on this machine, all on the same storage.")
-@_device_option
+@workers_option("Worker processes on this machine, all on the same storage.")
+@device_option
 @click.option("--quiet", is_flag=True, help="No per-trial lines.")
-@_feature_weights_option("Inception weights file (see `run`).")
-@_vgg16_weights_option
-@_live_options
+@feature_weights_option("Inception weights file (see `run`).")
+@vgg16_weights_option
+@live_options
 def tune(
     suite_file: str,
     results: str,

@@ -55,13 +55,15 @@ class Overrides:
     vgg16_weights: str | None = None
     tensorboard: bool | None = None
     wandb: bool | None = None
+    deterministic: bool | None = None
 
     def argv(self) -> list[str]:
         """The same options again, for a worker process."""
         argv = ["--device", self.device] if self.device else []
         argv += ["--feature-weights", self.feature_weights] if self.feature_weights else []
         argv += ["--vgg16-weights", self.vgg16_weights] if self.vgg16_weights else []
-        flags = {"compile": self.compile, "tensorboard": self.tensorboard, "wandb": self.wandb}
+        flags = {"compile": self.compile, "deterministic": self.deterministic}
+        flags |= {"tensorboard": self.tensorboard, "wandb": self.wandb}
         return argv + [f"--{k}" if on else f"--no-{k}" for k, on in flags.items() if on is not None]
 
 
@@ -108,6 +110,7 @@ def train_suite(
         quiet=quiet,
         feature_weights=given.feature_weights,
         compile=given.compile,
+        deterministic=given.deterministic,
         shard=shard,
         bars=not is_worker,
         data_checked=True,  # once: above (check_suite), or by the --workers parent
@@ -358,6 +361,9 @@ def tune_search(
         say = (lambda _m: None) if quiet else echo_now
         options = RunOptions(
             compile=suite.compile,
+            deterministic=(
+                suite.deterministic if given.deterministic is None else given.deterministic
+            ),
             feature_weights=given.feature_weights,
             vgg16_weights=given.vgg16_weights,
             tensorboard=suite.tensorboard if given.tensorboard is None else given.tensorboard,

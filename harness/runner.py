@@ -74,6 +74,7 @@ def run_suite(
     quiet: bool = False,
     feature_weights: str | None = None,
     compile: bool | None = None,
+    deterministic: bool | None = None,
     shard: tuple[int, int] | None = None,
     bars: bool = True,
     data_checked: bool = False,
@@ -81,8 +82,8 @@ def run_suite(
     wandb: bool | None = None,
     vgg16_weights: str | None = None,
 ) -> list[RunResult]:
-    """Train every run of `suite` under `results`; `compile`, `tensorboard` and `wandb` None
-    mean the suite's setting.
+    """Train every run of `suite` under `results`; `compile`, `deterministic`, `tensorboard`
+    and `wandb` None mean the suite's setting.
 
     `shard` (i, n) keeps every n-th run from the i-th (0-based), for array jobs. A run that
     another process holds (its folder's lock) is left to it; "busy" says so. `bars` False keeps
@@ -96,6 +97,7 @@ def run_suite(
     runs = in_shard(suite.runs, shard)
     options = RunOptions(
         compile=suite.compile if compile is None else compile,
+        deterministic=suite.deterministic if deterministic is None else deterministic,
         feature_weights=feature_weights,
         vgg16_weights=vgg16_weights,
         tensorboard=suite.tensorboard if tensorboard is None else tensorboard,

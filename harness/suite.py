@@ -57,6 +57,7 @@ class SuiteTable(BaseModel):
     seeds: list[int] = Field(default=[0], min_length=1)
     device: Device = "auto"
     compile: bool = False  # torch.compile the networks (not the penalty's double backward)
+    deterministic: bool = False  # resume bit-exact on a GPU, slower (docs/reliability.md)
     tensorboard: bool = False  # TensorBoard event files in each run's folder (harness/live/)
     wandb: bool = False  # one W&B run per run (the wandb extra)
     plugins: list[str] = []  # modules imported before the rest is read (harness/plugins.py)
@@ -83,6 +84,7 @@ class Suite:
     device: str
     compile: bool
     runs: list[RunSpec]
+    deterministic: bool = False
     tensorboard: bool = False
     wandb: bool = False
     tune: TuneTable | None = None
@@ -467,6 +469,7 @@ def load_suite(path: str | Path) -> Suite:
         device=s.device,
         compile=s.compile,
         runs=runs,
+        deterministic=s.deterministic,
         tensorboard=s.tensorboard,
         wandb=s.wandb,
         tune=check_tune(path, suite_file.tune, runs),

@@ -5,12 +5,13 @@ the device; records are pulled to the host only every LOG_EVERY steps and at eva
 """
 
 import os
+import re
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -21,6 +22,7 @@ from harness import faults
 from harness.data import Sampler, build_sampler
 from harness.errors import UserError
 from harness.evaluate import Evaluator, build_evaluator
+from harness.evaluate.turns import eval_turn
 from harness.live import Watchers, watching
 from harness.models import build_models
 from harness.objectives import Objective, build_objective
@@ -53,6 +55,7 @@ class RunOptions:
     """How to execute a run, not what it is: none of these is part of the run id."""
 
     compile: bool = False  # torch.compile G and D (the penalty's double backward stays eager)
+    deterministic: bool = False  # cuDNN's deterministic kernels, no autotuner: resume bit-exact
     feature_weights: str | None = None  # Inception weights file for machines without network
     vgg16_weights: str | None = None  # VGG16 weights file (precision_recall), the same
     tensorboard: bool = False  # event files in the run's folder (harness/live/)
@@ -112,12 +115,21 @@ def make_schedulers(
     ]
 
 
-def speed_up(device: torch.device) -> None:
-    """TF32 matmuls and convolutions for training on CUDA (evaluation turns them off again)."""
+def set_backend_flags(device: torch.device, deterministic: bool = False) -> None:
+    """TF32 matmuls and convolutions for training on CUDA (evaluation turns them off again),
+    and cuDNN's autotuner, which picks kernels by timing them: fast, but two runs of one
+    setting, or a run and its resume, may then differ in the last bits. `deterministic` trades
+    that speed for repeatability: the autotuner off, cuDNN's deterministic kernels, and
+    PyTorch's deterministic algorithms where they exist (a warning names an op that has none).
+    Process-wide flags: set again at the start of every run."""
     if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
-        torch.backends.cudnn.benchmark = True
+        if deterministic:  # cuBLAS reads it when it starts; set before any CUDA work if you can
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.backends.cuda.matmul.fp32_precision = "tf32"
+        torch.backends.cudnn.conv.fp32_precision = "tf32"  # type: ignore[attr-defined]
+        torch.backends.cudnn.benchmark = not deterministic
+        torch.backends.cudnn.deterministic = deterministic
+    torch.use_deterministic_algorithms(deterministic, warn_only=True)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -134,7 +146,7 @@ def train(
     options: RunOptions = RunOptions(),
     on_eval: EvalHook | None = None,
 ) -> Outcome:
-    speed_up(device)
+    set_backend_flags(device, options.deterministic)
     torch.manual_seed(draw_seed(spec.run_id, None, TRAIN))  # model initialisation: the run's own
     data = build_sampler(spec.data, device)
     state = TrainingState.build(spec, data.shape, device)
@@ -147,18 +159,18 @@ def train(
     records = Records() if checkpoint is None else Records.read(folder, up_to=start)
     evaluate = _build_evaluator(spec, data, objective, folder, device, options)
     # Compiled modules share the eager ones' parameters; the penalty keeps the eager critic.
-    G = torch.compile(generator) if options.compile else generator
-    D = torch.compile(critic) if options.compile else critic
+    compiles = Compiles(options.compile)
+    G, D = compiles.compiled(generator), compiles.compiled(critic)
     bf16 = spec.precision == "bf16"
     autocast = partial(torch.autocast, device.type, torch.bfloat16) if bf16 else nullcontext
     nan = torch.tensor(float("nan"), device=device)
     one_backward = reads_grad_norms_off_the_loss(objective, critic)
     B, B_g, eval_steps = spec.batch_size, spec.generator_batch_size, set(spec.eval_steps())
-    _claim(folder, spec, device, start)
+    _claim(folder, spec, device, start, options)
     clock = time.perf_counter() - elapsed  # wall_time = time.perf_counter() - clock
     fresh = checkpoint is None
     live = watching(spec, folder, start, fresh, options.tensorboard, options.wandb)
-    with live as watch:  # TensorBoard, W&B (harness/live/): closed however the run stops
+    with compiles, live as watch:  # TensorBoard, W&B (harness/live/): closed however it stops
         # an eval: (step, the real batch of the critic's last update) -> tables, checkpoint, hook
         eval_at = partial(
             eval_and_checkpoint, evaluate, state, records, folder, clock, watch, on_eval
@@ -224,6 +236,7 @@ def train(
             chunk, diverged_at = records.pull()
             watch.steps(chunk)
             if diverged_at is not None:  # recorded up to that step; the last checkpoint kept
+                folder.write_status(**compiles.counts())
                 return _diverged(folder, records, diverged_at, time.perf_counter() - clock)
             if step in eval_steps:
                 eval_at(step, real.detach())  # the real batch of the critic's last update
@@ -231,7 +244,7 @@ def train(
                 progress(step, records.latest(chunk))
 
         wall_time = time.perf_counter() - clock
-        folder.write_status(state="done", step=spec.steps, wall_time=wall_time)
+        folder.write_status(state="done", step=spec.steps, wall_time=wall_time, **compiles.counts())
         return Outcome("done", spec.steps, wall_time, last_row(records.evals))
 
 
@@ -297,8 +310,10 @@ class TrainingState:
         return int(checkpoint["step"]), float(checkpoint["wall_time"])
 
 
-def _claim(folder: RunFolder, spec: RunSpec, device: torch.device, step: int) -> None:
-    """Who trains the run: the progress of `harness run --workers` reads this status."""
+def _claim(
+    folder: RunFolder, spec: RunSpec, device: torch.device, step: int, options: RunOptions
+) -> None:
+    """Who trains the run, and how: the progress of `harness run --workers` reads this status."""
     folder.write_status(
         state="running",
         step=step,
@@ -307,7 +322,50 @@ def _claim(folder: RunFolder, spec: RunSpec, device: torch.device, step: int) ->
         pid=os.getpid(),
         session=os.environ.get("HARNESS_SESSION"),
         threads=torch.get_num_threads(),
+        compile=options.compile,
+        deterministic=options.deterministic,
     )
+
+
+class Compiles:
+    """torch.compile for one run, and what Dynamo compiled during it: `compiles` graphs, of
+    which `recompiles` were a frame compiled again because a guard failed (another shape,
+    requires_grad or autocast state), both written to status.json when the run ends.
+
+    Dynamo's caches are reset at the start of each run: a process that trains several runs
+    (a suite mixing objectives and networks) would otherwise pile every run's variants onto
+    the same frames until it reached Dynamo's recompile limit and ran eager from there on,
+    silently. `dynamic=False` keeps each shape a static graph (a generator batch unlike the
+    critic's is a second graph, not a dynamic one)."""
+
+    def __init__(self, on: bool):
+        self.on, self.total, self.recompiled = on, 0, 0
+
+    def compiled(self, module: nn.Module) -> nn.Module:
+        return cast(nn.Module, torch.compile(module, dynamic=False)) if self.on else module
+
+    def __enter__(self) -> "Compiles":
+        if self.on:
+            torch._dynamo.reset()
+            torch._dynamo.callback_handler.register_start_callback(self._started)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.on:
+            torch._dynamo.callback_handler.remove_start_callback(self._started)
+
+    def _started(self, args: Any = None) -> None:
+        """Dynamo's start-of-compilation callback; its compile id is "frame/attempt" (older
+        torch passes no arguments: compiles counted, recompiles not told apart)."""
+        trigger = getattr(getattr(args, "callback_trigger", None), "name", "DYNAMO")
+        if trigger != "DYNAMO":  # a lazily compiled backward, say
+            return
+        self.total += 1
+        attempt = re.search(r"(\d+)/(\d+)", str(getattr(args, "compile_id", "")))
+        self.recompiled += bool(attempt and int(attempt[2]) > 0)
+
+    def counts(self) -> dict[str, int]:
+        return {"compiles": self.total, "recompiles": self.recompiled} if self.on else {}
 
 
 def _build_evaluator(
@@ -319,9 +377,9 @@ def _build_evaluator(
     options: RunOptions,
 ) -> Evaluator:
     try:
-        return build_evaluator(
-            spec, data, objective, folder, device, options.feature_weights, options.vgg16_weights
-        )
+        weights = options.feature_weights, options.vgg16_weights
+        with eval_turn(device):  # the real side's features: one process at a time per GPU
+            return build_evaluator(spec, data, objective, folder, device, *weights)
     except torch.cuda.OutOfMemoryError as exc:  # the real images' Inception features
         raise EvalOutOfMemoryError("building the evaluator (the real images' features)") from exc
 
@@ -402,7 +460,8 @@ def eval_and_checkpoint(
     told the row and flushed before the checkpoint: what they show never lags it."""
     faults.die_at(f"eval:{step}")  # the kill tests' "mid-eval"
     try:
-        row = evaluate(step, state.generator, state.critic, train_real)
+        with eval_turn(state.rng.device):  # one eval at a time per GPU (evaluate/turns.py)
+            row = evaluate(step, state.generator, state.critic, train_real)
     except torch.cuda.OutOfMemoryError as exc:
         raise EvalOutOfMemoryError(f"in the eval at step {step}") from exc
     row["wall_time"] = time.perf_counter() - clock

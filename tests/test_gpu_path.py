@@ -5,6 +5,9 @@ GPU memory in an eval, and a CUDA error that leaves the process's GPU unusable.
 """
 
 import contextlib
+import itertools
+import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -223,3 +226,168 @@ def test_fid_batch_size_is_refused_on_point_data(tmp_path):
     path.write_text(SUITE.replace("eval_samples = 64", "eval_samples = 64\nfid_batch_size = 7"))
     out = CliRunner().invoke(main, ["run", str(path), "--dry-run"])
     assert "run[0].fid_batch_size: used only with image data" in one_line_error(out)
+
+
+# --- workers sharing one GPU: one eval at a time ------------------------------------------
+
+EVAL_LOGGING_WORKER = """
+import json, sys, time
+from pathlib import Path
+from unittest import mock
+
+import torch
+
+import harness.evaluate.turns as turns
+import harness.train as training
+from harness.records import RunFolder
+from harness.suite import load_suite
+
+suite_path, results, log, k, gpu = sys.argv[1:]
+spec = load_suite(suite_path).runs[int(k)]
+build = training.build_evaluator
+
+
+def logging_evaluator(*args, **kwargs):
+    evaluate = build(*args, **kwargs)
+
+    def timed(*a, **kw):
+        started = time.time()
+        time.sleep(0.6)  # an eval long enough that two workers' would overlap without turns
+        row = evaluate(*a, **kw)
+        with open(log, "a") as f:
+            f.write(json.dumps([k, started, time.time()]) + "\\n")
+        return row
+
+    return timed
+
+
+# the mocked GPU: both workers' CPU device named as one GPU
+with mock.patch.object(turns, "device_key", lambda device: gpu), mock.patch.object(
+    training, "build_evaluator", logging_evaluator
+):
+    folder = RunFolder(Path(results) / spec.run_id)
+    folder.create()
+    training.train(spec, folder, torch.device("cpu"))
+"""
+
+
+def test_two_workers_evals_on_one_gpu_never_overlap(tmp_path):
+    """Two processes training at once on one (mocked) GPU: their evals, three each, take turns."""
+    import subprocess
+    import sys
+    import uuid
+
+    suite, log = suite_file(tmp_path, "[0, 1]"), tmp_path / "evals.log"
+    gpu = f"mock-{uuid.uuid4()}"  # a GPU no other test names
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-c", EVAL_LOGGING_WORKER, str(suite), str(tmp_path), str(log), k, gpu]
+        )
+        for k in ("0", "1")
+    ]
+    assert [w.wait(timeout=120) for w in workers] == [0, 0]
+    evals = sorted(json.loads(line)[1:] for line in log.read_text().splitlines())
+    assert len(evals) == 6  # steps 0, 10 and 20 of each run
+    for (_, ended), (started, _) in itertools.pairwise(evals):
+        assert started >= ended, f"two evals overlapped: {evals}"
+
+
+def test_an_eval_turn_gives_the_cached_memory_back_even_when_the_eval_fails(monkeypatch):
+    from harness.evaluate import turns
+
+    emptied = []
+    real_key, mock_key = turns.device_key, f"mock-{id(emptied)}"
+    monkeypatch.setattr(turns, "device_key", lambda d: mock_key if d.type == "cuda" else None)
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: emptied.append(True))
+    with turns.eval_turn(torch.device("cuda", 0)):
+        pass
+    with pytest.raises(RuntimeError), turns.eval_turn(torch.device("cuda", 0)):
+        raise RuntimeError("out of memory")
+    assert emptied == [True, True]
+    with turns.eval_turn(torch.device("cpu")):  # a CPU takes no turn and has no cache
+        pass
+    assert real_key(torch.device("cpu")) is None and len(emptied) == 2
+
+
+# --- precision and determinism flags --------------------------------------------------------
+
+
+@pytest.fixture
+def backend_flags() -> Iterator[None]:
+    """The process-wide flags a test changes, put back after it."""
+    matmul, cudnn = torch.backends.cuda.matmul, torch.backends.cudnn
+    conv = cudnn.conv
+    saved = matmul.fp32_precision, conv.fp32_precision, cudnn.benchmark, cudnn.deterministic
+    algorithms = torch.are_deterministic_algorithms_enabled()
+    yield
+    matmul.fp32_precision, conv.fp32_precision, cudnn.benchmark, cudnn.deterministic = saved
+    torch.use_deterministic_algorithms(algorithms)
+
+
+def test_cuda_training_sets_tf32_by_the_precision_api_and_evaluation_turns_it_off(
+    backend_flags, monkeypatch
+):
+    """torch >= 2.9's fp32_precision alone: torch refuses to read the legacy flags once the
+    two APIs are mixed. Deterministic: no autotuner, deterministic kernels and algorithms."""
+    from harness.train import set_backend_flags
+
+    matmul, cudnn = torch.backends.cuda.matmul, torch.backends.cudnn
+    conv = cudnn.conv
+    set_backend_flags(torch.device("cuda"))
+    assert (matmul.fp32_precision, conv.fp32_precision) == ("tf32", "tf32")
+    assert cudnn.benchmark and not cudnn.deterministic
+    assert not torch.are_deterministic_algorithms_enabled()
+    with fidelity_module.full_fp32():
+        assert (matmul.fp32_precision, conv.fp32_precision) == ("ieee", "ieee")
+    assert (matmul.fp32_precision, conv.fp32_precision) == ("tf32", "tf32")
+
+    monkeypatch.setenv("CUBLAS_WORKSPACE_CONFIG", "")
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG")  # put back as it was after the test
+    set_backend_flags(torch.device("cuda"), deterministic=True)
+    assert not cudnn.benchmark and cudnn.deterministic
+    assert torch.are_deterministic_algorithms_enabled()
+    assert torch.is_deterministic_algorithms_warn_only_enabled()  # an op without one warns
+    assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"  # what cuBLAS needs for it
+    set_backend_flags(torch.device("cpu"))  # the next run's own setting, whatever the last one's
+    assert not torch.are_deterministic_algorithms_enabled()
+
+
+def test_deterministic_from_the_cli_or_the_suite_reaches_the_run_and_its_status(
+    tmp_path, backend_flags
+):
+    from harness.orchestrate import Overrides
+
+    path, results = suite_file(tmp_path, "[0]"), tmp_path / "r"
+    out = CliRunner().invoke(
+        main, ["run", str(path), "--results", str(results), "--quiet", "--deterministic"]
+    )
+    assert out.exit_code == 0, out.output
+    (folder,) = (results / "g").glob("*/status.json")
+    status = json.loads(folder.read_text())
+    assert status["deterministic"] is True and status["compile"] is False
+    # a --workers parent passes it on to each worker
+    assert "--deterministic" in Overrides(deterministic=True).argv()
+    assert "--no-deterministic" in Overrides(deterministic=False).argv()
+    # the suite's own field, and --no-deterministic over it
+    path.write_text(path.read_text().replace('"cpu"', '"cpu"\ndeterministic = true'))
+    assert load_suite(path).deterministic
+    run = ["run", str(path), "--results", str(tmp_path / "s"), "--quiet", "--no-deterministic"]
+    assert CliRunner().invoke(main, run).exit_code == 0
+    (folder,) = (tmp_path / "s" / "g").glob("*/status.json")
+    assert json.loads(folder.read_text())["deterministic"] is False
+
+
+def test_channels_last_samples_reach_inception_as_the_same_images(tmp_path, inception_weights):
+    """On CUDA the generator runs channels_last, so its samples reach torch-fidelity in that
+    memory layout: the features must be those of the same images laid out plainly."""
+    from harness.evaluate.fidelity import POOL, Fidelity, to_uint8
+
+    torch.manual_seed(0)
+    samples = torch.rand(6, 3, 32, 32) * 2 - 1
+    laid_out = samples.contiguous(memory_format=torch.channels_last)
+    assert not laid_out.is_contiguous() and torch.equal(to_uint8(laid_out), to_uint8(samples))
+    real = torch.randint(0, 256, (6, 3, 32, 32), dtype=torch.uint8)
+    fidelity = Fidelity(real, "layout", torch.device("cpu"), inception_weights, tmp_path)
+    plain, channels_last = (fidelity.features(to_uint8(x)) for x in (samples, laid_out))
+    torch.testing.assert_close(channels_last[POOL], plain[POOL], rtol=1e-4, atol=1e-5)
+    assert plain[POOL].abs().max() > 0.01  # features of real size, not a vanishing network's

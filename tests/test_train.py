@@ -298,6 +298,20 @@ def test_compiled_wgan_gp_trains_with_the_penalty_eager(tmp_path):
         steps["critic_loss"], eager.read_steps()["critic_loss"], rtol=1e-3, atol=1e-4
     )
 
+    # Each run compiles its own graphs (Dynamo reset per run: a suite's runs never pile up
+    # variants to Dynamo's recompile limit), and status.json says how many. WGAN-GP's (5 on
+    # torch 2.14): G with and without grad; D on inputs with and without grad, and with its
+    # weights frozen for G's update. Its recompiles (3) are those variants, each compiled once,
+    # not once per step.
+    first = compiled.read_status()
+    counts = {k: first[k] for k in ("compiles", "recompiles")}
+    assert first["compile"] and counts["compiles"] >= 2 and counts["recompiles"] <= 3, first
+    again = RunFolder(tmp_path / "again")
+    again.create()
+    train(spec, again, CPU, options=RunOptions(compile=True))
+    assert {k: again.read_status()[k] for k in counts} == counts
+    assert "compiles" not in eager.read_status()
+
 
 def test_each_eval_gets_the_real_batch_of_the_critics_last_update(tmp_path, monkeypatch):
     """The point-data held-out gap is like for like only if train_real is that very batch."""

@@ -113,13 +113,16 @@ class UInt8Images(Dataset[Tensor]):
 
 @contextlib.contextmanager
 def full_fp32() -> Iterator[None]:
-    """TF32 off while the Inception network runs: the metrics' numbers must not depend on it."""
-    matmul, cudnn = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    """TF32 off while the Inception network runs: the metrics' numbers must not depend on it.
+    Through the precision API of torch >= 2.9 alone, as training sets it: torch refuses to read
+    the legacy `allow_tf32` flags once the two have been mixed."""
+    matmul, conv = torch.backends.cuda.matmul, torch.backends.cudnn.conv  # type: ignore[attr-defined]
+    saved = matmul.fp32_precision, conv.fp32_precision
+    matmul.fp32_precision = conv.fp32_precision = "ieee"
     try:
         yield
     finally:
-        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = matmul, cudnn
+        matmul.fp32_precision, conv.fp32_precision = saved
 
 
 @contextlib.contextmanager

@@ -100,7 +100,8 @@ def generate(
 ) -> tuple[Tensor, Tensor]:
     """n samples as uint8 on `device`, and the first `keep` of them as floats in [-1, 1].
 
-    The noise is drawn on the CPU from `seed`, so a seed means the same noise on every device.
+    The noise is drawn on the CPU from `seed`, so a seed means the same noise on every device,
+    and goes to the device in one copy (50k samples' noise is 26 MB at z_dim 128).
     Samples come in whole batches of SAMPLE_BATCH (the surplus of the last is dropped): with
     batch statistics a sample depends on its batch, and so on SAMPLE_BATCH, never on how the
     Inception network is batched (`fid_batch_size`).
@@ -108,12 +109,12 @@ def generate(
     batches = -(-n // SAMPLE_BATCH)
     noise = torch.randn(
         batches * SAMPLE_BATCH, z_dim, generator=torch.Generator().manual_seed(seed)
-    )
+    ).to(device)
     images: list[Tensor] = []
     kept: list[Tensor] = []
     with torch.no_grad(), sampling(generator, bn_stats):
         for z in noise.split(SAMPLE_BATCH):
-            x = generator(z.to(device))
+            x = generator(z)
             wanted = keep - sum(len(k) for k in kept)
             if wanted > 0:
                 kept.append(x[:wanted].float())
