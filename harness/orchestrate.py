@@ -137,8 +137,9 @@ def print_dry_run(
     options applied, then how the runs would be shared and their budget."""
     if missing := suite.missing_data():
         raise SuiteError(missing)
-    watch = {"tensorboard": given.tensorboard, "wandb": given.wandb}
-    print_plan(suite, results, given.device, given.compile, watch)
+    flags = {"deterministic": given.deterministic}
+    flags |= {"tensorboard": given.tensorboard, "wandb": given.wandb}
+    print_plan(suite, results, given.device, given.compile, flags)
     print_budget(suite, results, given.device, workers, shard, force)
 
 

@@ -112,7 +112,9 @@ def test_the_plan_shows_every_setting_away_from_its_fallback():
     assert f"`harness tune {PLAN}` runs this search" in plan
     # `harness run`'s overrides are what would train, so the dry run shows them
     head, _ = settings(invoke("run", PLAN, "--dry-run", "--device", "cuda", "--no-compile"))
-    assert "device=cuda" in head and "compile" not in head
+    assert "device=cuda" in head and "compile" not in head and "deterministic" not in head
+    head, _ = settings(invoke("run", PLAN, "--dry-run", "--deterministic"))
+    assert head.endswith("compile=true, deterministic=true")
 
 
 def test_run_on_a_tune_suite_says_it_trains_the_declared_runs(tmp_path):
