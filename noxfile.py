@@ -1,5 +1,6 @@
-"""Sessions: tests, lint (ruff), typecheck (mypy), bench (speed against a plain loop), results
-(train the published suites and write their reports to results/published/)."""
+"""Sessions: tests, lint (ruff), typecheck (mypy), bench (speed against a plain loop), gpu (the
+prepared GPU check, docs/gpu.md), results (train the published suites and write their reports
+to results/published/)."""
 
 import os
 import shutil
@@ -46,6 +47,14 @@ def bench(session: nox.Session) -> None:
     session.run("python", "benchmarks/toy_step.py")
     session.run("python", "benchmarks/image_step.py", *session.posargs)
     session.run("python", "benchmarks/suite_throughput.py")
+
+
+@nox.session
+def gpu(session: nox.Session) -> None:
+    """The prepared GPU check (benchmarks/gpu_check.py, docs/gpu.md): one block per stage, at
+    most 8 minutes on one H100. Not run by default; `nox -s gpu -- --cpu-smoke` on a CPU."""
+    session.install("-e", ".")
+    session.run("python", "benchmarks/gpu_check.py", *session.posargs)
 
 
 PUBLISHED_SUITES = [
