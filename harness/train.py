@@ -8,7 +8,7 @@ import os
 import re
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
+from contextlib import nullcontext, suppress
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, cast
@@ -22,7 +22,7 @@ from harness import faults
 from harness.data import Sampler, build_sampler
 from harness.errors import UserError
 from harness.evaluate import Evaluator, build_evaluator
-from harness.evaluate.turns import eval_turn
+from harness.evaluate.turns import Turns
 from harness.live import Watchers, watching
 from harness.models import build_models
 from harness.objectives import Objective, build_objective
@@ -157,7 +157,8 @@ def train(
     checkpoint = folder.load_checkpoint(device)
     start, elapsed = (0, 0.0) if checkpoint is None else state.restore(checkpoint, folder)
     records = Records() if checkpoint is None else Records.read(folder, up_to=start)
-    evaluate = _build_evaluator(spec, data, objective, folder, device, options)
+    turn = Turns(device)  # one eval at a time per GPU (evaluate/turns.py)
+    evaluate = _build_evaluator(spec, data, objective, folder, device, options, turn)
     # Compiled modules share the eager ones' parameters; the penalty keeps the eager critic.
     compiles = Compiles(options.compile)
     G, D = compiles.compiled(generator), compiles.compiled(critic)
@@ -173,7 +174,7 @@ def train(
     with compiles, live as watch:  # TensorBoard, W&B (harness/live/): closed however it stops
         # an eval: (step, the real batch of the critic's last update) -> tables, checkpoint, hook
         eval_at = partial(
-            eval_and_checkpoint, evaluate, state, records, folder, clock, watch, on_eval
+            eval_and_checkpoint, evaluate, turn, state, records, folder, clock, watch, on_eval
         )
         if checkpoint is None:  # a checkpoint is written after its step's eval: that one's done
             eval_at(0, None)
@@ -236,7 +237,7 @@ def train(
             chunk, diverged_at = records.pull()
             watch.steps(chunk)
             if diverged_at is not None:  # recorded up to that step; the last checkpoint kept
-                folder.write_status(**compiles.counts())
+                folder.write_status(**compiles.counts(), eval_wait_s=turn.waited)
                 return _diverged(folder, records, diverged_at, time.perf_counter() - clock)
             if step in eval_steps:
                 eval_at(step, real.detach())  # the real batch of the critic's last update
@@ -244,7 +245,10 @@ def train(
                 progress(step, records.latest(chunk))
 
         wall_time = time.perf_counter() - clock
-        folder.write_status(state="done", step=spec.steps, wall_time=wall_time, **compiles.counts())
+        waited = {"eval_wait_s": turn.waited}
+        folder.write_status(
+            state="done", step=spec.steps, wall_time=wall_time, **compiles.counts(), **waited
+        )
         return Outcome("done", spec.steps, wall_time, last_row(records.evals))
 
 
@@ -351,8 +355,9 @@ class Compiles:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self.on:
-            torch._dynamo.callback_handler.remove_start_callback(self._started)
+        if self.on:  # gone already if something reset Dynamo during the run
+            with suppress(ValueError):
+                torch._dynamo.callback_handler.remove_start_callback(self._started)
 
     def _started(self, args: Any = None) -> None:
         """Dynamo's start-of-compilation callback; its compile id is "frame/attempt" (older
@@ -375,10 +380,11 @@ def _build_evaluator(
     folder: RunFolder,
     device: torch.device,
     options: RunOptions,
+    turn: Turns,
 ) -> Evaluator:
     try:
         weights = options.feature_weights, options.vgg16_weights
-        with eval_turn(device):  # the real side's features: one process at a time per GPU
+        with turn():  # the real side's features: one process at a time per GPU
             return build_evaluator(spec, data, objective, folder, device, *weights)
     except torch.cuda.OutOfMemoryError as exc:  # the real images' Inception features
         raise EvalOutOfMemoryError("building the evaluator (the real images' features)") from exc
@@ -445,6 +451,7 @@ def _diverged(folder: RunFolder, records: Records, at: int, wall_time: float) ->
 
 def eval_and_checkpoint(
     evaluate: Evaluator,
+    turn: Turns,
     state: TrainingState,
     records: Records,
     folder: RunFolder,
@@ -460,7 +467,7 @@ def eval_and_checkpoint(
     told the row and flushed before the checkpoint: what they show never lags it."""
     faults.die_at(f"eval:{step}")  # the kill tests' "mid-eval"
     try:
-        with eval_turn(state.rng.device):  # one eval at a time per GPU (evaluate/turns.py)
+        with turn():  # one eval at a time per GPU (evaluate/turns.py)
             row = evaluate(step, state.generator, state.critic, train_real)
     except torch.cuda.OutOfMemoryError as exc:
         raise EvalOutOfMemoryError(f"in the eval at step {step}") from exc

@@ -79,25 +79,25 @@ def test_each_stage_prints_its_figures(smoke):
 
     throughput = block(stdout, 5)
     for workers in (1, 2):
-        assert re.search(rf"--workers {workers}: +{NUMBER} s, +{NUMBER} runs/hour", throughput)
+        runs = 2 * workers
+        found = rf"--workers {workers}: {runs} runs in +{NUMBER} s, +{NUMBER} runs/hour, +{NUMBER}"
+        assert re.search(found + r" generator steps/s together; evals waited", throughput)
+    assert re.search(rf"runs/hour against --workers 1: --workers 2: {NUMBER}x", throughput)
     assert re.search(r"^most runs/hour: --workers [12]$", throughput, re.M)
+    assert "eval turns on cpu: none" in block(stdout, 1)
 
     resume = block(stdout, 6)
     for label in ("deterministic",):  # the smoke's one setting: the other is no flag
         assert re.search(rf"{label}: {NUMBER} steps/s", resume), resume
         assert re.search(
             rf"{label}: resumed against straight at step 12: "
-            r"(bit-exact|NOT bit-exact: max abs difference)",
+            r"bit-exact",  # on a CPU a resumed run is bit-exact: else the comparison is broken
             resume,
         ), resume
 
-    compiled = re.search(
-        rf"compiles (\d+), recompiles (\d+); compiled {NUMBER} steps/s, eager {NUMBER} steps/s",
-        block(stdout, 7),
-    )
+    compiled = re.search(r"wgan-gp +mlp: compiles (\d+), recompiles (\d+)", block(stdout, 7))
     assert compiled, block(stdout, 7)
-    assert int(compiled[1]) > 0 and int(compiled[2]) >= 0
-    assert float(compiled[3]) > 0 and float(compiled[4]) > 0
+    assert int(compiled[1]) >= 2 and 0 <= int(compiled[2]) < int(compiled[1])
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="refuses only where there is no CUDA")

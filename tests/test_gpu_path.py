@@ -279,32 +279,38 @@ def test_two_workers_evals_on_one_gpu_never_overlap(tmp_path):
 
     suite, log = suite_file(tmp_path, "[0, 1]"), tmp_path / "evals.log"
     gpu = f"mock-{uuid.uuid4()}"  # a GPU no other test names
-    workers = [
-        subprocess.Popen(
-            [sys.executable, "-c", EVAL_LOGGING_WORKER, str(suite), str(tmp_path), str(log), k, gpu]
-        )
-        for k in ("0", "1")
-    ]
+    env = os.environ | {"TMPDIR": str(tmp_path)}  # where the GPU's lock file goes
+    worker = [sys.executable, "-c", EVAL_LOGGING_WORKER, str(suite), str(tmp_path), str(log)]
+    workers = [subprocess.Popen([*worker, k, gpu], env=env) for k in ("0", "1")]
     assert [w.wait(timeout=120) for w in workers] == [0, 0]
     evals = sorted(json.loads(line)[1:] for line in log.read_text().splitlines())
     assert len(evals) == 6  # steps 0, 10 and 20 of each run
     for (_, ended), (started, _) in itertools.pairwise(evals):
         assert started >= ended, f"two evals overlapped: {evals}"
+    # each run's status says how long it waited for its turns: together, at least one eval's
+    waits = [json.loads(p.read_text())["eval_wait_s"] for p in tmp_path.glob("*/status.json")]
+    assert len(waits) == 2 and sum(waits) >= 0.5, waits
 
 
-def test_an_eval_turn_gives_the_cached_memory_back_even_when_the_eval_fails(monkeypatch):
+def test_an_eval_turn_gives_the_cached_memory_back_even_when_the_eval_fails(monkeypatch, tmp_path):
+    import tempfile
+
     from harness.evaluate import turns
 
     emptied = []
     real_key, mock_key = turns.device_key, f"mock-{id(emptied)}"
     monkeypatch.setattr(turns, "device_key", lambda d: mock_key if d.type == "cuda" else None)
     monkeypatch.setattr(torch.cuda, "empty_cache", lambda: emptied.append(True))
-    with turns.eval_turn(torch.device("cuda", 0)):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the lock file's folder
+    turn = turns.Turns(torch.device("cuda", 0))
+    with turn():
         pass
-    with pytest.raises(RuntimeError), turns.eval_turn(torch.device("cuda", 0)):
+    with pytest.raises(RuntimeError), turn():
         raise RuntimeError("out of memory")
-    assert emptied == [True, True]
-    with turns.eval_turn(torch.device("cpu")):  # a CPU takes no turn and has no cache
+    assert emptied == [True, True] and turn.waited >= 0
+    assert [p.name for p in tmp_path.iterdir()] == [turns.turn_lock_path(mock_key).name]
+    cpu = turns.Turns(torch.device("cpu"))
+    with cpu():  # a CPU takes no turn and has no cache
         pass
     assert real_key(torch.device("cpu")) is None and len(emptied) == 2
 

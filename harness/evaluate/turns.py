@@ -12,6 +12,7 @@ takes no turns: each worker evaluates on its own cores.
 import contextlib
 import os
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -34,17 +35,25 @@ def turn_lock_path(key: str) -> Path:
     return Path(tempfile.gettempdir()) / f"harness-{os.getuid()}-eval-{key}.lock"
 
 
-@contextlib.contextmanager
-def eval_turn(device: torch.device) -> Iterator[None]:
-    """Inside: the only eval on `device` among this user's processes. On leaving, the blocks
-    the eval cached go back to the GPU, for the training steps and the next eval."""
-    key = device_key(device)
-    if key is None:
-        yield
-        return
-    with file_lock(turn_lock_path(key)):
-        try:
+class Turns:
+    """Turns at evals on one device, and the seconds spent waiting for them (a run's total goes
+    to its status.json as `eval_wait_s`: what sharing a GPU cost it)."""
+
+    def __init__(self, device: torch.device):
+        self.device, self.key, self.waited = device, device_key(device), 0.0
+
+    @contextlib.contextmanager
+    def __call__(self) -> Iterator[None]:
+        """Inside: the only eval on the device among this user's processes. On leaving, the
+        blocks the eval cached go back to the GPU, for the training steps and the next eval."""
+        if self.key is None:
             yield
-        finally:
-            if device.type == "cuda":
-                torch.cuda.empty_cache()
+            return
+        asked = time.perf_counter()
+        with file_lock(turn_lock_path(self.key)):
+            self.waited += time.perf_counter() - asked
+            try:
+                yield
+            finally:
+                if self.device.type == "cuda":
+                    torch.cuda.empty_cache()
