@@ -78,12 +78,10 @@ def test_each_stage_prints_its_figures(smoke):
     assert re.search(rf"^real side, .*: {NUMBER} s", evals, re.M)
 
     throughput = block(stdout, 5)
-    for workers in (1, 2):
-        runs = 2 * workers
-        found = rf"--workers {workers}: {runs} runs in +{NUMBER} s, +{NUMBER} runs/hour, +{NUMBER}"
-        assert re.search(found + r" generator steps/s together; evals waited", throughput)
-    assert re.search(rf"runs/hour against --workers 1: --workers 2: {NUMBER}x", throughput)
-    assert re.search(r"^most runs/hour: --workers [12]$", throughput, re.M)
+    found = rf"--workers 1: 2 runs in +{NUMBER} s, +{NUMBER} runs/hour, +{NUMBER}"
+    assert re.search(found + r" generator steps/s together; evals waited", throughput)
+    assert "runs/hour against --workers 1: --workers 1: 1.00x" in throughput
+    assert re.search(r"^most runs/hour: --workers 1$", throughput, re.M)
     assert "eval turns on cpu: none" in block(stdout, 1)
 
     resume = block(stdout, 6)

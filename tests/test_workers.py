@@ -95,11 +95,12 @@ def _wait_for_running(folder: Path, least_step: int, limit: float = 120) -> tupl
 
 
 def test_a_killed_workers_run_resumes_on_the_next_run(tmp_path):
-    suite_file = write_suite(tmp_path, "killed", steps=200, every=10, seeds=1)
+    # evals (a checkpoint, tables, a scatter plot) every 40 steps: the time goes to training
+    suite_file = write_suite(tmp_path, "killed", steps=200, every=40, seeds=1)
     results = tmp_path / "r"
     command = [*HARNESS, "run", str(suite_file), "--results", str(results), "--workers", "2"]
     parent = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    run_id, pid = _wait_for_running(results / "killed", least_step=10)
+    run_id, pid = _wait_for_running(results / "killed", least_step=40)
     os.kill(pid, signal.SIGKILL)
     output, _ = parent.communicate(timeout=300)
     assert parent.returncode == 1 and "1 of 2 workers failed" in output
@@ -119,13 +120,13 @@ def test_a_killed_workers_run_resumes_on_the_next_run(tmp_path):
 
 
 def test_ctrl_c_stops_every_worker_and_runs_resume(tmp_path):
-    suite_file = write_suite(tmp_path, "stopped", steps=400, every=10, seeds=1)
+    suite_file = write_suite(tmp_path, "stopped", steps=400, every=40, seeds=1)
     results = tmp_path / "r"
     command = [*HARNESS, "run", str(suite_file), "--results", str(results), "--workers", "2"]
     parent = subprocess.Popen(  # its own process group, as a terminal's foreground job
         command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
     )
-    _wait_for_running(results / "stopped", least_step=10)
+    _wait_for_running(results / "stopped", least_step=40)
     started = time.monotonic()
     os.killpg(parent.pid, signal.SIGINT)  # Ctrl-C reaches the parent and every worker
     output, _ = parent.communicate(timeout=120)
