@@ -220,6 +220,7 @@ def evaluations(
         run_folder.create()
         objective = build_objective(spec.objective, spec.model_dump())
         evaluate = build_evaluator(spec, train, objective, run_folder, cpu)
+        torch.manual_seed(0)  # the same untrained models whatever ran before in this process
         models = build_models(spec, train.shape)
         out.append((run_folder, [evaluate(step, *models) for step in steps]))
     return out
