@@ -38,6 +38,7 @@ from harness.evaluate.fidelity import Fidelity, UInt8Images, to_uint8
 from harness.evaluate.images import generate
 from harness.evaluate.real_side import real_side
 from harness.models import build_models
+from harness.precision import set_tf32
 from harness.records import RunFolder
 from harness.spec import RunSpec
 from harness.train import LOG_EVERY, RunOptions, train
@@ -97,8 +98,7 @@ def forever(loader: DataLoader) -> Iterator[torch.Tensor]:
 def pytorch_defaults() -> None:
     """The flags a plain script runs with; the harness's set_backend_flags() changes them
     process-wide, so they are put back before every plain measurement."""
-    torch.backends.cuda.matmul.fp32_precision = "ieee"
-    torch.backends.cudnn.conv.fp32_precision = "tf32"  # PyTorch's own default for convolutions
+    set_tf32(matmul=False, conv=True)  # PyTorch's own defaults: TF32 for convolutions only
     torch.backends.cudnn.benchmark = False
     torch.backends.cudnn.deterministic = False
     torch.use_deterministic_algorithms(False)

@@ -26,6 +26,7 @@ from harness.evaluate.turns import Turns
 from harness.live import Watchers, watching
 from harness.models import build_models
 from harness.objectives import Objective, build_objective
+from harness.precision import set_tf32
 from harness.records import RunFolder, last_row
 from harness.spec import RunSpec
 from harness.streams import TRAIN, draw_seed
@@ -125,8 +126,7 @@ def set_backend_flags(device: torch.device, deterministic: bool = False) -> None
     if device.type == "cuda":
         if deterministic:  # cuBLAS reads it when it starts; set before any CUDA work if you can
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.backends.cuda.matmul.fp32_precision = "tf32"
-        torch.backends.cudnn.conv.fp32_precision = "tf32"  # type: ignore[attr-defined]
+        set_tf32(matmul=True, conv=True)
         torch.backends.cudnn.benchmark = not deterministic
         torch.backends.cudnn.deterministic = deterministic
     torch.use_deterministic_algorithms(deterministic, warn_only=True)
@@ -158,6 +158,8 @@ def train(
     start, elapsed = (0, 0.0) if checkpoint is None else state.restore(checkpoint, folder)
     records = Records() if checkpoint is None else Records.read(folder, up_to=start)
     turn = Turns(device)  # one eval at a time per GPU (evaluate/turns.py)
+    if checkpoint is not None:  # the waits of the processes that trained it before
+        turn.waited = float((folder.read_status() or {}).get("eval_wait_s", 0.0))
     evaluate = _build_evaluator(spec, data, objective, folder, device, options, turn)
     # Compiled modules share the eager ones' parameters; the penalty keeps the eager critic.
     compiles = Compiles(options.compile)
@@ -478,7 +480,7 @@ def eval_and_checkpoint(
     folder.write_steps(records.steps)
     folder.write_evals(records.evals)
     state.save(folder, step, row["wall_time"])
-    folder.write_status(state="running", step=step)
+    folder.write_status(state="running", step=step, eval_wait_s=turn.waited)
     if on_eval is not None:
         on_eval(step, row)
 

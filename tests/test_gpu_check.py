@@ -79,10 +79,12 @@ def test_each_stage_prints_its_figures(smoke):
 
     throughput = block(stdout, 5)
     found = rf"--workers 1: 2 runs in +{NUMBER} s, +{NUMBER} runs/hour, +{NUMBER}"
-    assert re.search(found + r" generator steps/s together; evals waited", throughput)
+    assert re.search(found + r" generator steps/s together \(end to end", throughput)
+    assert re.search(rf"evals waited {NUMBER} s for their turns", throughput)
     assert "runs/hour against --workers 1: --workers 1: 1.00x" in throughput
     assert re.search(r"^most runs/hour: --workers 1$", throughput, re.M)
     assert "eval turns on cpu: none" in block(stdout, 1)
+    assert "float32 matmul precision as inductor reads it: highest" in block(stdout, 1)
 
     resume = block(stdout, 6)
     for label in ("deterministic",):  # the smoke's one setting: the other is no flag

@@ -54,6 +54,7 @@ from harness.evaluate.columns import (
     PRECISION_RECALL,
 )
 from harness.evaluate.neighbours import Balls, manifold_metrics
+from harness.precision import set_tf32, tf32_state
 
 FEATURE_EXTRACTOR = "inception-v3-compat"  # torch-fidelity's port of the TF Inception of FID/IS
 FEATURE_LAYERS = {
@@ -113,16 +114,14 @@ class UInt8Images(Dataset[Tensor]):
 
 @contextlib.contextmanager
 def full_fp32() -> Iterator[None]:
-    """TF32 off while the Inception network runs: the metrics' numbers must not depend on it.
-    Through the precision API of torch >= 2.9 alone, as training sets it: torch refuses to read
-    the legacy `allow_tf32` flags once the two have been mixed."""
-    matmul, conv = torch.backends.cuda.matmul, torch.backends.cudnn.conv  # type: ignore[attr-defined]
-    saved = matmul.fp32_precision, conv.fp32_precision
-    matmul.fp32_precision = conv.fp32_precision = "ieee"
+    """TF32 off while the Inception network runs: the metrics' numbers must not depend on it
+    (harness/precision.py); put back as it was after."""
+    saved = tf32_state()
+    set_tf32(matmul=False, conv=False)
     try:
         yield
     finally:
-        matmul.fp32_precision, conv.fp32_precision = saved
+        set_tf32(*saved)
 
 
 @contextlib.contextmanager
