@@ -30,6 +30,7 @@ from harness.runner import (
     record_suite,
     recorded_results,
     run_folders,
+    run_options,
     run_suite,
     runs_to_train,
     suite_folder,
@@ -57,14 +58,22 @@ class Overrides:
     wandb: bool | None = None
     deterministic: bool | None = None
 
+    def flags(self) -> dict[str, bool | None]:
+        """The on/off options, by the suite key each overrides."""
+        return {
+            "compile": self.compile,
+            "deterministic": self.deterministic,
+            "tensorboard": self.tensorboard,
+            "wandb": self.wandb,
+        }
+
     def argv(self) -> list[str]:
         """The same options again, for a worker process."""
         argv = ["--device", self.device] if self.device else []
         argv += ["--feature-weights", self.feature_weights] if self.feature_weights else []
         argv += ["--vgg16-weights", self.vgg16_weights] if self.vgg16_weights else []
-        flags = {"compile": self.compile, "deterministic": self.deterministic}
-        flags |= {"tensorboard": self.tensorboard, "wandb": self.wandb}
-        return argv + [f"--{k}" if on else f"--no-{k}" for k, on in flags.items() if on is not None]
+        flags = self.flags().items()
+        return argv + [f"--{k}" if on else f"--no-{k}" for k, on in flags if on is not None]
 
 
 def train_suite(
@@ -137,9 +146,7 @@ def print_dry_run(
     options applied, then how the runs would be shared and their budget."""
     if missing := suite.missing_data():
         raise SuiteError(missing)
-    flags = {"deterministic": given.deterministic}
-    flags |= {"tensorboard": given.tensorboard, "wandb": given.wandb}
-    print_plan(suite, results, given.device, given.compile, flags)
+    print_plan(suite, results, given.device, given.flags())
     print_budget(suite, results, given.device, workers, shard, force)
 
 
@@ -352,7 +359,6 @@ def tune_search(
 ) -> list[str]:
     """`harness tune`: the studies created (their names returned), then their trials taken in
     this process (`workers` 1) or in `workers` processes of `harness tune --workers 1`."""
-    from harness.train import RunOptions
     from harness.tune.worker import create_studies, work
 
     check_available(suite.wandb if given.wandb is None else given.wandb)  # before any training
@@ -360,16 +366,7 @@ def tune_search(
     if workers == 1:
         become_worker()  # also when started by `--workers K`: its threads and Ctrl-C
         say = (lambda _m: None) if quiet else echo_now
-        options = RunOptions(
-            compile=suite.compile,
-            deterministic=(
-                suite.deterministic if given.deterministic is None else given.deterministic
-            ),
-            feature_weights=given.feature_weights,
-            vgg16_weights=given.vgg16_weights,
-            tensorboard=suite.tensorboard if given.tensorboard is None else given.tensorboard,
-            wandb=suite.wandb if given.wandb is None else given.wandb,
-        )
+        options = run_options(suite, given.flags(), given.feature_weights, given.vgg16_weights)
         where = pick_device(given.device or suite.device)
         work(suite, Path(results), url, prefix, trials, where, options, say)
     else:

@@ -17,13 +17,12 @@ def print_plan(
     suite: Suite,
     results: Path,
     device: str | None = None,
-    compile_: bool | None = None,
     flags: dict[str, bool | None] | None = None,
 ) -> None:
     """What `harness run` would train, printed by `harness validate` and `harness run --dry-run`
     alike (one function, so the two cannot disagree): the suite's folder and device, the
     settings every run shares, each run with its own, the experiments, and the [tune] search.
-    `device`, `compile_` and `flags` (deterministic, tensorboard, wandb) are `harness run`'s
+    `device` and `flags` (compile, deterministic, tensorboard, wandb) are `harness run`'s
     overrides (None: the suite's)."""
     counts = f"{len(suite.runs)} run{'s' * (len(suite.runs) != 1)}" + (
         f", {len(suite.experiments)} experiment{'s' * (len(suite.experiments) != 1)}"
@@ -33,8 +32,7 @@ def print_plan(
     where = device or suite.device
     head = f"suite {suite.name}: {counts} -> {suite_folder(results, suite)}, device={where}"
     head += " (CUDA when present)" if where == "auto" else ""
-    head += ", compile=true" if (suite.compile if compile_ is None else compile_) else ""
-    for name in ("deterministic", "tensorboard", "wandb"):
+    for name in ("compile", "deterministic", "tensorboard", "wandb"):
         given = (flags or {}).get(name)
         head += f", {name}=true" if (getattr(suite, name) if given is None else given) else ""
     click.echo(head)

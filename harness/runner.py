@@ -95,14 +95,9 @@ def run_suite(
     device = check_suite(suite, results, device_name, shard, force, data=not data_checked)
     record_suite(suite, results, restart=force and shard is None)
     runs = in_shard(suite.runs, shard)
-    options = RunOptions(
-        compile=suite.compile if compile is None else compile,
-        deterministic=suite.deterministic if deterministic is None else deterministic,
-        feature_weights=feature_weights,
-        vgg16_weights=vgg16_weights,
-        tensorboard=suite.tensorboard if tensorboard is None else tensorboard,
-        wandb=suite.wandb if wandb is None else wandb,
-    )
+    given = {"compile": compile, "deterministic": deterministic}
+    given |= {"tensorboard": tensorboard, "wandb": wandb}
+    options = run_options(suite, given, feature_weights, vgg16_weights)
     check_available(options.wandb)
     say = (lambda _msg: None) if quiet else tqdm.write
     no_bar = quiet or not bars
@@ -118,6 +113,21 @@ def run_suite(
     for experiment in in_shard(suite.experiments, shard):
         out.append(run_experiment(experiment, suite_folder(results, suite), device, force, say))
     return out
+
+
+def run_options(
+    suite: Suite,
+    given: dict[str, bool | None],
+    feature_weights: str | None = None,
+    vgg16_weights: str | None = None,
+) -> RunOptions:
+    """How `suite`'s runs execute: each of `given`'s switches (compile, deterministic,
+    tensorboard, wandb) that is not None over the suite's own setting of it."""
+    switches = ("compile", "deterministic", "tensorboard", "wandb")
+    chosen: dict[str, bool] = {
+        k: bool(getattr(suite, k) if given.get(k) is None else given[k]) for k in switches
+    }
+    return RunOptions(**chosen, feature_weights=feature_weights, vgg16_weights=vgg16_weights)
 
 
 def check_suite(
